@@ -1,0 +1,34 @@
+// The CUDA half of core, callable from any C++ file. Built from core/cuda/*.cu when the CUDA
+// backend is compiled, from core/nocuda/*.cpp otherwise (available() is then false and the
+// rest throws). Nothing here touches the GPU before it is first called.
+#pragma once
+#include <cstddef>
+
+#include "core/device.h"
+
+namespace spectra::cuda {
+
+// True when the binary has the CUDA backend and a usable GPU is present. Never throws.
+bool available();
+int device_count();
+// Makes `device` current for this thread (spectra uses one GPU per process: the local rank's).
+void set_device(int device);
+int current_device();
+
+// Stream-ordered caching allocator on the current stream. Blocks are reused, never returned to
+// the driver until empty_cache(). Out-of-memory throws an Error naming the size and the usage.
+void* alloc(size_t bytes, int device);
+void free(void* ptr, int device);
+void empty_cache();
+size_t bytes_in_use();   // held by live tensors
+size_t peak_bytes_in_use();
+void reset_peak();
+
+// Copies between any two of host/device (pageable host memory; synchronous w.r.t. the host).
+void memcpy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+void memset_zero(void* ptr, size_t bytes);
+void synchronize();
+// The stream every spectra kernel runs on (a cudaStream_t, opaque here).
+void* stream();
+
+}  // namespace spectra::cuda

@@ -1,0 +1,17 @@
+// Causal multi-head attention (no grouped KV), softmax(q·kᵀ·scale + causal mask) · v.
+// q: [B, Tq, H, Dh]; k, v: [B, Tk, H, Dh] with Tq <= Tk: query t sits at position Tk - Tq + t and
+// attends keys 0..Tk-Tq+t (Tq < Tk serves generation with a cache). o: [B, Tq, H, Dh].
+// lse: [B, H, Tq] in acc dtype, the log-sum-exp of each query's scaled scores, saved for the
+// backward pass, which recomputes the probabilities from it (flash-attention style).
+// CUDA: head_dim 64 and 128.
+#pragma once
+#include "kernels/op.h"
+
+namespace spectra::kernels {
+SPECTRA_OP(void, attention_forward, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+           Tensor& o, Tensor& lse)
+// Requires Tq == Tk. dq += ∂L/∂q, dk += ∂L/∂k, dv += ∂L/∂v.
+SPECTRA_OP(void, attention_backward, const Tensor& dout, const Tensor& q, const Tensor& k,
+           const Tensor& v, const Tensor& o, const Tensor& lse, float scale, Tensor& dq,
+           Tensor& dk, Tensor& dv)
+}  // namespace spectra::kernels

@@ -1,0 +1,29 @@
+// The TriLM quantizer (SPECTRA.md): for a weight matrix W (or one tensor-parallel shard of it)
+//   γ = eps + mean(|W|)         one scalar per tensor given
+//   T = clamp(round(W / γ), -1, 1) ∈ {-1, 0, +1}   (round half away from zero)
+// and the layer computes y = x · (γ·T)ᵀ as matmul(x, T, alpha-scale γ). The backward pass is
+// straight-through: the latent W receives the gradient of the effective weight γ·T.
+#pragma once
+#include <cmath>
+
+#include "core/hd.h"
+#include "kernels/op.h"
+
+namespace spectra::kernels {
+
+// One weight's trit: the shared per-element math of the CPU and CUDA quantizers.
+SPECTRA_HD float ternary_trit(float w, float gamma) {
+  float r = roundf(w / gamma);  // roundf rounds half away from zero
+  return r > 1.f ? 1.f : (r < -1.f ? -1.f : r);
+}
+SPECTRA_HD double ternary_trit(double w, double gamma) {
+  double r = round(w / gamma);
+  return r > 1. ? 1. : (r < -1. ? -1. : r);
+}
+
+// w: latent weights (f32; f64 on the CPU). Writes γ into gamma (one f32 element; the mean is
+// accumulated in f64 on the CPU, in a fixed-order f32 tree on CUDA) and the trits into t (same
+// shape as w; any float dtype: the trits are exact in all of them).
+SPECTRA_OP(void, ternary_quantize, const Tensor& w, float eps, Tensor& t, Tensor& gamma)
+
+}  // namespace spectra::kernels

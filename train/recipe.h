@@ -1,0 +1,98 @@
+// Recipes: YAML files with the sections model, data, optimizer, schedule, parallel, train,
+// checkpoint, log, eval (docs/recipes.md lists every key). A recipe may name a `base:` recipe
+// (path relative to itself) whose keys it overrides, so the suite's shared settings live once.
+// `--set a.b=c` overrides any key after loading. Every key is validated: an unknown key, a wrong
+// type or an impossible combination throws a UserError naming the file, line and key.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "layers/model_config.h"
+
+namespace spectra {
+
+// Learning rate over training: linear warmup to the first stage's peak, then stages, each from
+// its start fraction of train.steps to the next one's, decaying from `peak` to `floor`·peak.
+struct LrStage {
+  double start = 0;            // fraction of training in [0, 1)
+  double peak = 1e-3;
+  std::string shape = "cosine";  // cosine | linear | constant
+  double floor = 0.1;          // end value as a fraction of peak
+};
+// Weight decay: piecewise constant, each value from its start fraction on.
+struct WdStage {
+  double start = 0;
+  double value = 0.1;
+};
+
+struct Recipe {
+  std::string path;  // the file it was loaded from
+  std::string text;  // the resolved recipe (base merged, overrides applied) as YAML
+  ModelConfig model;
+
+  struct Data {
+    std::string text;            // a text file (.txt or .gz) read as bytes (byte-level tokens)
+    std::string tokenizer;       // HF tokenizer.json (later: BPE datasets)
+    std::vector<std::string> datasets;  // prepared HDF5 token files (later)
+    double val_fraction = 0.01;  // held-out tail of the corpus for validation
+  } data;
+
+  struct Optimizer {
+    double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+    double grad_clip = 1.0;  // 0 disables clipping
+  } optimizer;
+
+  struct Schedule {
+    int64_t warmup_steps = 0;
+    std::vector<LrStage> lr;
+    std::vector<WdStage> weight_decay;
+  } schedule;
+
+  struct Parallel {
+    int tp = 1;
+    int dp = 0;    // 0: auto (world size / tp)
+    int zero = 0;  // 0 or 1
+  } parallel;
+
+  struct Train {
+    int64_t steps = 100;
+    int64_t seq_len = 128;
+    int64_t micro_batch = 8;    // sequences per rank per forward/backward
+    int64_t global_batch = 8;   // sequences per optimizer step (all ranks, all micro-batches)
+    std::string device = "auto";  // auto | cpu | cuda
+    std::string precision = "f32";  // f32 | bf16 | fp16
+    uint64_t seed = 1234;
+    std::string out;            // where the trained model is written (HDF5); "" = none
+  } train;
+
+  struct Checkpoint {
+    std::string dir;  // "" = no checkpoints
+    int64_t interval = 0;
+    int keep = 3;
+  } checkpoint;
+
+  struct Log {
+    int64_t interval = 10;
+    std::string metrics;  // JSONL path; "" = none
+  } log;
+
+  struct Eval {
+    int64_t interval = 0;  // steps between validation passes; 0 = only at the end
+    int64_t batches = 8;   // validation micro-batches
+    std::string prompt = "";
+    int64_t sample_tokens = 200;
+  } eval;
+};
+
+// Loads, merges `base:` chains, applies overrides ("a.b=c"), validates. Throws UserError.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same, from YAML text (the name appears in messages); relative paths resolve against `dir`.
+Recipe parse_recipe(const std::string& yaml_text, const std::string& name,
+                    const std::vector<std::string>& overrides = {}, const std::string& dir = ".");
+
+// The schedule's values at a step (0-based) of a run of total_steps.
+double lr_at(const Recipe::Schedule& s, int64_t step, int64_t total_steps);
+double weight_decay_at(const Recipe::Schedule& s, int64_t step, int64_t total_steps);
+
+}  // namespace spectra
