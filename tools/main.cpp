@@ -1,2 +1,46 @@
-#include <cstdio>
-int main() { return 0; }
+// spectra: pretrain TriLM and FloatLM models. `spectra --help` lists the subcommands.
+// Exit codes: 0 success, 2 user error (bad flags, recipe or file: one `error:` line), 1 internal
+// failure.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.h"
+#include "dist/world.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace spectra;
+  CLI::App app{"spectra " SPECTRA_VERSION ": pretrain ternary (TriLM) and float (FloatLM) language models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", SPECTRA_VERSION);
+  tools::add_train(app);
+  tools::add_inspect(app);
+  tools::add_generate(app);
+  tools::add_bench(app);
+  tools::add_tokenizer(app);
+  tools::add_prepare(app);
+  int code = 0;
+  try {
+    dist::init(&argc, &argv);
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    code = app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    code = app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    code = app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "error: {} (see --help)\n", e.what());
+    code = 2;
+  } catch (const UserError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    code = 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: internal failure: {}\n", e.what());
+    code = 1;
+  }
+  if (code != 0 && dist::world_size() > 1) dist::abort_job(code);  // never leave ranks hanging
+  dist::finalize();
+  return code;
+}

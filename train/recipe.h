@@ -29,6 +29,7 @@ struct WdStage {
 struct Recipe {
   std::string path;  // the file it was loaded from
   std::string text;  // the resolved recipe (base merged, overrides applied) as YAML
+  std::string size;  // model.size: a free-form label ("1.1b") for messages and plans
   ModelConfig model;
 
   struct Data {

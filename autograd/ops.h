@@ -1,0 +1,30 @@
+// Differentiable ops over the kernels. Each runs its forward kernel and, if an input requires
+// grad, records a backward closure on the tape (autograd/var.h). Shapes follow kernels/op.h:
+// activations [N, d] (leading dims flattened), attention and RoPE [B, T, H, Dh].
+#pragma once
+#include "autograd/var.h"
+
+namespace spectra::ag {
+
+// y = x · wᵀ. x [N, in], w [out, in] -> y [N, out].
+Var linear(const Var& x, const Var& w);
+// The TriLM projection: w is the latent f32 weight; forward quantizes it (γ = eps + mean|w|,
+// trits in x's dtype) and computes y = x · (γ·T)ᵀ; backward is straight-through:
+// dx = dy · (γ·T), dw = dyᵀ · x. Returns γ through *gamma_out if given (tests, export).
+Var ternary_linear(const Var& x, const Var& w, float eps, Tensor* gamma_out = nullptr);
+Var rmsnorm(const Var& x, const Var& g, float eps);
+Var swiglu(const Var& gate, const Var& up);
+// x [B, T, H, Dh]; positions pos0 .. pos0+T-1.
+Var rope(const Var& x, int64_t pos0, float theta);
+// Causal attention, q/k/v [B, T, H, Dh], scale 1/sqrt(Dh).
+Var attention(const Var& q, const Var& k, const Var& v);
+// ids [N] i32 (no gradient), table [V, d] -> [N, d].
+Var embedding(const Tensor& ids, const Var& table, int64_t vocab_offset = 0);
+Var add(const Var& a, const Var& b);
+// A reshape sharing value and gradient storage (no tape entry).
+Var view(const Var& x, Shape shape);
+// Mean cross-entropy over the targets that are >= 0; the value is a one-element host tensor
+// (f64). Per-token losses are returned through *token_losses if given.
+Var cross_entropy(const Var& logits, const Tensor& targets, Tensor* token_losses = nullptr);
+
+}  // namespace spectra::ag

@@ -1,0 +1,117 @@
+#include "dist/group.h"
+
+#include <mpi.h>
+
+#include "dist/nccl.h"
+#include "dist/world.h"
+
+namespace spectra::dist {
+
+namespace {
+
+void mpi_check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  throw Error(fmt::format("MPI error in {}: {} (rank {})", call, std::string(msg, size_t(len)),
+                          error_rank()));
+}
+#define MPI_CHECK(call) mpi_check((call), #call)
+
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::f32: return MPI_FLOAT;
+    case DType::f64: return MPI_DOUBLE;
+    case DType::i32: return MPI_INT32_T;
+    case DType::i64: return MPI_INT64_T;
+    case DType::u8: return MPI_UINT8_T;
+    case DType::u16: return MPI_UINT16_T;
+    case DType::u32: return MPI_UINT32_T;
+    default: throw Error(fmt::format("MPI collectives do not take {} host tensors", dtype_name(t)));
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
+
+}  // namespace
+
+struct Group::Impl {
+  MPI_Comm comm = MPI_COMM_NULL;
+  bool owned = false;
+  mutable nccl::Comm* nccl = nullptr;
+  nccl::Comm* device_comm() const {
+    if (!nccl) nccl = nccl::create(comm);
+    return nccl;
+  }
+  ~Impl() {
+    if (nccl) nccl::destroy(nccl);
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (owned && !fin) MPI_Comm_free(&comm);
+  }
+};
+
+Group Group::world() {
+  SPECTRA_CHECK(initialized(), "dist::init must run before Group::world()");
+  Group g;
+  g.impl_ = std::make_shared<Impl>();
+  g.impl_->comm = MPI_COMM_WORLD;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g.rank_));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &g.size_));
+  return g;
+}
+
+Group Group::split(int color, int key) const {
+  Group g;
+  g.impl_ = std::make_shared<Impl>();
+  MPI_CHECK(MPI_Comm_split(impl_->comm, color, key, &g.impl_->comm));
+  g.impl_->owned = true;
+  MPI_CHECK(MPI_Comm_rank(g.impl_->comm, &g.rank_));
+  MPI_CHECK(MPI_Comm_size(g.impl_->comm, &g.size_));
+  return g;
+}
+
+void Group::all_reduce(Tensor& t, ReduceOp op) const {
+  if (size_ == 1) return;
+  if (t.is_cuda()) return nccl::all_reduce(impl_->device_comm(), t, op);
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), int(t.numel()), mpi_type(t.dtype()), mpi_op(op),
+                          impl_->comm));
+}
+
+void Group::all_gather(const Tensor& local, Tensor& out) const {
+  SPECTRA_CHECK(out.numel() == local.numel() * size_ && out.dtype() == local.dtype(),
+                "all_gather: {} from {} over {} ranks", out.str(), local.str(), size_);
+  if (size_ == 1) return out.copy_from(local.view(out.shape()));
+  if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
+  MPI_CHECK(MPI_Allgather(local.raw(), int(local.numel()), mpi_type(local.dtype()), out.raw(),
+                          int(local.numel()), mpi_type(local.dtype()), impl_->comm));
+}
+
+void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
+  SPECTRA_CHECK(full.numel() == local.numel() * size_ && full.dtype() == local.dtype(),
+                "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);
+  if (size_ == 1) return local.copy_from(full.view(local.shape()));
+  if (full.is_cuda()) return nccl::reduce_scatter(impl_->device_comm(), full, local);
+  MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(), int(local.numel()),
+                                     mpi_type(full.dtype()), MPI_SUM, impl_->comm));
+}
+
+void Group::broadcast(Tensor& t, int root) const {
+  if (size_ == 1) return;
+  if (t.is_cuda()) return nccl::broadcast(impl_->device_comm(), t, root);
+  MPI_CHECK(MPI_Bcast(t.raw(), int(t.nbytes()), MPI_BYTE, root, impl_->comm));
+}
+
+void Group::barrier() const {
+  if (size_ > 1) MPI_CHECK(MPI_Barrier(impl_->comm));
+}
+
+bool Group::any(bool flag) const {
+  if (size_ == 1) return flag;
+  int v = flag ? 1 : 0, out = 0;
+  MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, impl_->comm));
+  return out != 0;
+}
+
+}  // namespace spectra::dist

@@ -1,0 +1,45 @@
+// Process groups and collectives. A Group is a set of ranks (an MPI communicator) that run
+// collectives together; tensors in host memory go through MPI, tensors in device memory through
+// NCCL (dist/nccl.h), behind this one interface. The model never calls MPI or NCCL directly.
+//
+//   Group world = Group::world();
+//   Group tp = world.split(world.rank() / tp_size, world.rank());  // consecutive ranks
+//   tp.all_reduce(partial);                    // in place, sum
+//   tp.all_gather(shard, full);                // full = concat of every rank's shard, dim 0
+#pragma once
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace spectra::dist {
+
+enum class ReduceOp : uint8_t { sum = 0, max = 1 };
+
+class Group {
+ public:
+  // Every rank of the job (a world of one without a launcher).
+  static Group world();
+  // Ranks with the same color form a group, ordered by key (MPI_Comm_split).
+  Group split(int color, int key) const;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // In place over all ranks of the group. f32, f64, i32, i64 (NCCL also bf16/f16).
+  void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) const;
+  // out [size·n, ...] = concatenation of every rank's local [n, ...] along dim 0.
+  void all_gather(const Tensor& local, Tensor& out) const;
+  // Sums `full` [size·n, ...] over ranks; this rank keeps rows [rank·n, (rank+1)·n) in local.
+  void reduce_scatter(const Tensor& full, Tensor& local) const;
+  void broadcast(Tensor& t, int root) const;
+  void barrier() const;
+  // True on every rank if `flag` is true on any: ranks agree before acting on a local failure.
+  bool any(bool flag) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace spectra::dist

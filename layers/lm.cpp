@@ -1,0 +1,67 @@
+#include "layers/lm.h"
+
+#include "autograd/ops.h"
+#include "core/rng.h"
+#include "kernels/elementwise.h"
+
+namespace spectra {
+
+LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
+    : cfg_(cfg),
+      opt_(opt),
+      compute_dtype_(compute_dtype),
+      embed_(cfg.vocab_rows, cfg.hidden, opt),
+      norm_(cfg.hidden, cfg.norm_eps, opt),
+      head_(cfg.hidden, cfg.vocab_rows, /*ternary=*/false, 0.f, opt) {
+  for (int64_t i = 0; i < cfg.layers; i++) {
+    layers_.emplace_back(cfg, opt);
+    layers_container_.add_child(std::to_string(i), &layers_.back());
+  }
+  model_.add_child("embed_tokens", &embed_);
+  model_.add_child("layers", &layers_container_);
+  model_.add_child("norm", &norm_);
+  add_child("model", &model_);
+  add_child("lm_head", &head_);
+
+  // 16-bit compute: every float weight gets a compute copy; ternary latents are read in f32 by
+  // the quantizer and norm gains in f32 by RMSNorm, so they need none.
+  if (compute_dtype != opt.param_dtype)
+    for (auto& [name, p] : named_parameters())
+      if (!p->ternary && p->init != Init::ones)
+        p->compute = Tensor::empty(p->master.shape(), compute_dtype, opt.device);
+}
+
+void LM::initialize(uint64_t seed) {
+  for (auto& [name, p] : named_parameters()) {
+    Tensor host = Tensor::empty(p->master.shape(), DType::f64);
+    double* h = host.data<double>();
+    uint64_t key = hash_name(name, seed);
+    for (int64_t i = 0; i < host.numel(); i++)
+      h[i] = p->init == Init::ones ? 1.0 : double(cfg_.init_std) * double(philox_normal(key, i));
+    p->master.copy_from(host.to(p->master.dtype()).to(p->master.device()));
+  }
+  refresh_compute();
+  zero_grad();
+}
+
+void LM::refresh_compute() {
+  for (auto& [name, p] : named_parameters())
+    if (p->compute.defined()) kernels::cast(p->master, p->compute);
+}
+
+void LM::zero_grad() {
+  for (auto& [name, p] : named_parameters()) p->grad.zero_();
+}
+
+ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
+  ag::Var x = embed_.forward(ids);
+  for (const Block& b : layers_) x = b.forward(x, batch, seq);
+  return head_.forward(norm_.forward(x));
+}
+
+ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
+                 Tensor* token_losses) const {
+  return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);
+}
+
+}  // namespace spectra

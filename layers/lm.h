@@ -1,0 +1,51 @@
+// The language model: embedding -> blocks -> final RMSNorm -> LM head (untied), as
+// LlamaForCausalLM names them. TriLM and FloatLM differ only in the blocks' projections.
+//
+//   LM lm(cfg, {DType::f32, Device::cpu()}, DType::f32);
+//   lm.initialize(seed);                        // from (seed, parameter name) only
+//   ag::Var loss = lm.loss(ids, targets, B, T); // ids/targets: [B*T] i32 on lm.device()
+//   ag::backward(loss);
+#pragma once
+#include <deque>
+
+#include "layers/transformer.h"
+
+namespace spectra {
+
+class LM : public Module {
+ public:
+  // compute_dtype: the dtype activations and the forward's weights use (f32 on the CPU; bf16 or
+  // f16 on the GPU, when parameters then carry a 16-bit compute copy).
+  LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype);
+
+  const ModelConfig& config() const { return cfg_; }
+  Device device() const { return opt_.device; }
+  DType compute_dtype() const { return compute_dtype_; }
+
+  // Fills every parameter from (seed, its name): normal(0, init_std) for weights, 1 for norm
+  // gains. Independent of creation order, device and parallel layout.
+  void initialize(uint64_t seed);
+  // Copies the masters into the compute copies (after initialization, loading or a step that
+  // did not write them).
+  void refresh_compute();
+  void zero_grad();
+
+  // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype.
+  ag::Var logits(const Tensor& ids, int64_t batch, int64_t seq) const;
+  // Mean next-token cross-entropy; targets < 0 are ignored.
+  ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
+               Tensor* token_losses = nullptr) const;
+
+ private:
+  ModelConfig cfg_;
+  LayerOptions opt_;
+  DType compute_dtype_;
+  Embedding embed_;
+  std::deque<Block> layers_;  // deque: blocks are not movable (Modules hold child pointers)
+  ModuleGroup layers_container_;
+  RMSNorm norm_;
+  Linear head_;
+  ModuleGroup model_;  // the "model." prefix of HF names
+};
+
+}  // namespace spectra

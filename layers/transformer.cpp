@@ -1,0 +1,59 @@
+#include "layers/transformer.h"
+
+#include "autograd/ops.h"
+
+namespace spectra {
+
+Attention::Attention(const ModelConfig& c, const LayerOptions& o)
+    : q_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
+      k_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
+      v_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
+      o_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
+      heads_(c.heads),
+      head_dim_(c.head_dim()),
+      theta_(c.rope_theta) {
+  add_child("q_proj", &q_);
+  add_child("k_proj", &k_);
+  add_child("v_proj", &v_);
+  add_child("o_proj", &o_);
+}
+
+ag::Var Attention::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
+  Shape heads{batch, seq, heads_, head_dim_};
+  ag::Var q = ag::rope(ag::view(q_.forward(x), heads), 0, theta_);
+  ag::Var k = ag::rope(ag::view(k_.forward(x), heads), 0, theta_);
+  ag::Var v = ag::view(v_.forward(x), heads);
+  ag::Var a = ag::attention(q, k, v);
+  return o_.forward(ag::view(a, {batch * seq, heads_ * head_dim_}));
+}
+
+MLP::MLP(const ModelConfig& c, const LayerOptions& o)
+    : gate_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, o),
+      up_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, o),
+      down_(c.ffn, c.hidden, c.ternary(), c.ternary_eps, o) {
+  add_child("gate_proj", &gate_);
+  add_child("up_proj", &up_);
+  add_child("down_proj", &down_);
+}
+
+ag::Var MLP::forward(const ag::Var& x) const {
+  return down_.forward(ag::swiglu(gate_.forward(x), up_.forward(x)));
+}
+
+Block::Block(const ModelConfig& c, const LayerOptions& o)
+    : input_norm_(c.hidden, c.norm_eps, o),
+      post_attention_norm_(c.hidden, c.norm_eps, o),
+      attn_(c, o),
+      mlp_(c, o) {
+  add_child("input_layernorm", &input_norm_);
+  add_child("self_attn", &attn_);
+  add_child("post_attention_layernorm", &post_attention_norm_);
+  add_child("mlp", &mlp_);
+}
+
+ag::Var Block::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
+  ag::Var h = ag::add(x, attn_.forward(input_norm_.forward(x), batch, seq));
+  return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
+}
+
+}  // namespace spectra

@@ -1,0 +1,43 @@
+// The LLaMA-style pre-norm decoder block of SPECTRA.md:
+//   h = x + o_proj(attention(rope(q_proj(n1(x))), rope(k_proj(n1(x))), v_proj(n1(x))))
+//   y = h + down_proj(silu(gate_proj(n2(h))) · up_proj(n2(h)))
+// The seven projections are ternary in a TriLM and float in a FloatLM; nothing else differs.
+#pragma once
+#include "layers/linear.h"
+#include "layers/model_config.h"
+
+namespace spectra {
+
+class Attention : public Module {
+ public:
+  Attention(const ModelConfig& cfg, const LayerOptions& opt);
+  // x: [B*T, d] -> [B*T, d]
+  ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
+
+ private:
+  Linear q_, k_, v_, o_;
+  int64_t heads_, head_dim_;
+  float theta_;
+};
+
+class MLP : public Module {
+ public:
+  MLP(const ModelConfig& cfg, const LayerOptions& opt);
+  ag::Var forward(const ag::Var& x) const;
+
+ private:
+  Linear gate_, up_, down_;
+};
+
+class Block : public Module {
+ public:
+  Block(const ModelConfig& cfg, const LayerOptions& opt);
+  ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
+
+ private:
+  RMSNorm input_norm_, post_attention_norm_;
+  Attention attn_;
+  MLP mlp_;
+};
+
+}  // namespace spectra

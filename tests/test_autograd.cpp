@@ -1,0 +1,229 @@
+// Whole-model gradients against central finite differences in f64, and the TriLM layer's
+// straight-through estimator at the model level.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "core/rng.h"
+#include "kernels/elementwise.h"
+#include "kernels/ternary.h"
+#include "layers/lm.h"
+
+using namespace spectra;
+
+namespace {
+
+ModelConfig tiny(ModelKind kind) {
+  ModelConfig c;
+  c.kind = kind;
+  c.vocab_size = c.vocab_rows = 11;
+  c.hidden = 8;
+  c.ffn = 12;
+  c.heads = 2;
+  c.layers = 2;
+  c.context = 16;
+  c.init_std = 0.3f;  // large enough that every op is far from linear
+  return c;
+}
+
+struct Batch {
+  Tensor ids, targets;
+  int64_t b = 2, t = 5;
+};
+
+Batch make_batch(int64_t vocab) {
+  Batch x;
+  std::vector<int32_t> ids, tg;
+  Rng rng{7, 0};
+  for (int64_t i = 0; i < x.b * x.t; i++) {
+    ids.push_back(int32_t(rng.below(uint64_t(vocab))));
+    tg.push_back(i == 3 ? -1 : int32_t(rng.below(uint64_t(vocab))));  // one ignored target
+  }
+  x.ids = Tensor::from(ids, {x.b * x.t});
+  x.targets = Tensor::from(tg, {x.b * x.t});
+  return x;
+}
+
+double loss_of(const LM& lm, const Batch& x) {
+  ag::NoGradGuard ng;
+  return lm.loss(x.ids, x.targets, x.b, x.t).value().item();
+}
+
+// Compares the analytic gradient of each parameter named by `select` with central differences
+// on a sample of its elements.
+void check_against_fd(LM& lm, const Batch& x, const std::function<bool(const Parameter&)>& select) {
+  lm.zero_grad();
+  ag::backward(lm.loss(x.ids, x.targets, x.b, x.t));
+  const double h = 1e-6;
+  int checked = 0;
+  for (auto& [name, p] : lm.named_parameters()) {
+    if (!select(*p)) continue;
+    double* w = p->master.data<double>();
+    const double* g = p->grad.data<double>();
+    int64_t n = p->master.numel();
+    for (int64_t i = 0; i < n; i += std::max<int64_t>(1, n / 7)) {
+      double orig = w[i];
+      w[i] = orig + h;
+      double lp = loss_of(lm, x);
+      w[i] = orig - h;
+      double lm_ = loss_of(lm, x);
+      w[i] = orig;
+      double fd = (lp - lm_) / (2 * h);
+      EXPECT_NEAR(g[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << name << "[" << i << "]";
+      checked++;
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
+Tensor randn(Shape shape, uint64_t seed, double scale = 1.0) {
+  Tensor t = Tensor::empty(std::move(shape), DType::f64);
+  for (int64_t i = 0; i < t.numel(); i++) t.data<double>()[i] = scale * philox_normal(seed, uint64_t(i));
+  return t;
+}
+
+}  // namespace
+
+// Every differentiable op through the tape, against central differences.
+TEST(Gradcheck, EachOp) {
+  using V = std::vector<ag::Var>;
+  struct Case {
+    const char* name;
+    std::function<ag::Var(const V&)> f;
+    std::vector<Tensor> inputs;
+  };
+  Tensor ids = Tensor::from<int32_t>({3, 0, 4, 3, 1}, {5});
+  Tensor targets = Tensor::from<int32_t>({2, -1, 6, 0, 1}, {5});
+  std::vector<Case> cases = {
+      {"linear", [](const V& v) { return ag::weighted_sum(ag::linear(v[0], v[1])); },
+       {randn({5, 7}, 1), randn({3, 7}, 2)}},
+      {"rmsnorm", [](const V& v) { return ag::weighted_sum(ag::rmsnorm(v[0], v[1], 1e-5f)); },
+       {randn({4, 9}, 3), randn({9}, 4)}},
+      {"swiglu", [](const V& v) { return ag::weighted_sum(ag::swiglu(v[0], v[1])); },
+       {randn({3, 6}, 5, 2.0), randn({3, 6}, 6)}},
+      {"rope", [](const V& v) { return ag::weighted_sum(ag::rope(v[0], 3, 10000.f)); },
+       {randn({2, 5, 3, 8}, 7)}},
+      {"attention",
+       [](const V& v) { return ag::weighted_sum(ag::attention(v[0], v[1], v[2])); },
+       {randn({2, 5, 2, 4}, 8), randn({2, 5, 2, 4}, 9), randn({2, 5, 2, 4}, 10)}},
+      {"embedding", [ids](const V& v) { return ag::weighted_sum(ag::embedding(ids, v[0])); },
+       {randn({6, 4}, 11)}},
+      {"add", [](const V& v) { return ag::weighted_sum(ag::add(v[0], v[1])); },
+       {randn({3, 4}, 12), randn({3, 4}, 13)}},
+      {"cross_entropy", [targets](const V& v) { return ag::cross_entropy(v[0], targets); },
+       {randn({5, 7}, 14, 3.0)}},
+      // The ternary layer is linear in x: dx is exact (dw is straight-through: tested below).
+      {"ternary_linear dx",
+       [w = randn({5, 8}, 16, 0.02)](const V& v) {
+         return ag::weighted_sum(ag::ternary_linear(v[0], ag::Var(w), 1e-5f));
+       },
+       {randn({4, 8}, 15)}},
+  };
+  for (const Case& c : cases) {
+    ag::GradCheck r = ag::gradcheck(c.f, c.inputs);
+    EXPECT_TRUE(r.ok) << c.name << ": " << r.message;
+  }
+}
+
+TEST(Gradcheck, CatchesAWrongGradient) {
+  // A deliberately wrong backward (x² reported as 3x) must fail the checker.
+  auto wrong = [](const std::vector<ag::Var>& v) {
+    ag::Var y(Tensor::full({1}, v[0].value().data<double>()[0] * v[0].value().data<double>()[0], DType::f64), true);
+    ag::record([x = v[0], y] { x.grad().data<double>()[0] += 3 * x.value().data<double>()[0] * y.grad().item(); });
+    return y;
+  };
+  EXPECT_FALSE(ag::gradcheck(wrong, {Tensor::full({1}, 0.7, DType::f64)}).ok);
+}
+
+TEST(Autograd, FloatLMGradientsMatchFiniteDifferences) {
+  LM lm(tiny(ModelKind::floatlm), {DType::f64, Device::cpu()}, DType::f64);
+  lm.initialize(3);
+  check_against_fd(lm, make_batch(11), [](const Parameter&) { return true; });
+}
+
+TEST(Autograd, TriLMFloatParametersMatchFiniteDifferences) {
+  // Embedding, norms and head are floating point in a TriLM: their gradients are exact.
+  LM lm(tiny(ModelKind::trilm), {DType::f64, Device::cpu()}, DType::f64);
+  lm.initialize(3);
+  check_against_fd(lm, make_batch(11), [](const Parameter& p) { return !p.ternary; });
+}
+
+TEST(Autograd, TriLMStraightThroughEqualsFloatGradientAtEffectiveWeights) {
+  // STE: each latent W receives dL/d(γ·T), the gradient of a FloatLM whose projections are the
+  // TriLM's effective weights γ·T, which is itself checked against finite differences above.
+  LM tri(tiny(ModelKind::trilm), {DType::f64, Device::cpu()}, DType::f64);
+  LM flt(tiny(ModelKind::floatlm), {DType::f64, Device::cpu()}, DType::f64);
+  tri.initialize(5);
+  auto tp = tri.named_parameters(), fp = flt.named_parameters();
+  ASSERT_EQ(tp.size(), fp.size());
+  for (size_t i = 0; i < tp.size(); i++) {
+    Parameter& t = *tp[i].second;
+    Tensor w = t.master;
+    if (t.ternary) {
+      Tensor trits = Tensor::empty(w.shape(), DType::f64), gamma = Tensor::empty({1});
+      kernels::ternary_quantize(w, 1e-5f, trits, gamma);
+      w = trits.clone();
+      kernels::scale(w, float(gamma.item()));
+    }
+    fp[i].second->master.copy_from(w);
+  }
+  Batch x = make_batch(11);
+  tri.zero_grad();
+  flt.zero_grad();
+  ag::backward(tri.loss(x.ids, x.targets, x.b, x.t));
+  ag::backward(flt.loss(x.ids, x.targets, x.b, x.t));
+  for (size_t i = 0; i < tp.size(); i++) {
+    std::vector<double> a = tp[i].second->grad.to_doubles(), b = fp[i].second->grad.to_doubles();
+    for (size_t j = 0; j < a.size(); j++) ASSERT_NEAR(a[j], b[j], 1e-5 * (1e-3 + std::abs(b[j]))) << tp[i].first;
+  }
+}
+
+TEST(Autograd, TernaryForwardUsesOnlyThreeValues) {
+  Tensor w = Tensor::empty({6, 10});
+  for (int64_t i = 0; i < w.numel(); i++) w.data<float>()[i] = philox_normal(9, uint64_t(i)) * 0.02f;
+  double mean_abs = 0;
+  for (double v : w.to_doubles()) mean_abs += std::abs(v);
+  mean_abs /= double(w.numel());
+  // x = identity, so y = (γ·T)ᵀ exposes every effective weight.
+  Tensor eye = Tensor::zeros({10, 10});
+  for (int i = 0; i < 10; i++) eye.data<float>()[i * 10 + i] = 1.f;
+  Tensor gamma;
+  ag::Var y = ag::ternary_linear(ag::Var(eye), ag::Var(w), 1e-5f, &gamma);
+  EXPECT_FLOAT_EQ(float(gamma.item()), float(1e-5 + mean_abs));
+  float g = float(gamma.item());
+  int nonzero = 0;
+  for (double v : y.value().to_doubles()) {
+    EXPECT_TRUE(v == 0.0 || float(v) == g || float(v) == -g) << v;
+    nonzero += v != 0.0;
+  }
+  EXPECT_GT(nonzero, 10);
+}
+
+TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {
+  LM lm(tiny(ModelKind::floatlm), {DType::f64, Device::cpu()}, DType::f64);
+  lm.initialize(1);
+  Batch x = make_batch(11);
+  lm.zero_grad();
+  ag::backward(lm.loss(x.ids, x.targets, x.b, x.t));
+  std::vector<double> once = lm.named_parameters()[0].second->grad.to_doubles();
+  ag::backward(lm.loss(x.ids, x.targets, x.b, x.t));
+  std::vector<double> twice = lm.named_parameters()[0].second->grad.to_doubles();
+  for (size_t i = 0; i < once.size(); i++) EXPECT_NEAR(twice[i], 2 * once[i], 1e-12);
+  EXPECT_EQ(ag::tape_size(), 0u);
+}
+
+TEST(Autograd, ParameterNamesFollowHuggingFace) {
+  LM lm(tiny(ModelKind::trilm), {}, DType::f32);
+  auto params = lm.named_parameters();
+  std::vector<std::string> names;
+  for (auto& [n, p] : params) names.push_back(n);
+  EXPECT_EQ(names.front(), "model.embed_tokens.weight");
+  EXPECT_EQ(names[1], "model.layers.0.input_layernorm.weight");
+  EXPECT_EQ(names[2], "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(names.back(), "lm_head.weight");
+  int64_t total = 0;
+  for (auto& [n, p] : params) total += p->master.numel();
+  EXPECT_EQ(total, tiny(ModelKind::trilm).parameter_count());
+}

@@ -1,0 +1,118 @@
+// spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
+// time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
+// dense bf16 peak, and peak device memory. One row per recipe; --json adds machine-readable lines
+// for the comparison scripts in bench/.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/var.h"
+#include "core/cuda_runtime.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "tools/commands.h"
+#include "train/optimizer.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace spectra::tools {
+
+namespace {
+
+struct BenchArgs {
+  std::vector<std::string> recipes = {"recipes/trilm/99m.yaml", "recipes/floatlm/99m.yaml"};
+  std::vector<std::string> overrides;
+  int64_t steps = 10, warmup = 2;
+  int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
+  double peak_tflops = 989;              // H100 SXM dense bf16
+  bool json = false;
+};
+
+struct Phases {
+  double forward = 0, backward = 0, optimizer = 0;
+};
+
+void sync(Device d) {
+  if (d.is_cuda()) cuda::synchronize();
+}
+
+void bench_one(const std::string& path, const BenchArgs& a) {
+  std::vector<std::string> ov = a.overrides;
+  if (a.micro_batch) ov.push_back(fmt::format("train.micro_batch={}", a.micro_batch));
+  if (a.seq_len) ov.push_back(fmt::format("train.seq_len={}", a.seq_len));
+  Recipe r = load_recipe(path, ov);
+  Placement p = resolve_placement(r);
+  const ModelConfig& m = r.model;
+  int64_t b = r.train.micro_batch, t = r.train.seq_len;
+
+  cuda::reset_peak();
+  LM lm(m, LayerOptions{DType::f32, p.device}, p.compute_dtype);
+  lm.initialize(r.train.seed);
+  AdamW opt(lm, r.optimizer, p.compute_dtype == DType::f16);
+  std::vector<int32_t> ids(size_t(b * t)), tg(size_t(b * t));
+  Rng rng{r.train.seed, 0};
+  for (size_t i = 0; i < ids.size(); i++) {
+    ids[i] = int32_t(rng.below(uint64_t(m.vocab_size)));
+    tg[i] = int32_t(rng.below(uint64_t(m.vocab_size)));
+  }
+  Tensor x = Tensor::from(ids, {b * t}).to(p.device), y = Tensor::from(tg, {b * t}).to(p.device);
+
+  Phases sum;
+  for (int64_t s = 0; s < a.warmup + a.steps; s++) {
+    Stopwatch w;
+    ag::Var loss = lm.loss(x, y, b, t);
+    sync(p.device);
+    double f = w.seconds();
+    ag::backward(loss, opt.scaler().scale);
+    sync(p.device);
+    double bw = w.seconds();
+    opt.step(1e-4, 0.1);
+    sync(p.device);
+    double o = w.seconds();
+    if (s >= a.warmup) {
+      sum.forward += f;
+      sum.backward += bw - f;
+      sum.optimizer += o - bw;
+    }
+  }
+  double n = double(a.steps);
+  double step = (sum.forward + sum.backward + sum.optimizer) / n;
+  double tok_s = double(b * t) / step;
+  double mfu = p.device.is_cuda() ? tok_s * m.train_flops_per_token() / (a.peak_tflops * 1e12) : 0;
+  double mem = double(cuda::peak_bytes_in_use()) / 1073741824.0;
+  fmt::print("{:<28} {:>8} {:>6}x{:<5} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>6.1f}% {:>8.2f}\n",
+             path, format_count(double(m.parameter_count())), b, t, 1e3 * sum.forward / n,
+             1e3 * sum.backward / n, 1e3 * sum.optimizer / n, 1e3 * step, format_count(tok_s),
+             100 * mfu, mem);
+  if (a.json)
+    fmt::print("json: {}\n",
+               nlohmann::json{{"recipe", path}, {"params", m.parameter_count()}, {"micro_batch", b},
+                              {"seq_len", t}, {"device", p.device.str()}, {"precision", r.train.precision},
+                              {"forward_ms", 1e3 * sum.forward / n}, {"backward_ms", 1e3 * sum.backward / n},
+                              {"optimizer_ms", 1e3 * sum.optimizer / n}, {"step_ms", 1e3 * step},
+                              {"tokens_per_s", tok_s}, {"mfu", mfu}, {"peak_mem_gib", mem}}
+                   .dump());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure training-step speed and memory on synthetic tokens");
+  cmd->add_option("recipes", a->recipes, "Recipes whose models to measure")->capture_default_str();
+  cmd->add_option("--set", a->overrides, "Override a recipe key (all recipes)")->type_name("KEY=VALUE");
+  cmd->add_option("--steps", a->steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--micro-batch", a->micro_batch, "Sequences per step (default: the recipe's)");
+  cmd->add_option("--seq-len", a->seq_len, "Tokens per sequence (default: the recipe's)");
+  cmd->add_option("--peak-tflops", a->peak_tflops, "Device peak for MFU")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Also print one JSON line per recipe");
+  cmd->callback([a] {
+    fmt::print("{:<28} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}\n", "recipe", "params",
+               "batch", "fwd ms", "bwd ms", "opt ms", "step ms", "tok/s", "MFU", "mem GiB");
+    for (const std::string& r : a->recipes) bench_one(r, *a);
+  });
+}
+
+}  // namespace spectra::tools

@@ -1,0 +1,56 @@
+// spectra train RECIPE [--set key=value ...] [--dry-run]
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "core/log.h"
+#include "tools/commands.h"
+#include "train/plan.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace spectra::tools {
+
+namespace {
+struct TrainArgs {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+};
+
+// Every file the recipe names must exist before any work starts.
+void check_files(const Recipe& r) {
+  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text))
+    user_error("{}: data.text '{}' does not exist", r.path, r.data.text);
+  if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
+    user_error("{}: data.tokenizer '{}' does not exist", r.path, r.data.tokenizer);
+  for (const auto& d : r.data.datasets)
+    if (!std::filesystem::exists(d)) user_error("{}: data.datasets entry '{}' does not exist", r.path, d);
+}
+
+void run(const TrainArgs& a) {
+  Recipe r = load_recipe(a.recipe, a.overrides);
+  check_files(r);
+  Placement p = resolve_placement(r);
+  if (a.dry_run) {
+    fmt::print("{}", describe_model(r));
+    fmt::print("would train on {} in {} for {} steps; nothing was trained (--dry-run)\n",
+               p.device.str(), r.train.precision, r.train.steps);
+    return;
+  }
+  train(r);
+}
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model from a YAML recipe");
+  cmd->add_option("recipe", args->recipe, "Recipe file (recipes/tiny/trilm.yaml, ...)")->required();
+  cmd->add_option("--set", args->overrides, "Override a recipe key: --set train.steps=100")
+      ->type_name("KEY=VALUE");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "Validate the recipe and every file it names, print the plan, train nothing");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace spectra::tools

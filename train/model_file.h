@@ -1,0 +1,26 @@
+// Trained-model files (HDF5): the resolved recipe text and every parameter's f32 master under its
+// Hugging Face name. Written to a temporary name and renamed, so a crash never leaves a partial
+// file under the real name. (Full training checkpoints with optimizer state are a later step.)
+//
+// Layout:  /               attributes format="spectra-model", format_version=1, recipe (YAML)
+//          /params/<name>  f32 dataset with the parameter's logical shape
+#pragma once
+#include <memory>
+#include <string>
+
+#include "layers/lm.h"
+#include "train/recipe.h"
+
+namespace spectra {
+
+void save_model(const std::string& path, const LM& model, const Recipe& recipe);
+
+struct LoadedModel {
+  Recipe recipe;
+  std::unique_ptr<LM> model;
+};
+// Throws a UserError naming the file and what is wrong (missing, not HDF5, not a spectra model,
+// missing or mis-shaped parameter).
+LoadedModel load_model(const std::string& path, Device device, DType compute_dtype);
+
+}  // namespace spectra

@@ -1,0 +1,812 @@
+// Recipe loading in four passes: YAML -> a tree whose every value remembers its file and line;
+// `base:` chains merged (this file's mappings over its base's, lists and scalars replaced
+// whole); `--set` overrides applied; the tree bound to Recipe through one key table (type and
+// range checks), then the cross-key checks. Recipe::text is emitted from the bound Recipe, so it
+// holds every key (defaults and derived values included) and re-parses to the same Recipe.
+//
+// Relative data paths (data.text, data.tokenizer, data.datasets) resolve against the file the
+// key came from: "./x" and "../x" against that file's directory; any other relative path against
+// the project root, the nearest ancestor of that directory holding a `recipes/` folder (so the
+// shipped recipes name "data/corpus/kjv.txt.gz" and work from any working directory), or the
+// working directory when there is none. Values given with --set resolve against the working
+// directory. Output paths (train.out, checkpoint.dir, log.metrics) stay relative to the working
+// directory, as for any command-line tool.
+#include "train/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <numbers>
+#include <sstream>
+#include <variant>
+
+#include "core/error.h"
+
+namespace spectra {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- The origin-annotated tree ------------------------------------------------------------
+
+struct Origin {
+  std::string file;  // as named to the user: "recipes/trilm/1.1b.yaml" or "x.yaml (--set a=b)"
+  fs::path dir;      // absolute: base: and ./ paths resolve against it
+  fs::path root;     // absolute: other relative data paths resolve against it
+};
+using OriginPtr = std::shared_ptr<const Origin>;
+
+struct Node {
+  enum Kind { Null, Scalar, Seq, Map } kind = Null;
+  std::string scalar;
+  bool quoted = false;  // a quoted scalar is a string, never a number
+  std::vector<std::pair<std::string, Node>> map;
+  std::vector<Node> seq;
+  OriginPtr origin;
+  int line = 0;  // 1-based; 0: none (created by an override)
+
+  std::string where() const {
+    return line > 0 ? fmt::format("{}:{}", origin->file, line) : origin->file;
+  }
+  Node* find(const std::string& key) {
+    for (auto& [k, v] : map)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  const Node* find(const std::string& key) const { return const_cast<Node*>(this)->find(key); }
+};
+
+[[noreturn]] void key_error(const std::string& where, const std::string& key,
+                            const std::string& what) {
+  user_error("{}: key '{}': {}", where, key, what);
+}
+
+int mark_line(const YAML::Mark& m) { return m.line >= 0 ? m.line + 1 : 0; }
+
+Node from_yaml(const YAML::Node& y, const OriginPtr& o, int line, const std::string& path) {
+  Node n;
+  n.origin = o;
+  n.line = line ? line : mark_line(y.Mark());
+  switch (y.Type()) {
+    case YAML::NodeType::Scalar:
+      n.kind = Node::Scalar;
+      n.scalar = y.Scalar();
+      n.quoted = y.Tag() == "!";
+      break;
+    case YAML::NodeType::Sequence:
+      n.kind = Node::Seq;
+      for (size_t i = 0; i < y.size(); i++)
+        n.seq.push_back(from_yaml(y[i], o, 0, fmt::format("{}[{}]", path, i)));
+      break;
+    case YAML::NodeType::Map:
+      n.kind = Node::Map;
+      for (const auto& kv : y) {
+        int kline = mark_line(kv.first.Mark());
+        std::string where = fmt::format("{}:{}", o->file, kline);
+        if (!kv.first.IsScalar())
+          user_error(
+              "{}: a key under '{}' is not a plain name; recipe keys are words like 'hidden'",
+              where, path.empty() ? "the top level" : path);
+        std::string key = kv.first.Scalar();
+        std::string full = path.empty() ? key : path + "." + key;
+        if (const Node* prev = n.find(key))
+          key_error(where, full,
+                    fmt::format("appears twice (also on line {}); keep one", prev->line));
+        n.map.emplace_back(key, from_yaml(kv.second, o, kline, full));
+      }
+      break;
+    default:
+      break;  // Null (and Undefined, which yaml-cpp never returns from parsing)
+  }
+  return n;
+}
+
+// The nearest ancestor of `dir` (itself included) that holds a recipes/ folder, else the cwd.
+fs::path project_root(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::path p = dir;; p = p.parent_path()) {
+    if (fs::is_directory(p / "recipes", ec)) return p;
+    if (p == p.parent_path()) break;
+  }
+  return fs::current_path();
+}
+
+OriginPtr file_origin(const std::string& name, const fs::path& dir) {
+  fs::path abs = fs::absolute(dir.empty() ? fs::path(".") : dir).lexically_normal();
+  return std::make_shared<Origin>(Origin{name, abs, project_root(abs)});
+}
+
+// `over` replaces `base` except where both are mappings: those merge key by key.
+void merge_into(Node& base, Node&& over) {
+  if (base.kind == Node::Map && over.kind == Node::Null) return;  // an empty section adds nothing
+  if (base.kind != Node::Map || over.kind != Node::Map) {
+    base = std::move(over);
+    return;
+  }
+  for (auto& [k, v] : over.map) {
+    if (Node* b = base.find(k))
+      merge_into(*b, std::move(v));
+    else
+      base.map.emplace_back(k, std::move(v));
+  }
+}
+
+std::string read_file(const fs::path& path, const std::string& name) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    user_error("{}: is a directory, not a recipe; name a .yaml file", name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("{}: cannot read recipe: {}", name, std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Parses one file's text and, when it names a `base:`, loads that first and merges over it.
+// `chain` holds the canonical paths of the files being loaded, to detect cycles.
+Node load_tree(const std::string& text, const OriginPtr& o, std::vector<fs::path>& chain,
+               std::vector<std::string>& chain_names) {
+  YAML::Node y;
+  try {
+    y = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    user_error("{}:{}:{}: malformed YAML: {}; fix the syntax there", o->file, e.mark.line + 1,
+               e.mark.column + 1, e.msg);
+  }
+  Node root = from_yaml(y, o, 0, "");
+  if (root.kind == Node::Null) root.kind = Node::Map;  // an empty file
+  if (root.kind != Node::Map)
+    user_error("{}:{}: a recipe is a mapping of sections (model:, data:, train:, ...), not a {}",
+               o->file, root.line, root.kind == Node::Seq ? "list" : "single value");
+
+  auto it =
+      std::find_if(root.map.begin(), root.map.end(), [](auto& kv) { return kv.first == "base"; });
+  if (it == root.map.end()) return root;
+  const Node& b = it->second;
+  if (b.kind != Node::Scalar || b.scalar.empty())
+    key_error(b.where(), "base", "must be the path of another recipe (relative to this file)");
+  fs::path rel(b.scalar);
+  fs::path path = rel.is_absolute() ? rel : o->dir / rel;
+  std::string name = rel.is_absolute()
+                         ? rel.string()
+                         : (fs::path(o->file).parent_path() / rel).lexically_normal().string();
+  std::error_code ec;
+  fs::path canon = fs::weakly_canonical(path, ec);
+  if (std::find(chain.begin(), chain.end(), canon) != chain.end()) {
+    std::string cycle;
+    for (const std::string& n : chain_names) cycle += n + " -> ";
+    key_error(b.where(), "base",
+              fmt::format("'{}' makes a cycle ({}{}); remove one of the base: links", b.scalar,
+                          cycle, name));
+  }
+  if (!fs::is_regular_file(path, ec))
+    key_error(b.where(), "base",
+              fmt::format("'{}' ({}) is not a readable file; give a path relative to this file's "
+                          "directory",
+                          b.scalar, path.lexically_normal().string()));
+  chain.push_back(canon);
+  chain_names.push_back(name);
+  Node merged =
+      load_tree(read_file(path, name), file_origin(name, path.parent_path()), chain, chain_names);
+  chain.pop_back();
+  chain_names.pop_back();
+  root.map.erase(it);
+  merge_into(merged, std::move(root));
+  return merged;
+}
+
+// ---- The key table ------------------------------------------------------------------------
+
+struct Range {
+  double lo, hi;
+  bool lo_open, hi_open;
+  std::string str() const {
+    if (lo == 0 && lo_open && std::isinf(hi)) return "positive";
+    if (lo == 0 && !lo_open && std::isinf(hi)) return ">= 0";
+    return fmt::format("in {}{}, {}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  }
+  bool contains(double v) const {
+    return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+  }
+};
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr Range kAny{-kInf, kInf, false, false};
+constexpr Range kPositive{0, kInf, true, false};
+constexpr Range kNonNeg{0, kInf, false, false};
+constexpr Range kFraction{0, 1, false, true};  // [0, 1)
+constexpr Range kUnit{0, 1, false, false};     // [0, 1]
+
+using Target =
+    std::variant<int64_t*, int*, uint64_t*, double*, float*, std::string*, ModelKind*,
+                 std::vector<std::string>*, std::vector<LrStage>*, std::vector<WdStage>*>;
+
+enum Flags : unsigned { kRequired = 1, kPath = 2 };
+
+struct Field {
+  std::string key;  // "model.hidden"; in a stage table, the stage's key ("peak")
+  Target target;
+  Range range = kAny;
+  const char* choices = nullptr;  // "a|b|c": the allowed strings
+  unsigned flags = 0;
+};
+
+// Every recipe key, in the order Recipe::text lists them.
+std::vector<Field> recipe_fields(Recipe& r) {
+  ModelConfig& m = r.model;
+  return {
+      {"model.kind", &m.kind, kAny, "trilm|floatlm", kRequired},
+      {"model.size", &r.size},
+      {"model.vocab_size", &m.vocab_size, kPositive, nullptr, kRequired},
+      {"model.vocab_rows", &m.vocab_rows, kPositive},
+      {"model.hidden", &m.hidden, kPositive, nullptr, kRequired},
+      {"model.ffn", &m.ffn, kPositive, nullptr, kRequired},
+      {"model.heads", &m.heads, kPositive, nullptr, kRequired},
+      {"model.layers", &m.layers, kPositive, nullptr, kRequired},
+      {"model.context", &m.context, kPositive, nullptr, kRequired},
+      {"model.rope_theta", &m.rope_theta, kPositive},
+      {"model.norm_eps", &m.norm_eps, kPositive},
+      {"model.ternary_eps", &m.ternary_eps, kPositive},
+      {"model.init_std", &m.init_std, kPositive},
+      {"data.text", &r.data.text, kAny, nullptr, kPath},
+      {"data.tokenizer", &r.data.tokenizer, kAny, nullptr, kPath},
+      {"data.datasets", &r.data.datasets, kAny, nullptr, kPath},
+      {"data.val_fraction", &r.data.val_fraction, kFraction},
+      {"optimizer.beta1", &r.optimizer.beta1, kFraction},
+      {"optimizer.beta2", &r.optimizer.beta2, kFraction},
+      {"optimizer.eps", &r.optimizer.eps, kPositive},
+      {"optimizer.grad_clip", &r.optimizer.grad_clip, kNonNeg},
+      {"schedule.warmup_steps", &r.schedule.warmup_steps, kNonNeg},
+      {"schedule.lr", &r.schedule.lr},
+      {"schedule.weight_decay", &r.schedule.weight_decay},
+      {"parallel.tp", &r.parallel.tp, kPositive},
+      {"parallel.dp", &r.parallel.dp, kNonNeg},
+      {"parallel.zero", &r.parallel.zero, kUnit},
+      {"train.steps", &r.train.steps, kPositive},
+      {"train.seq_len", &r.train.seq_len, kPositive},
+      {"train.micro_batch", &r.train.micro_batch, kPositive},
+      {"train.global_batch", &r.train.global_batch, kPositive},
+      {"train.device", &r.train.device},  // auto | cpu | cuda | cuda:N, checked below
+      {"train.precision", &r.train.precision, kAny, "f32|bf16|fp16"},
+      {"train.seed", &r.train.seed},
+      {"train.out", &r.train.out},
+      {"checkpoint.dir", &r.checkpoint.dir},
+      {"checkpoint.interval", &r.checkpoint.interval, kNonNeg},
+      {"checkpoint.keep", &r.checkpoint.keep, kPositive},
+      {"log.interval", &r.log.interval, kNonNeg},
+      {"log.metrics", &r.log.metrics},
+      {"eval.interval", &r.eval.interval, kNonNeg},
+      {"eval.batches", &r.eval.batches, kNonNeg},
+      {"eval.prompt", &r.eval.prompt},
+      {"eval.sample_tokens", &r.eval.sample_tokens, kNonNeg},
+  };
+}
+
+std::vector<Field> stage_fields(LrStage& s) {
+  return {{"start", &s.start, kFraction, nullptr, kRequired},
+          {"peak", &s.peak, kNonNeg, nullptr, kRequired},
+          {"shape", &s.shape, kAny, "cosine|linear|constant"},
+          {"floor", &s.floor, kUnit}};
+}
+std::vector<Field> stage_fields(WdStage& s) {
+  return {{"start", &s.start, kFraction, nullptr, kRequired},
+          {"value", &s.value, kNonNeg, nullptr, kRequired}};
+}
+
+const char* const kSections[] = {"model", "data",       "optimizer", "schedule", "parallel",
+                                 "train", "checkpoint", "log",       "eval"};
+
+std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
+std::string leaf_of(const std::string& key) { return key.substr(key.find('.') + 1); }
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> d(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); j++) d[j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    size_t diag = d[0];
+    d[0] = i;
+    for (size_t j = 1; j <= b.size(); j++) {
+      size_t up = d[j];
+      d[j] = std::min({d[j] + 1, d[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return d[b.size()];
+}
+
+// "; did you mean 'x'?" for a near miss, else the list of valid names.
+std::string suggest(const std::string& key, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = 3;
+  for (const std::string& n : names)
+    if (size_t d = edit_distance(key, n); d < best_d) best = n, best_d = d;
+  if (!best.empty()) return fmt::format("did you mean '{}'?", best);
+  if (names.size() > 16) return "docs/recipes.md lists the keys";
+  return fmt::format("valid keys here: {}", fmt::join(names, ", "));
+}
+
+bool is_choice(const std::string& v, const char* choices) {
+  std::string_view c(choices);
+  for (size_t p = 0; p <= c.size();) {
+    size_t e = c.find('|', p);
+    if (e == std::string_view::npos) e = c.size();
+    if (c.substr(p, e - p) == v) return true;
+    p = e + 1;
+  }
+  return false;
+}
+
+// ---- Binding the tree to a Recipe ---------------------------------------------------------
+
+template <class... F>
+struct overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+class Binder {
+ public:
+  Binder(Recipe& r, std::string top) : r_(r), top_(std::move(top)) {}
+
+  void bind(const Node& root) {
+    std::vector<Field> fields = recipe_fields(r_);
+    std::vector<std::string> sections(std::begin(kSections), std::end(kSections));
+    for (const auto& [sec, node] : root.map) {
+      if (std::find(sections.begin(), sections.end(), sec) == sections.end())
+        key_error(node.where(), sec, "unknown section; " + suggest(sec, sections));
+      if (node.kind == Node::Null) continue;
+      if (node.kind != Node::Map)
+        key_error(node.where(), sec,
+                  fmt::format("must be a mapping of keys ({}: {{key: value, ...}})", sec));
+      std::vector<std::string> keys;
+      for (const Field& f : fields)
+        if (section_of(f.key) == sec) keys.push_back(leaf_of(f.key));
+      for (const auto& [k, v] : node.map) {
+        std::string full = sec + "." + k;
+        auto f = std::find_if(fields.begin(), fields.end(),
+                              [&](const Field& f) { return f.key == full; });
+        if (f == fields.end()) key_error(v.where(), full, "unknown key; " + suggest(k, keys));
+        assign(*f, v, full);
+      }
+    }
+    for (const Field& f : fields)
+      if ((f.flags & kRequired) && !present(f.key))
+        key_error(top_, f.key, "missing; every recipe must set it (directly or in its base)");
+  }
+
+  bool present(const std::string& key) const { return where_.count(key) > 0; }
+  // Where a key was set, or the recipe's name for a default.
+  std::string where(const std::string& key) const {
+    auto it = where_.find(key);
+    return it == where_.end() ? top_ : it->second;
+  }
+
+ private:
+  void assign(const Field& f, const Node& v, const std::string& key) {
+    where_[key] = v.where();
+    if (v.kind == Node::Null) key_error(v.where(), key, "has no value; give one or remove the key");
+    std::visit(overloaded{
+                   [&](int64_t* p) { *p = integer<int64_t>(f, v, key); },
+                   [&](int* p) { *p = integer<int>(f, v, key); },
+                   [&](uint64_t* p) { *p = integer<uint64_t>(f, v, key); },
+                   [&](double* p) { *p = number(f, v, key); },
+                   [&](float* p) { *p = float(number(f, v, key)); },
+                   [&](std::string* p) { *p = string(f, v, key); },
+                   [&](ModelKind* p) {
+                     *p = string(f, v, key) == "trilm" ? ModelKind::trilm : ModelKind::floatlm;
+                   },
+                   [&](std::vector<std::string>* p) {
+                     p->clear();
+                     if (v.kind == Node::Scalar) {  // one path needs no list brackets
+                       p->push_back(string(f, v, key));
+                       return;
+                     }
+                     if (v.kind != Node::Seq)
+                       key_error(v.where(), key, "must be a list of paths ([a.h5, b.h5])");
+                     for (size_t i = 0; i < v.seq.size(); i++)
+                       p->push_back(string(f, v.seq[i], fmt::format("{}[{}]", key, i)));
+                   },
+                   [&](std::vector<LrStage>* p) { stages(*p, v, key); },
+                   [&](std::vector<WdStage>* p) { stages(*p, v, key); },
+               },
+               f.target);
+  }
+
+  const std::string& scalar(const Node& v, const std::string& key, const char* what) {
+    if (v.kind != Node::Scalar)
+      key_error(
+          v.where(), key,
+          fmt::format("must be {}, not a {}", what, v.kind == Node::Seq ? "list" : "mapping"));
+    return v.scalar;
+  }
+
+  void check_range(const Field& f, const Node& v, const std::string& key, double x) {
+    if (!f.range.contains(x))
+      key_error(v.where(), key, fmt::format("is {}; it must be {}", v.scalar, f.range.str()));
+  }
+
+  template <class T>
+  T integer(const Field& f, const Node& v, const std::string& key) {
+    const std::string& s = scalar(v, key, "an integer");
+    T x{};
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+    if (v.quoted || ec != std::errc() || end != s.data() + s.size()) {
+      double d;
+      auto [dend, dec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      bool numeric = !v.quoted && dec == std::errc() && dend == s.data() + s.size();
+      if (ec == std::errc::result_out_of_range)
+        key_error(v.where(), key, fmt::format("{} is out of range; give a smaller integer", s));
+      key_error(v.where(), key,
+                numeric ? fmt::format("is {}, not an integer; give a whole number", s)
+                        : fmt::format("is '{}', a string; it must be an integer", s));
+    }
+    check_range(f, v, key, double(x));
+    return x;
+  }
+
+  double number(const Field& f, const Node& v, const std::string& key) {
+    const std::string& s = scalar(v, key, "a number");
+    double x = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+    if (v.quoted || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(x))
+      key_error(v.where(), key,
+                fmt::format("is '{}', not a number; give one like 0.001 or 1e-3", s));
+    check_range(f, v, key, x);
+    return x;
+  }
+
+  std::string string(const Field& f, const Node& v, const std::string& key) {
+    std::string s = scalar(v, key, "a string");
+    if (f.choices && !is_choice(s, f.choices))
+      key_error(v.where(), key, fmt::format("is '{}'; it must be one of {}", s, f.choices));
+    if ((f.flags & kPath) && !s.empty()) s = resolve_path(s, *v.origin);
+    return s;
+  }
+
+  static std::string resolve_path(const std::string& s, const Origin& o) {
+    fs::path p(s);
+    if (p.is_absolute()) return s;
+    bool local = s == "." || s == ".." || s.starts_with("./") || s.starts_with("../");
+    return ((local ? o.dir : o.root) / p).lexically_normal().string();
+  }
+
+  template <class Stage>
+  void stages(std::vector<Stage>& out, const Node& v, const std::string& key) {
+    if (v.kind != Node::Seq)
+      key_error(v.where(), key, "must be a list of stages ([{start: 0.0, ...}, ...])");
+    if (v.seq.empty()) key_error(v.where(), key, "needs at least one stage (start: 0.0)");
+    out.clear();
+    for (size_t i = 0; i < v.seq.size(); i++) {
+      const Node& item = v.seq[i];
+      std::string ikey = fmt::format("{}[{}]", key, i);
+      if (item.kind != Node::Map)
+        key_error(item.where(), ikey, "must be a mapping ({start: 0.0, ...})");
+      Stage s;
+      std::vector<Field> fields = stage_fields(s);
+      std::vector<std::string> names;
+      for (const Field& f : fields) names.push_back(f.key);
+      for (const auto& [k, x] : item.map) {
+        auto f =
+            std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == k; });
+        if (f == fields.end())
+          key_error(x.where(), ikey + "." + k, "unknown key; " + suggest(k, names));
+        assign(*f, x, ikey + "." + k);
+      }
+      for (const Field& f : fields)
+        if ((f.flags & kRequired) && !item.find(f.key))
+          key_error(item.where(), ikey + "." + f.key, "missing; every stage sets it");
+      if (i == 0 && s.start != 0)
+        key_error(where(ikey + ".start"), ikey + ".start", "the first stage must start at 0.0");
+      if (i > 0 && s.start <= out.back().start)
+        key_error(
+            where(ikey + ".start"), ikey + ".start",
+            fmt::format("{} does not come after the previous stage's {}; starts must increase",
+                        s.start, out.back().start));
+      out.push_back(s);
+    }
+  }
+
+  Recipe& r_;
+  std::string top_;
+  std::map<std::string, std::string> where_;
+};
+
+// ---- Cross-key checks and derived values ---------------------------------------------------
+
+void finish(Recipe& r, const Binder& b) {
+  ModelConfig& m = r.model;
+  auto fail = [&](const std::string& key, const std::string& what) {
+    key_error(b.where(key), key, what);
+  };
+  if (m.hidden % m.heads != 0)
+    fail("model.heads", fmt::format("heads {} does not divide hidden {}; choose heads so that "
+                                    "hidden/heads (the head size) is an integer",
+                                    m.heads, m.hidden));
+  if (m.head_dim() % 2 != 0)
+    fail("model.heads", fmt::format("the head size hidden/heads = {} is odd; RoPE needs an even "
+                                    "head size",
+                                    m.head_dim()));
+  const int tp = r.parallel.tp;
+  if (m.heads % tp != 0)
+    fail("parallel.tp", fmt::format("tp {} does not divide model.heads {}; tensor parallelism "
+                                    "splits whole heads: use a divisor of {}",
+                                    tp, m.heads, m.heads));
+  if (m.ffn % tp != 0)
+    fail("parallel.tp", fmt::format("tp {} does not divide model.ffn {}; use a divisor of both "
+                                    "heads and ffn",
+                                    tp, m.ffn));
+  // The Megatron/GPT-NeoX rule: pad the vocabulary to a multiple of 128 per TP rank.
+  if (!b.present("model.vocab_rows")) {
+    int64_t q = 128 * int64_t(tp);
+    m.vocab_rows = (m.vocab_size + q - 1) / q * q;
+  }
+  if (m.vocab_rows < m.vocab_size)
+    fail("model.vocab_rows", fmt::format("{} is less than vocab_size {}; the embedding needs a row "
+                                         "per token (omit it to pad automatically)",
+                                         m.vocab_rows, m.vocab_size));
+  if (m.vocab_rows % tp != 0)
+    fail("model.vocab_rows",
+         fmt::format("{} is not a multiple of parallel.tp {}; the vocabulary is "
+                     "split evenly across TP ranks (omit it to pad "
+                     "automatically)",
+                     m.vocab_rows, tp));
+
+  if (!b.present("train.seq_len")) r.train.seq_len = m.context;
+  if (r.train.seq_len > m.context)
+    fail("train.seq_len",
+         fmt::format("{} exceeds model.context {}; the model has no positions past "
+                     "its context",
+                     r.train.seq_len, m.context));
+  if (r.train.global_batch % r.train.micro_batch != 0)
+    fail("train.micro_batch", fmt::format("{} does not divide train.global_batch {}; the step's "
+                                          "sequences split into whole micro-batches",
+                                          r.train.micro_batch, r.train.global_batch));
+  if (r.parallel.dp > 0 && r.train.global_batch % (r.train.micro_batch * r.parallel.dp) != 0)
+    fail("parallel.dp", fmt::format("train.global_batch {} is not a multiple of micro_batch {} x "
+                                    "dp {}; every rank takes the same number of micro-batches",
+                                    r.train.global_batch, r.train.micro_batch, r.parallel.dp));
+  const std::string& dev = r.train.device;
+  bool cuda_n =
+      dev.starts_with("cuda:") && dev.size() > 5 &&
+      std::all_of(dev.begin() + 5, dev.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (dev != "auto" && dev != "cpu" && dev != "cuda" && !cuda_n)
+    fail("train.device", fmt::format("is '{}'; it must be auto, cpu, cuda or cuda:N", dev));
+
+  if (!b.present("schedule.lr")) r.schedule.lr = {LrStage{}};
+  if (!b.present("schedule.weight_decay")) r.schedule.weight_decay = {WdStage{}};
+}
+
+// ---- The resolved text ----------------------------------------------------------------------
+
+void emit_value(YAML::Emitter& e, const Field& f) {
+  auto num = [&](auto x) { e << fmt::format("{}", x); };  // shortest text that reads back exactly
+  auto stage_list = [&](auto& stages) {
+    e << YAML::BeginSeq;
+    for (auto& s : stages) {
+      e << YAML::Flow << YAML::BeginMap;
+      for (const Field& f : stage_fields(s)) {
+        e << YAML::Key << f.key << YAML::Value;
+        emit_value(e, f);
+      }
+      e << YAML::EndMap;
+    }
+    e << YAML::EndSeq;
+  };
+  std::visit(overloaded{
+                 [&](int64_t* p) { num(*p); },
+                 [&](int* p) { num(*p); },
+                 [&](uint64_t* p) { num(*p); },
+                 [&](double* p) { num(*p); },
+                 [&](float* p) { num(*p); },
+                 [&](std::string* p) {
+                   if (!f.choices) e << YAML::DoubleQuoted;  // free text: never read as a number
+                   e << *p;
+                 },
+                 [&](ModelKind* p) { e << model_kind_name(*p); },
+                 [&](std::vector<std::string>* p) {
+                   e << YAML::Flow << YAML::BeginSeq;
+                   for (const std::string& s : *p) e << YAML::DoubleQuoted << s;
+                   e << YAML::EndSeq;
+                 },
+                 [&](std::vector<LrStage>* p) { stage_list(*p); },
+                 [&](std::vector<WdStage>* p) { stage_list(*p); },
+             },
+             f.target);
+}
+
+std::string emit(Recipe& r) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  std::string section;
+  for (const Field& f : recipe_fields(r)) {
+    if (section_of(f.key) != section) {
+      if (!section.empty()) e << YAML::EndMap;
+      section = section_of(f.key);
+      e << YAML::Key << section << YAML::Value << YAML::BeginMap;
+    }
+    e << YAML::Key << leaf_of(f.key) << YAML::Value;
+    emit_value(e, f);
+  }
+  e << YAML::EndMap << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+// ---- Overrides ------------------------------------------------------------------------------
+
+// The table's key for a path whose list indices are numbers: "schedule.lr.0.peak" ->
+// "schedule.lr[].peak"; "" when no key has that name.
+struct KeyInfo {
+  bool known = false;
+  bool is_string = false;  // the value is taken verbatim, never parsed as YAML
+};
+KeyInfo key_info(const std::vector<std::string>& segs) {
+  Recipe dummy;
+  std::string norm;
+  for (const std::string& s : segs) {
+    bool index =
+        !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    norm += index ? "[]" : (norm.empty() ? "" : ".") + s;
+  }
+  for (const Field& f : recipe_fields(dummy)) {
+    if (norm == f.key) {
+      bool str = std::holds_alternative<std::string*>(f.target);
+      return {true, str};
+    }
+    if (norm == f.key + "[]" && std::holds_alternative<std::vector<std::string>*>(f.target))
+      return {true, true};
+    auto sub = [&](auto& stages) -> KeyInfo {
+      typename std::remove_reference_t<decltype(stages)>::value_type s;
+      for (const Field& g : stage_fields(s))
+        if (norm == f.key + "[]." + g.key)
+          return {true, std::holds_alternative<std::string*>(g.target)};
+      if (norm == f.key + "[]") return {true, false};
+      return {};
+    };
+    KeyInfo k;
+    if (auto* p = std::get_if<std::vector<LrStage>*>(&f.target)) k = sub(**p);
+    if (auto* p = std::get_if<std::vector<WdStage>*>(&f.target)) k = sub(**p);
+    if (k.known) return k;
+  }
+  return {};
+}
+
+void apply_override(Node& root, const std::string& text, const std::string& top) {
+  auto o = std::make_shared<Origin>(
+      Origin{fmt::format("{} (--set {})", top, text), fs::current_path(), fs::current_path()});
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    user_error("{}: an override is KEY=VALUE, e.g. --set train.steps=100", o->file);
+  std::string path = text.substr(0, eq), value = text.substr(eq + 1);
+  std::vector<std::string> segs;
+  for (size_t p = 0;;) {
+    size_t d = path.find('.', p);
+    segs.push_back(path.substr(p, d == std::string::npos ? d : d - p));
+    if (d == std::string::npos) break;
+    p = d + 1;
+  }
+  KeyInfo info = key_info(segs);
+  if (!info.known) {
+    Recipe dummy;
+    std::vector<std::string> keys;
+    for (const Field& f : recipe_fields(dummy)) keys.push_back(f.key);
+    key_error(o->file, path,
+              "not a recipe key; " + suggest(path, keys) +
+                  " (list items are numbered: schedule.lr.0.peak)");
+  }
+  Node leaf;
+  leaf.origin = o;
+  if (info.is_string) {
+    leaf.kind = Node::Scalar;
+    leaf.scalar = value;
+    leaf.quoted = true;
+  } else {
+    try {
+      leaf = from_yaml(YAML::Load(value), o, 0, path);
+    } catch (const YAML::Exception& e) {
+      key_error(o->file, path, fmt::format("the value is not valid YAML ({})", e.msg));
+    }
+    leaf.line = 0;
+  }
+  Node* n = &root;
+  std::string so_far;
+  for (size_t i = 0; i < segs.size(); i++) {
+    const std::string& s = segs[i];
+    so_far += (so_far.empty() ? "" : ".") + s;
+    bool last = i + 1 == segs.size();
+    if (n->kind == Node::Seq) {
+      size_t idx = std::stoul(s);
+      if (idx >= n->seq.size())
+        key_error(o->file, path,
+                  fmt::format("{} has {} items; there is no item {}",
+                              so_far.substr(0, so_far.rfind('.')), n->seq.size(), idx));
+      n = &n->seq[idx];
+    } else {
+      if (n->kind != Node::Map) *n = Node{Node::Map, "", false, {}, {}, o, 0};
+      Node* c = n->find(s);
+      if (!c) {
+        if (!last && std::isdigit(static_cast<unsigned char>(segs[i + 1][0])))
+          key_error(o->file, path,
+                    fmt::format("{} is not set in the recipe; set the whole list", so_far));
+        n->map.emplace_back(s, Node{Node::Map, "", false, {}, {}, o, 0});
+        c = &n->map.back().second;
+      }
+      n = c;
+    }
+    if (last) *n = leaf;
+  }
+}
+
+Recipe build(Node root, const std::string& name, const std::vector<std::string>& overrides) {
+  for (const std::string& o : overrides) apply_override(root, o, name);
+  Recipe r;
+  r.path = name;
+  Binder b(r, name);
+  b.bind(root);
+  finish(r, b);
+  r.text = emit(r);
+  return r;
+}
+
+}  // namespace
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) user_error("{}: no such recipe file", path);
+  std::vector<fs::path> chain{fs::weakly_canonical(path, ec)};
+  std::vector<std::string> names{path};
+  Node root = load_tree(read_file(path, path), file_origin(path, fs::path(path).parent_path()),
+                        chain, names);
+  return build(std::move(root), path, overrides);
+}
+
+Recipe parse_recipe(const std::string& yaml_text, const std::string& name,
+                    const std::vector<std::string>& overrides, const std::string& dir) {
+  std::vector<fs::path> chain;
+  std::vector<std::string> names{name};
+  Node root = load_tree(yaml_text, file_origin(name, dir), chain, names);
+  return build(std::move(root), name, overrides);
+}
+
+namespace {
+template <class Stage>
+size_t stage_at(const std::vector<Stage>& stages, double f) {
+  size_t i = 0;
+  while (i + 1 < stages.size() && stages[i + 1].start <= f) i++;
+  return i;
+}
+double fraction(int64_t step, int64_t total) {
+  return total > 0 ? std::clamp(double(step) / double(total), 0.0, 1.0) : 0.0;
+}
+}  // namespace
+
+double lr_at(const Recipe::Schedule& s, int64_t step, int64_t total_steps) {
+  if (s.lr.empty()) return 0;
+  if (step < s.warmup_steps) return s.lr[0].peak * double(step + 1) / double(s.warmup_steps);
+  double f = fraction(step, total_steps);
+  size_t i = stage_at(s.lr, f);
+  const LrStage& st = s.lr[i];
+  double end = i + 1 < s.lr.size() ? s.lr[i + 1].start : 1.0;
+  double p = std::clamp((f - st.start) / (end - st.start), 0.0, 1.0);
+  double g = st.shape == "cosine"   ? 0.5 * (1 + std::cos(std::numbers::pi * p))
+             : st.shape == "linear" ? 1 - p
+                                    : 1.0;
+  return st.peak * (st.floor + (1 - st.floor) * g);
+}
+
+double weight_decay_at(const Recipe::Schedule& s, int64_t step, int64_t total_steps) {
+  if (s.weight_decay.empty()) return 0;
+  return s.weight_decay[stage_at(s.weight_decay, fraction(step, total_steps))].value;
+}
+
+}  // namespace spectra

@@ -1,0 +1,153 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "autograd/var.h"
+#include "core/cuda_runtime.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "data/byte_corpus.h"
+#include "data/text.h"
+#include "train/generate.h"
+#include "train/metrics.h"
+#include "train/model_file.h"
+#include "train/optimizer.h"
+
+namespace spectra {
+
+Placement resolve_placement(const Recipe& r) {
+  Placement p;
+  const std::string& dev = r.train.device;
+  if (dev == "auto")
+    p.device = cuda::available() ? Device::cuda(0) : Device::cpu();
+  else
+    p.device = Device::parse(dev);
+  if (p.device.is_cuda() && !cuda::available())
+    user_error("{}: train.device is '{}' but no usable GPU is present (use cpu or auto)", r.path, dev);
+  const std::string& prec = r.train.precision;
+  p.compute_dtype = prec == "bf16" ? DType::bf16 : prec == "fp16" ? DType::f16 : DType::f32;
+  if (p.device.is_cpu() && p.compute_dtype != DType::f32)
+    user_error("{}: train.precision {} needs a GPU; the CPU trains in f32 (--set train.precision=f32)",
+               r.path, prec);
+  return p;
+}
+
+namespace {
+
+// Mean loss over the validation split's first `batches` micro-batches.
+double evaluate(const LM& lm, const ByteCorpus& corpus, const Recipe& r) {
+  ag::NoGradGuard no_grad;
+  double sum = 0;
+  for (int64_t i = 0; i < r.eval.batches; i++) {
+    TokenBatch b = corpus.val_batch(uint64_t(i), r.train.micro_batch, r.train.seq_len);
+    Device d = lm.device();
+    sum += lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value().item();
+  }
+  return sum / double(std::max<int64_t>(1, r.eval.batches));
+}
+
+std::string progress_line(int64_t step, int64_t steps, double loss, double lr, double gnorm,
+                          double tok_s, double elapsed, double mfu) {
+  std::string s = fmt::format("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {} tok/s",
+                              step, int(std::to_string(steps).size()), steps, loss, lr, gnorm,
+                              format_count(tok_s));
+  if (mfu > 0) s += fmt::format(" | MFU {:.1f}%", 100 * mfu);
+  if (cuda::available()) s += fmt::format(" | mem {:.2f} GiB", cuda::peak_bytes_in_use() / 1073741824.0);
+  return s + fmt::format(" | {} elapsed | ETA {}", format_duration(elapsed),
+                         format_duration(eta_seconds(double(step), double(steps), elapsed)));
+}
+
+}  // namespace
+
+TrainSummary train(const Recipe& r) {
+  Placement place = resolve_placement(r);
+  int64_t accum = r.train.global_batch / r.train.micro_batch;
+  if (r.data.text.empty())
+    user_error("{}: data.text is empty: this spectra trains on a byte-level text corpus", r.path);
+  ByteCorpus corpus(read_text_file(r.data.text), r.data.val_fraction);
+
+  LM lm(r.model, LayerOptions{DType::f32, place.device}, place.compute_dtype);
+  lm.initialize(r.train.seed);
+  AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16);
+  MetricsLog metrics(r.log.metrics);
+
+  const ModelConfig& m = r.model;
+  log::info("training {} {} ({} parameters) on {} in {}: {} steps of {} sequences x {} tokens "
+            "({} micro-batches of {})",
+            model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
+            place.device.str(), r.train.precision, r.train.steps, r.train.global_batch,
+            r.train.seq_len, accum, r.train.micro_batch);
+
+  TrainSummary out;
+  Stopwatch clock, interval_clock;
+  double interval_loss = 0;
+  int64_t interval_steps = 0;
+  const double tokens_per_step = double(r.train.global_batch * r.train.seq_len);
+  const double peak_flops = place.device.is_cuda() ? 989e12 : 0;  // H100 SXM dense bf16
+  for (int64_t step = 0; step < r.train.steps; step++) {
+    double lr = lr_at(r.schedule, step, r.train.steps);
+    double wd = weight_decay_at(r.schedule, step, r.train.steps);
+    double step_loss = 0;
+    for (int64_t micro = 0; micro < accum; micro++) {
+      TokenBatch b = corpus.train_batch(r.train.seed, uint64_t(step * accum + micro),
+                                        r.train.micro_batch, r.train.seq_len);
+      ag::Var loss = lm.loss(b.ids.to(place.device), b.targets.to(place.device), b.batch, b.seq);
+      step_loss += loss.value().item() / double(accum);
+      ag::backward(loss, opt.scaler().scale / double(accum));
+    }
+    StepStats st = opt.step(lr, wd);
+    out.losses.push_back(step_loss);
+    interval_loss += step_loss;
+    interval_steps++;
+    if (!std::isfinite(step_loss))
+      throw Error(fmt::format("training diverged: loss is {} at step {}", step_loss, step + 1));
+
+    bool last = step + 1 == r.train.steps;
+    if ((r.log.interval > 0 && (step + 1) % r.log.interval == 0) || last) {
+      double secs = interval_clock.seconds();
+      double tok_s = double(interval_steps) * tokens_per_step / std::max(secs, 1e-9);
+      double mfu = peak_flops > 0 ? tok_s * m.train_flops_per_token() / peak_flops : 0;
+      double mean_loss = interval_loss / double(interval_steps);
+      if (log::rank() == 0)
+        fmt::print("{}\n", progress_line(step + 1, r.train.steps, mean_loss, lr, st.grad_norm,
+                                         tok_s, clock.seconds(), mfu));
+      std::fflush(stdout);
+      metrics.write({{"event", "train"}, {"step", step + 1}, {"loss", mean_loss}, {"lr", lr},
+                     {"weight_decay", wd}, {"grad_norm", st.grad_norm}, {"tokens_per_s", tok_s},
+                     {"skipped", st.skipped}, {"elapsed_s", clock.seconds()}});
+      out.tokens_per_second = tok_s;
+      interval_loss = 0;
+      interval_steps = 0;
+      interval_clock.reset();
+    }
+    if (r.eval.interval > 0 && (step + 1) % r.eval.interval == 0 && !last) {
+      double v = evaluate(lm, corpus, r);
+      log::info("step {}: validation loss {:.4f}", step + 1, v);
+      metrics.write({{"event", "eval"}, {"step", step + 1}, {"val_loss", v}});
+    }
+  }
+  out.steps = r.train.steps;
+  out.val_loss = evaluate(lm, corpus, r);
+  metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
+  if (log::rank() == 0)
+    fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n", out.val_loss,
+               out.val_loss / std::log(2.0), format_count(double(r.train.steps) * tokens_per_step) + " tokens",
+               format_duration(clock.seconds()));
+
+  if (!r.train.out.empty()) {
+    save_model(r.train.out, lm, r);
+    log::info("model written to {}", r.train.out);
+  }
+  if (r.eval.sample_tokens > 0 && log::rank() == 0) {
+    SampleOptions so;
+    so.tokens = r.eval.sample_tokens;
+    so.seed = r.train.seed;
+    out.sample = generate(lm, r.eval.prompt, so);
+    fmt::print("sample: {}{}\n", r.eval.prompt, out.sample);
+  }
+  return out;
+}
+
+}  // namespace spectra
