@@ -28,6 +28,7 @@
 #include <memory>
 #include <numbers>
 #include <sstream>
+#include <type_traits>
 #include <variant>
 
 #include "core/error.h"
@@ -447,6 +448,8 @@ class Binder {
       bool numeric = !v.quoted && dec == std::errc() && dend == s.data() + s.size();
       if (ec == std::errc::result_out_of_range)
         key_error(v.where(), key, fmt::format("{} is out of range; give a smaller integer", s));
+      if (std::is_unsigned_v<T> && numeric && d < 0 && d == std::floor(d))
+        key_error(v.where(), key, fmt::format("is {}; it must be >= 0", s));
       key_error(v.where(), key,
                 numeric ? fmt::format("is {}, not an integer; give a whole number", s)
                         : fmt::format("is '{}', a string; it must be an integer", s));

@@ -1,0 +1,81 @@
+// Softmax cross-entropy, one block per row: max and Σexp over the vocabulary in two passes (no
+// probabilities stored); the backward pass recomputes exp(z − lse) per element.
+#include "kernels/cross_entropy.h"
+#include "kernels/cuda/common.cuh"
+
+namespace spectra::kernels::cuda {
+
+namespace {
+constexpr int kThreads = 512;
+
+template <typename T>
+__global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, float* lse, int64_t v) {
+  __shared__ float scratch[32];
+  const int64_t r = blockIdx.x;
+  const T* z = logits + r * v;
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < v; j += blockDim.x) m = fmaxf(m, to_f32(z[j]));
+  m = block_max(m, scratch);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < v; j += blockDim.x) s += expf(to_f32(z[j]) - m);
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) {
+    float l = m + logf(s);
+    lse[r] = l;
+    int32_t t = targets[r];
+    loss[r] = t < 0 ? 0.f : l - to_f32(z[t]);
+  }
+}
+
+template <typename T>
+__global__ void ce_bwd(const T* logits, const int32_t* targets, const float* lse, const float* dloss, T* dlogits,
+                       int64_t v) {
+  const int64_t r = blockIdx.x;
+  const int32_t t = targets[r];
+  if (t < 0) return;
+  const float l = lse[r], d = dloss[r];
+  const T* z = logits + r * v;
+  T* g = dlogits + r * v;
+  for (int64_t j = threadIdx.x; j < v; j += blockDim.x) {
+    float p = expf(to_f32(z[j]) - l) - (j == t ? 1.f : 0.f);
+    g[j] = from_f32<T>(to_f32(g[j]) + d * p);
+  }
+}
+
+void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a, const Tensor& b) {
+  check_dtype(op, targets, "targets", DType::i32);
+  check_dtype(op, a, "loss/lse", DType::f32);
+  check_dtype(op, b, "loss/lse", DType::f32);
+  const int64_t n = rows_of(logits);
+  if (targets.numel() != n || a.numel() != n || b.numel() != n)
+    throw Error(fmt::format("{}: logits {}, targets {}, {} and {} disagree", op, logits.str(), targets.str(), a.str(), b.str()));
+}
+}  // namespace
+
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& lse) {
+  check("cross_entropy_forward", logits, targets, loss, lse);
+  const int64_t n = rows_of(logits), v = logits.size(-1);
+  if (n == 0) return;
+  dispatch_act("cross_entropy_forward", logits.dtype(), [&](auto z) {
+    using T = decltype(z);
+    ce_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()), targets.data<int32_t>(),
+                                                  loss.data<float>(), lse.data<float>(), v);
+  });
+  CUDA_CHECK_LAUNCH("cross_entropy_forward");
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
+                            Tensor& dlogits) {
+  check("cross_entropy_backward", logits, targets, lse, dloss);
+  check_same("cross_entropy_backward", logits, "logits", dlogits, "dlogits");
+  const int64_t n = rows_of(logits), v = logits.size(-1);
+  if (n == 0) return;
+  dispatch_act("cross_entropy_backward", logits.dtype(), [&](auto z) {
+    using T = decltype(z);
+    ce_bwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()), targets.data<int32_t>(),
+                                                  lse.data<float>(), dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
+  });
+  CUDA_CHECK_LAUNCH("cross_entropy_backward");
+}
+
+}  // namespace spectra::kernels::cuda

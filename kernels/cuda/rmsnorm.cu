@@ -1,0 +1,118 @@
+// RMSNorm: one block per row for the forward pass and for dx; dg in two deterministic stages
+// (per row-chunk partial sums, then a fixed-order sum over chunks), no float atomics.
+#include "kernels/cuda/common.cuh"
+#include "kernels/rmsnorm.h"
+
+namespace spectra::kernels::cuda {
+
+namespace {
+constexpr int kThreads = 256, kRowChunks = 64;
+
+template <typename T, typename G>
+__global__ void rmsnorm_fwd(const T* x, const G* g, float eps, T* y, float* rstd, int64_t d) {
+  __shared__ float scratch[32];
+  const int64_t r = blockIdx.x;
+  const T* xr = x + r * d;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float v = to_f32(xr[i]);
+    ss += v * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float rs = rsqrtf(ss / float(d) + eps);
+  if (threadIdx.x == 0) rstd[r] = rs;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+    y[r * d + i] = from_f32<T>(to_f32(xr[i]) * rs * to_f32(g[i]));
+}
+
+// dx += rstd·(dy·g − u·mean(dy·g·u)), u = x·rstd.
+template <typename T, typename G>
+__global__ void rmsnorm_bwd_dx(const T* dy, const T* x, const G* g, const float* rstd, T* dx, int64_t d) {
+  __shared__ float scratch[32];
+  const int64_t r = blockIdx.x;
+  const float rs = rstd[r];
+  float dot = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+    dot += to_f32(dy[r * d + i]) * to_f32(g[i]) * to_f32(x[r * d + i]) * rs;
+  const float m = block_sum(dot, scratch) / float(d);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    int64_t k = r * d + i;
+    float u = to_f32(x[k]) * rs;
+    dx[k] = from_f32<T>(to_f32(dx[k]) + rs * (to_f32(dy[k]) * to_f32(g[i]) - u * m));
+  }
+}
+
+// partial[chunk][i] = Σ_{rows of chunk} dy·x·rstd: grid (column blocks, row chunks).
+template <typename T>
+__global__ void rmsnorm_bwd_dg_partial(const T* dy, const T* x, const float* rstd, float* partial,
+                                       int64_t n, int64_t d) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= d) return;
+  const int64_t per = (n + gridDim.y - 1) / gridDim.y, r0 = blockIdx.y * per;
+  const int64_t r1 = r0 + per < n ? r0 + per : n;
+  float s = 0.f;
+  for (int64_t r = r0; r < r1; r++) s += to_f32(dy[r * d + i]) * to_f32(x[r * d + i]) * rstd[r];
+  partial[blockIdx.y * d + i] = s;
+}
+
+__global__ void rmsnorm_bwd_dg_sum(const float* partial, int chunks, int64_t d, float* dg) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= d) return;
+  float s = 0.f;
+  for (int c = 0; c < chunks; c++) s += partial[c * d + i];
+  dg[i] += s;
+}
+
+template <typename Fn>
+void dispatch_gain(const char* op, const Tensor& x, const Tensor& g, Fn&& fn) {
+  dispatch_act(op, x.dtype(), [&](auto zx) {
+    if (g.dtype() == DType::f32)
+      fn(zx, float{});
+    else if (g.dtype() == x.dtype())
+      fn(zx, zx);
+    else
+      throw Error(fmt::format("{}: gain {} must be f32 or x's dtype ({})", op, g.str(), dtype_name(x.dtype())));
+  });
+}
+}  // namespace
+
+void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
+  check_same("rmsnorm_forward", x, "x", y, "y");
+  const int64_t n = rows_of(x), d = x.size(-1);
+  if (g.numel() != d || rstd.numel() != n || rstd.dtype() != DType::f32)
+    throw Error(fmt::format("rmsnorm_forward: x {}, g {}, rstd {} disagree", x.str(), g.str(), rstd.str()));
+  if (n == 0) return;
+  dispatch_gain("rmsnorm_forward", x, g, [&](auto zx, auto zg) {
+    using T = decltype(zx);
+    using G = decltype(zg);
+    rmsnorm_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(x.raw()), static_cast<const G*>(g.raw()),
+                                                       eps, static_cast<T*>(y.raw()), rstd.data<float>(), d);
+  });
+  CUDA_CHECK_LAUNCH("rmsnorm_forward");
+}
+
+void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd, Tensor& dx, Tensor& dg) {
+  check_same("rmsnorm_backward", dy, "dy", x, "x");
+  check_same("rmsnorm_backward", dx, "dx", x, "x");
+  check_dtype("rmsnorm_backward", dg, "dg", DType::f32);
+  const int64_t n = rows_of(x), d = x.size(-1);
+  if (dg.numel() != d || g.numel() != d || rstd.numel() != n)
+    throw Error(fmt::format("rmsnorm_backward: x {}, g {}, dg {}, rstd {} disagree", x.str(), g.str(), dg.str(), rstd.str()));
+  if (n == 0) return;
+  const int chunks = int(n < kRowChunks ? n : kRowChunks);
+  Tensor partial = scratch({int64_t(chunks), d});
+  dispatch_gain("rmsnorm_backward", x, g, [&](auto zx, auto zg) {
+    using T = decltype(zx);
+    using G = decltype(zg);
+    const T *dyp = static_cast<const T*>(dy.raw()), *xp = static_cast<const T*>(x.raw());
+    rmsnorm_bwd_dx<<<unsigned(n), kThreads, 0, stream()>>>(dyp, xp, static_cast<const G*>(g.raw()), rstd.data<float>(),
+                                                          static_cast<T*>(dx.raw()), d);
+    dim3 grid(unsigned((d + kThreads - 1) / kThreads), unsigned(chunks));
+    rmsnorm_bwd_dg_partial<<<grid, kThreads, 0, stream()>>>(dyp, xp, rstd.data<float>(), partial.data<float>(), n, d);
+    rmsnorm_bwd_dg_sum<<<unsigned((d + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(partial.data<float>(), chunks, d,
+                                                                                          dg.data<float>());
+  });
+  CUDA_CHECK_LAUNCH("rmsnorm_backward");
+}
+
+}  // namespace spectra::kernels::cuda
