@@ -64,6 +64,7 @@ Loader::Loader(LoaderOptions o) : o_(std::move(o)) {
     total_weight += d.weight;
   }
   std::string first_file;
+  int64_t text_bytes = 0, tokens = 0;
   for (const DataSource& d : o_.sources) {
     Source s;
     s.share = d.weight / total_weight;
@@ -85,6 +86,8 @@ Loader::Loader(LoaderOptions o) : o_(std::move(o)) {
             "(model.vocab_size must be at least the tokenizer's)",
             f, m.vocab_size, o_.model_vocab);
       vocab_size_ = std::max(vocab_size_, m.vocab_size);
+      text_bytes += m.text_bytes;
+      tokens += m.num_tokens;
       s.first_window.push_back(s.windows);
       s.windows += std::max<int64_t>(0, (tf.num_tokens() - 1) / o_.seq_len);
       s.files.push_back(std::move(tf));
@@ -99,6 +102,7 @@ Loader::Loader(LoaderOptions o) : o_(std::move(o)) {
     val_total_ += s.val;
     sources_.push_back(std::move(s));
   }
+  bytes_per_token_ = tokens > 0 ? double(text_bytes) / double(tokens) : 0;
   consumed_.drawn.assign(sources_.size(), 0);
   consumed_.seed = o_.seed;
   consumed_.seq_len = o_.seq_len;

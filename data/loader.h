@@ -79,6 +79,9 @@ class Loader {
   int64_t train_windows(size_t source) const { return sources_[source].train; }
   uint64_t epoch(size_t source) const;  // epochs of source completed by the returned batches
   int64_t vocab_size() const { return vocab_size_; }  // the datasets' vocabulary
+  // UTF-8 bytes of source text per token over all the data (end-of-text tokens included):
+  // bits per byte = loss in nats per token / ln 2 / bytes_per_token().
+  double bytes_per_token() const { return bytes_per_token_; }
   const std::string& tokenizer_sha256() const { return sha_; }
 
   // Global window `g`'s (source, window index) given the draws so far; advances `state`.
@@ -100,6 +103,7 @@ class Loader {
   LoaderOptions o_;
   std::vector<Source> sources_;
   int64_t val_total_ = 0, vocab_size_ = 0;
+  double bytes_per_token_ = 0;
   std::string sha_;
 
   mutable std::mutex mu_;

@@ -160,6 +160,8 @@ TEST(Prepare, TokensEqualTheTokenizersIds) {
   EXPECT_EQ(f.meta().num_documents, int64_t(docs.size()));
   EXPECT_EQ(f.meta().text_bytes, int64_t(corpus().size()));
   EXPECT_EQ(f.meta().sources, "[\"" + in + "\"]");
+  Loader l({.sources = {{out}}, .seq_len = 32, .batch_size = 2});
+  EXPECT_DOUBLE_EQ(l.bytes_per_token(), double(corpus().size()) / double(expect.size()));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 }
 

@@ -1,6 +1,8 @@
 // spectra prepare: text or JSONL -> tokenized HDF5 shards for training (docs/data.md).
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "data/prepare.h"
 #include "tools/commands.h"
 
@@ -8,6 +10,7 @@ namespace spectra::tools {
 
 void add_prepare(CLI::App& app) {
   auto o = std::make_shared<PrepareOptions>();
+  o->threads = int(std::max(1u, std::thread::hardware_concurrency()));
   auto invalid = std::make_shared<std::string>("error");
   auto quiet = std::make_shared<bool>(false);
   CLI::App* cmd =
@@ -25,7 +28,7 @@ void add_prepare(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--eot", o->eot, "End-of-text token appended after each document")
       ->capture_default_str();
-  cmd->add_option("-j,--threads", o->threads, "Tokenizing threads")
+  cmd->add_option("-j,--threads", o->threads, "Tokenizing threads (default: all cores)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--shard-tokens", o->shard_tokens,
