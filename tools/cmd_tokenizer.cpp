@@ -3,10 +3,12 @@
 //   decode: token ids (whitespace-separated) on stdin -> text on stdout
 //   train:  text/JSONL files -> a tokenizer.json that Hugging Face `tokenizers` loads
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -82,41 +84,66 @@ void add_tokenizer(CLI::App& app) {
   cmd->require_subcommand(1);
 
   auto path = std::make_shared<std::string>();
-  auto skip = std::make_shared<bool>(false);
+  auto skip = std::make_shared<bool>(false), jsonl = std::make_shared<bool>(false);
   CLI::App* enc = cmd->add_subcommand("encode", "UTF-8 text on stdin -> one token id per line");
   enc->add_option("--tokenizer", *path, "tokenizer.json")->required();
-  enc->callback([path] {
+  enc->add_flag("--jsonl", *jsonl,
+                "Many texts: each stdin line a JSON string, each output line its ids");
+  enc->callback([path, jsonl] {
     Tokenizer tok = Tokenizer::load(*path);
-    std::string text = read_stdin();
-    std::vector<int32_t> ids = tok.encode(text);
-    std::string out;
-    out.reserve(ids.size() * 6);
-    for (int32_t id : ids) fmt::format_to(std::back_inserter(out), "{}\n", id);
+    std::string text = read_stdin(), out;
+    if (!*jsonl) {
+      for (int32_t id : tok.encode(text)) fmt::format_to(std::back_inserter(out), "{}\n", id);
+    } else {
+      std::istringstream in(text);
+      std::string line;
+      for (int n = 1; std::getline(in, line); n++) {
+        std::string s;
+        try {
+          s = nlohmann::json::parse(line).get<std::string>();
+        } catch (const nlohmann::json::exception& e) {
+          user_error("encode: stdin line {} is not a JSON string ({})", n, e.what());
+        }
+        fmt::format_to(std::back_inserter(out), "{}\n", fmt::join(tok.encode(s), " "));
+      }
+    }
     std::fwrite(out.data(), 1, out.size(), stdout);
   });
 
   CLI::App* dec = cmd->add_subcommand("decode", "Token ids on stdin -> text on stdout");
   dec->add_option("--tokenizer", *path, "tokenizer.json")->required();
   dec->add_flag("--skip-special", *skip, "Leave out special tokens");
-  dec->callback([path, skip] {
+  dec->add_flag("--jsonl", *jsonl, "Many sequences: each stdin line's ids -> a JSON string line");
+  dec->callback([path, skip, jsonl] {
     Tokenizer tok = Tokenizer::load(*path);
-    std::istringstream in(read_stdin());
-    std::vector<int32_t> ids;
-    std::string word;
-    while (in >> word) {
-      size_t used = 0;
-      long v = -1;
-      try {
-        v = std::stol(word, &used);
-      } catch (const std::exception&) {
+    auto ids_of = [&](const std::string& text) {
+      std::istringstream in(text);
+      std::vector<int32_t> ids;
+      std::string word;
+      while (in >> word) {
+        size_t used = 0;
+        long v = -1;
+        try {
+          v = std::stol(word, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != word.size() || v < 0 || v >= tok.vocab_size())
+          user_error("decode: '{}' is not a token id of {} (0..{})", word, *path,
+                     tok.vocab_size() - 1);
+        ids.push_back(int32_t(v));
       }
-      if (used != word.size() || v < 0 || v >= tok.vocab_size())
-        user_error("decode: '{}' is not a token id of {} (0..{})", word, *path,
-                   tok.vocab_size() - 1);
-      ids.push_back(int32_t(v));
+      return ids;
+    };
+    std::string text = read_stdin(), out;
+    if (!*jsonl) {
+      out = tok.decode(ids_of(text), *skip);
+    } else {
+      std::istringstream in(text);
+      std::string line;
+      while (std::getline(in, line))
+        out += nlohmann::json(tok.decode(ids_of(line), *skip)).dump() + "\n";
     }
-    std::string text = tok.decode(ids, *skip);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fwrite(out.data(), 1, out.size(), stdout);
   });
 
   CLI::App* info = cmd->add_subcommand("info", "Vocabulary size, special tokens and sha256");

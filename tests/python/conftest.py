@@ -3,6 +3,7 @@
 SPECTRA_BIN names the spectra binary (ctest sets it); the tests skip with a message when it or
 the `tokenizers` package is missing."""
 import gzip
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -37,6 +38,24 @@ def spectra_decode(tokenizer_json, ids, *extra):
     code, out, err = run_spectra("tokenizer", "decode", "--tokenizer", tokenizer_json, *extra, stdin=stdin)
     assert code == 0, err
     return out.decode("utf-8")
+
+
+def spectra_encode_many(tokenizer_json, texts):
+    """Encodes many texts in one run (`encode --jsonl`): a list of id lists."""
+    stdin = "".join(json.dumps(t) + "\n" for t in texts).encode()
+    code, out, err = run_spectra("tokenizer", "encode", "--jsonl", "--tokenizer", tokenizer_json, stdin=stdin)
+    assert code == 0, err
+    lines = out.decode().split("\n")[:-1]
+    assert len(lines) == len(texts)
+    return [[int(x) for x in line.split()] for line in lines]
+
+
+def spectra_decode_many(tokenizer_json, id_lists, *extra):
+    """Decodes many id sequences in one run (`decode --jsonl`): a list of strings."""
+    stdin = "".join(" ".join(map(str, ids)) + "\n" for ids in id_lists).encode()
+    code, out, err = run_spectra("tokenizer", "decode", "--jsonl", "--tokenizer", tokenizer_json, *extra, stdin=stdin)
+    assert code == 0, err
+    return [json.loads(line) for line in out.decode().split("\n")[:-1]]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import random
 
 import pytest
 
-from conftest import CORPUS, corpus_text, run_spectra, spectra_decode, spectra_encode  # noqa: F401
+from conftest import (CORPUS, corpus_text, run_spectra, spectra_decode, spectra_decode_many,  # noqa: F401
+                      spectra_encode, spectra_encode_many)
 from hard_strings import HARD_STRINGS
 
 tokenizers = pytest.importorskip("tokenizers", reason="pip install tokenizers (scripts/setup does)")
@@ -49,8 +50,8 @@ def hf_ids(tok, text):
 
 
 def check_strings(tok, path, strings):
-    for s in strings:
-        assert spectra_encode(path, s) == hf_ids(tok, s), repr(s)
+    for s, ids in zip(strings, spectra_encode_many(path, strings)):
+        assert ids == hf_ids(tok, s), repr(s)
 
 
 def test_neox_corpus(neox, corpus_text):
@@ -75,22 +76,26 @@ def test_neox_every_code_point(neox):
     for i in range(0, len(cps), 1 << 15):
         text = "".join(piece(chr(c)) for c in cps[i:i + (1 << 15)])
         if spectra_encode(path, text) != hf_ids(tok, text):
-            first = next(c for c in cps[i:i + (1 << 15)] if spectra_encode(path, piece(chr(c))) != hf_ids(tok, piece(chr(c))))
-            pytest.fail(f"first mismatch at U+{first:04X}")
+            chunk = cps[i:i + (1 << 15)]
+            mine = spectra_encode_many(path, [piece(chr(c)) for c in chunk])
+            bad = [f"U+{c:04X}" for c, ids in zip(chunk, mine) if ids != hf_ids(tok, piece(chr(c)))]
+            pytest.fail(f"mismatches at {bad[:20]}")
 
 
 def test_neox_decode(neox, corpus_text):
     tok, path = neox
-    for s in HARD_STRINGS + [corpus_text[:20000]]:
-        ids = spectra_encode(path, s)
-        assert spectra_decode(path, ids) == s
+    texts = HARD_STRINGS + [corpus_text[:20000]]
+    encoded = spectra_encode_many(path, texts)
+    assert spectra_decode_many(path, encoded) == texts
+    assert spectra_decode(path, encoded[-1]) == texts[-1]  # the plain (not --jsonl) form too
+    for s, ids in zip(texts, encoded):
         assert tok.decode(ids, skip_special_tokens=False) == s
     # Arbitrary id sequences split UTF-8 sequences: the lossy repair must match HF's.
     rng = random.Random(0)
-    for _ in range(20):
-        ids = [rng.randrange(tok.get_vocab_size()) for _ in range(rng.randrange(1, 40))]
-        assert spectra_decode(path, ids) == tok.decode(ids, skip_special_tokens=False), ids
-        assert spectra_decode(path, ids, "--skip-special") == tok.decode(ids, skip_special_tokens=True), ids
+    seqs = [[rng.randrange(tok.get_vocab_size()) for _ in range(rng.randrange(1, 40))] for _ in range(200)]
+    seqs.append([0, 0])
+    assert spectra_decode_many(path, seqs) == [tok.decode(ids, skip_special_tokens=False) for ids in seqs]
+    assert spectra_decode_many(path, seqs, "--skip-special") == [tok.decode(ids, skip_special_tokens=True) for ids in seqs]
 
 
 def test_added_tokens_rules(tmp_path, corpus_text):
@@ -109,8 +114,8 @@ def test_added_tokens_rules(tmp_path, corpus_text):
         "a  [X] b[X]c  [Y]  d [Y][X]", "word words sword word_ word. éword wordé",
         "x" + " " * 60 + "y", "<|pad|><|pad|> <|pad|>x", "- \u25cc\u0330<mask>, <mask>-"]
     check_strings(tok, path, strings)
-    for s in strings:
-        assert spectra_decode(path, spectra_encode(path, s)) == tok.decode(hf_ids(tok, s), skip_special_tokens=False)
+    decoded = spectra_decode_many(path, spectra_encode_many(path, strings))
+    assert decoded == [tok.decode(hf_ids(tok, s), skip_special_tokens=False) for s in strings]
 
 
 def test_prefix_space_and_llama3_split(tmp_path, corpus_text):
@@ -131,8 +136,8 @@ def test_spectra_trained_tokenizer_loads_in_hf(tmp_path, corpus_text):
     assert ids == hf_ids(tok, corpus_text)
     assert len(ids) < len(corpus_text.encode()) / 3  # it did learn merges
     check_strings(tok, path, HARD_STRINGS)
+    assert spectra_decode_many(path, spectra_encode_many(path, HARD_STRINGS)) == HARD_STRINGS
     for s in HARD_STRINGS:
-        assert spectra_decode(path, spectra_encode(path, s)) == s
         assert tok.decode(hf_ids(tok, s), skip_special_tokens=False) == s
     # Training is deterministic.
     again = tmp_path / "again.json"
@@ -186,4 +191,8 @@ def test_nfc_normalizer_like_gpt_neox(tmp_path, corpus_text):
     cps = [c for c in range(0x32000) if not 0xD800 <= c < 0xE000 and c not in NEWER_MARKS]
     for i in range(0, len(cps), 1 << 15):
         text = "".join(piece(chr(c)) for c in cps[i:i + (1 << 15)])
-        assert spectra_encode(path, text) == hf_ids(tok, text), f"code points from U+{cps[i]:04X}"
+        if spectra_encode(path, text) != hf_ids(tok, text):
+            chunk = cps[i:i + (1 << 15)]
+            mine = spectra_encode_many(path, [piece(chr(c)) for c in chunk])
+            bad = [f"U+{c:04X}" for c, ids in zip(chunk, mine) if ids != hf_ids(tok, piece(chr(c)))]
+            pytest.fail(f"mismatches at {bad[:20]}")
