@@ -8,8 +8,7 @@
 #include "core/cuda_runtime.h"
 #include "core/log.h"
 #include "core/progress.h"
-#include "data/byte_corpus.h"
-#include "data/text.h"
+#include "train/batch_source.h"
 #include "train/generate.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
@@ -37,11 +36,11 @@ Placement resolve_placement(const Recipe& r) {
 namespace {
 
 // Mean loss over the validation split's first `batches` micro-batches.
-double evaluate(const LM& lm, const ByteCorpus& corpus, const Recipe& r) {
+double evaluate(const LM& lm, BatchSource& data, const Recipe& r) {
   ag::NoGradGuard no_grad;
   double sum = 0;
   for (int64_t i = 0; i < r.eval.batches; i++) {
-    TokenBatch b = corpus.val_batch(uint64_t(i), r.train.micro_batch, r.train.seq_len);
+    TokenBatch b = data.val_batch(i);
     Device d = lm.device();
     sum += lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value().item();
   }
@@ -64,9 +63,7 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 TrainSummary train(const Recipe& r) {
   Placement place = resolve_placement(r);
   int64_t accum = r.train.global_batch / r.train.micro_batch;
-  if (r.data.text.empty())
-    user_error("{}: data.text is empty: this spectra trains on a byte-level text corpus", r.path);
-  ByteCorpus corpus(read_text_file(r.data.text), r.data.val_fraction);
+  std::unique_ptr<BatchSource> data = make_batch_source(r, 0, 1);
 
   LM lm(r.model, LayerOptions{DType::f32, place.device}, place.compute_dtype);
   lm.initialize(r.train.seed);
@@ -91,8 +88,7 @@ TrainSummary train(const Recipe& r) {
     double wd = weight_decay_at(r.schedule, step, r.train.steps);
     double step_loss = 0;
     for (int64_t micro = 0; micro < accum; micro++) {
-      TokenBatch b = corpus.train_batch(r.train.seed, uint64_t(step * accum + micro),
-                                        r.train.micro_batch, r.train.seq_len);
+      TokenBatch b = data->next();
       ag::Var loss = lm.loss(b.ids.to(place.device), b.targets.to(place.device), b.batch, b.seq);
       step_loss += loss.value().item() / double(accum);
       ag::backward(loss, opt.scaler().scale / double(accum));
@@ -123,17 +119,17 @@ TrainSummary train(const Recipe& r) {
       interval_clock.reset();
     }
     if (r.eval.interval > 0 && (step + 1) % r.eval.interval == 0 && !last) {
-      double v = evaluate(lm, corpus, r);
+      double v = evaluate(lm, *data, r);
       log::info("step {}: validation loss {:.4f}", step + 1, v);
       metrics.write({{"event", "eval"}, {"step", step + 1}, {"val_loss", v}});
     }
   }
   out.steps = r.train.steps;
-  out.val_loss = evaluate(lm, corpus, r);
+  out.val_loss = evaluate(lm, *data, r);
   metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
   if (log::rank() == 0)
     fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n", out.val_loss,
-               out.val_loss / std::log(2.0), format_count(double(r.train.steps) * tokens_per_step) + " tokens",
+               out.val_loss / std::log(2.0) / data->bytes_per_token(), format_count(double(r.train.steps) * tokens_per_step) + " tokens",
                format_duration(clock.seconds()));
 
   if (!r.train.out.empty()) {
