@@ -84,8 +84,11 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
                 "all_gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(local.view(out.shape()));
   if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
-  MPI_CHECK(MPI_Allgather(local.raw(), int(local.numel()), mpi_type(local.dtype()), out.raw(),
-                          int(local.numel()), mpi_type(local.dtype()), impl_->comm));
+  // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
+  const bool in_place = local.raw() == static_cast<char*>(out.raw()) + size_t(rank_) * local.nbytes();
+  MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : local.raw(), int(local.numel()),
+                          mpi_type(local.dtype()), out.raw(), int(local.numel()),
+                          mpi_type(local.dtype()), impl_->comm));
 }
 
 void Group::reduce_scatter(const Tensor& full, Tensor& local) const {

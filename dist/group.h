@@ -27,7 +27,8 @@ class Group {
 
   // In place over all ranks of the group. f32, f64, i32, i64 (NCCL also bf16/f16).
   void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) const;
-  // out [size·n, ...] = concatenation of every rank's local [n, ...] along dim 0.
+  // out [size·n, ...] = concatenation of every rank's local [n, ...] along dim 0. `local` may be
+  // this rank's own slot of `out` (in place).
   void all_gather(const Tensor& local, Tensor& out) const;
   // Sums `full` [size·n, ...] over ranks; this rank keeps rows [rank·n, (rank+1)·n) in local.
   void reduce_scatter(const Tensor& full, Tensor& local) const;

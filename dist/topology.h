@@ -19,4 +19,18 @@ struct Topology {
   static Topology create(int tp, int dp, const std::string& where);
 };
 
+// The same checks without MPI: throws the UserError create() would, for a world of `world` ranks.
+void check_layout(int tp, int dp, int world, const std::string& where);
+
+// A user error that every rank has agreed on (fail_together): main() exits with code 2, the
+// reporting rank prints it, and no rank aborts the job.
+struct AgreedError {
+  std::string message;
+  bool report;
+};
+// Collective over the world, called by every rank at the same point before any other
+// collective: if any rank passes a non-empty error, every rank throws AgreedError, and only the
+// lowest failing rank reports it (one line, however many ranks failed the same way).
+void fail_together(const std::string& error);
+
 }  // namespace spectra::dist

@@ -9,6 +9,7 @@ namespace spectra {
 struct LayerOptions {
   DType param_dtype = DType::f32;  // master weights
   Device device;
+  int64_t arena_multiple = 1;  // pad the parameter arenas to a multiple (ZeRO shards evenly)
 };
 
 class Linear : public Module {

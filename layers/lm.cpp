@@ -23,6 +23,21 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
   add_child("model", &model_);
   add_child("lm_head", &head_);
 
+  // One allocation for all masters and one for all gradients; parameters are views.
+  auto params = named_parameters();
+  for (auto& [name, p] : params) elements_ += shape_numel(p->shape);
+  const int64_t m = std::max<int64_t>(1, opt.arena_multiple);
+  const int64_t padded = (elements_ + m - 1) / m * m;
+  master_arena_ = Tensor::zeros({padded}, opt.param_dtype, opt.device);
+  grad_arena_ = Tensor::zeros({padded}, opt.param_dtype, opt.device);
+  int64_t off = 0;
+  for (auto& [name, p] : params) {
+    int64_t n = shape_numel(p->shape);
+    p->master = master_arena_.slice(off, off + n).view(p->shape);
+    p->grad = grad_arena_.slice(off, off + n).view(p->shape);
+    off += n;
+  }
+
   // 16-bit compute: every float weight gets a compute copy; ternary latents are read in f32 by
   // the quantizer and norm gains in f32 by RMSNorm, so they need none.
   if (compute_dtype != opt.param_dtype)
@@ -49,9 +64,7 @@ void LM::refresh_compute() {
     if (p->compute.defined()) kernels::cast(p->master, p->compute);
 }
 
-void LM::zero_grad() {
-  for (auto& [name, p] : named_parameters()) p->grad.zero_();
-}
+void LM::zero_grad() { grad_arena_.zero_(); }
 
 ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
   ag::Var x = embed_.forward(ids);

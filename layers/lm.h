@@ -30,6 +30,12 @@ class LM : public Module {
   void refresh_compute();
   void zero_grad();
 
+  // Every parameter is a view into these flat arenas, in named_parameters() order, followed by
+  // zero padding up to LayerOptions::arena_multiple.
+  const Tensor& master_arena() const { return master_arena_; }
+  const Tensor& grad_arena() const { return grad_arena_; }
+  int64_t parameter_elements() const { return elements_; }
+
   // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype.
   ag::Var logits(const Tensor& ids, int64_t batch, int64_t seq) const;
   // Mean next-token cross-entropy; targets < 0 are ignored.
@@ -46,6 +52,8 @@ class LM : public Module {
   RMSNorm norm_;
   Linear head_;
   ModuleGroup model_;  // the "model." prefix of HF names
+  Tensor master_arena_, grad_arena_;
+  int64_t elements_ = 0;
 };
 
 }  // namespace spectra

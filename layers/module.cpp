@@ -13,10 +13,9 @@ std::vector<Module::NamedParameter> Module::named_parameters(const std::string& 
 }
 
 Parameter& Module::add_parameter(std::string name, Shape shape, Init init, bool decay,
-                                 bool ternary, DType dtype, Device device) {
+                                 bool ternary) {
   auto p = std::make_unique<Parameter>();
-  p->master = Tensor::zeros(shape, dtype, device);
-  p->grad = Tensor::zeros(shape, dtype, device);
+  p->shape = std::move(shape);
   p->init = init;
   p->decay = decay;
   p->ternary = ternary;

@@ -2,8 +2,10 @@
 // dots along the tree, matching Hugging Face's LlamaForCausalLM ("model.layers.3.mlp.up_proj.weight"),
 // so exports need no renaming table.
 //
-// A Parameter owns its f32 master weights and f32 gradient; when the model computes in a 16-bit
-// dtype, `compute` holds the copy the forward pass reads (the optimizer refreshes it each step).
+// A Parameter is a view into its model's two flat arenas: the f32 master weights and the f32
+// gradients (one allocation each, so data-parallel reductions and ZeRO sharding work on whole
+// buckets). When the model computes in a 16-bit dtype, `compute` holds the copy the forward pass
+// reads (the optimizer refreshes it each step). Modules declare shapes; the model allocates.
 #pragma once
 #include <memory>
 #include <string>
@@ -18,6 +20,7 @@ namespace spectra {
 enum class Init : uint8_t { normal, ones };
 
 struct Parameter {
+  Shape shape;
   Tensor master;   // f32 (f64 in gradient-check models)
   Tensor grad;     // same dtype as master
   Tensor compute;  // undefined when the model computes in the master's dtype
@@ -41,8 +44,7 @@ class Module {
   std::vector<NamedParameter> named_parameters(const std::string& prefix = "") const;
 
  protected:
-  Parameter& add_parameter(std::string name, Shape shape, Init init, bool decay, bool ternary,
-                           DType dtype, Device device);
+  Parameter& add_parameter(std::string name, Shape shape, Init init, bool decay, bool ternary);
   void add_child(std::string name, Module* child);
 
  private:

@@ -4,6 +4,8 @@
 #include <filesystem>
 
 #include "core/log.h"
+#include "dist/topology.h"
+#include "dist/world.h"
 #include "tools/commands.h"
 #include "train/plan.h"
 #include "train/recipe.h"
@@ -29,9 +31,22 @@ void check_files(const Recipe& r) {
 }
 
 void run(const TrainArgs& a) {
-  Recipe r = load_recipe(a.recipe, a.overrides);
-  check_files(r);
-  Placement p = resolve_placement(r);
+  // Every rank validates the recipe, its files and the layout; they fail together, one line.
+  Recipe r;
+  Placement p;
+  std::string error;
+  try {
+    r = load_recipe(a.recipe, a.overrides);
+    check_files(r);
+    p = resolve_placement(r);
+    dist::check_layout(r.parallel.tp, r.parallel.dp, dist::world_size(), r.path);
+    if (r.parallel.tp > 1 && !a.dry_run)
+      user_error("{}: parallel.tp {}: tensor parallelism is not implemented yet; train with "
+                 "--set parallel.tp=1 (data parallelism: parallel.dp)", r.path, r.parallel.tp);
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  dist::fail_together(error);
   if (a.dry_run) {
     fmt::print("{}", describe_model(r));
     fmt::print("would train on {} in {} for {} steps; nothing was trained (--dry-run)\n",

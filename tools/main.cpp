@@ -4,10 +4,18 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "core/error.h"
+#include "dist/topology.h"
 #include "dist/world.h"
 #include "tools/commands.h"
+
+// Which rank speaks, in a job of several.
+static std::string rank_prefix() {
+  using namespace spectra;
+  return dist::world_size() > 1 ? fmt::format("rank {}: ", dist::world_rank()) : "";
+}
 
 int main(int argc, char** argv) {
   using namespace spectra;
@@ -33,14 +41,19 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "error: {} (see --help)\n", e.what());
     code = 2;
+  } catch (const dist::AgreedError& e) {  // every rank failed validation together
+    if (e.report) fmt::print(stderr, "error: {}\n", e.message);
+    dist::finalize();
+    return 2;
   } catch (const UserError& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}{}\n", rank_prefix(), e.what());
     code = 2;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: internal failure: {}\n", e.what());
+    fmt::print(stderr, "error: {}internal failure: {}\n", rank_prefix(), e.what());
     code = 1;
   }
-  if (code != 0 && dist::world_size() > 1) dist::abort_job(code);  // never leave ranks hanging
+  // A rank failing alone takes the job down rather than leaving the others waiting.
+  if (code != 0 && dist::world_size() > 1) dist::abort_job(code);
   dist::finalize();
   return code;
 }

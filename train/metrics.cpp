@@ -6,7 +6,12 @@
 
 namespace spectra {
 
-MetricsLog::MetricsLog(const std::string& path) {
+MetricsLog::MetricsLog(const std::string& templ, int rank) {
+  std::string path = templ;
+  if (size_t at = path.find("{rank}"); at != std::string::npos)
+    path.replace(at, 6, std::to_string(rank));
+  else if (rank != 0)
+    return;
   if (path.empty()) return;
   auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir);

@@ -17,27 +17,68 @@ void LossScaler::update(bool overflow) {
   }
 }
 
-AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16) : model_(model), cfg_(cfg) {
+AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Group* dp, int zero)
+    : model_(model), cfg_(cfg), dp_(dp && dp->size() > 1 ? dp : nullptr), zero_(dp_ ? zero : 0) {
+  const Tensor& arena = model.master_arena();
+  const int64_t n = arena.numel();
+  hi_ = n;
+  if (zero_) {
+    const int d = dp_->size();
+    SPECTRA_CHECK(n % d == 0, "ZeRO-1: the parameter arena ({} elements) is not padded to a multiple "
+                              "of the data-parallel size {}", n, d);
+    lo_ = dp_->rank() * (n / d);
+    hi_ = lo_ + n / d;
+    grad_shard_ = Tensor::zeros({hi_ - lo_}, DType::f32, arena.device());
+  }
+  m_ = Tensor::zeros({hi_ - lo_}, DType::f32, arena.device());
+  v_ = Tensor::zeros({hi_ - lo_}, DType::f32, arena.device());
+  const Tensor& grads = zero_ ? grad_shard_ : model.grad_arena();
+  // One AdamW segment per parameter piece inside [lo, hi): the decay flag differs by parameter.
+  int64_t off = 0;
   for (auto& [name, p] : model.named_parameters()) {
-    kernels::AdamWTensor t;
-    t.param = p->master;
-    t.grad = p->grad;
-    t.m = Tensor::zeros(p->master.shape(), DType::f32, p->master.device());
-    t.v = Tensor::zeros(p->master.shape(), DType::f32, p->master.device());
-    t.compute = p->compute;
-    t.decay = p->decay;
-    tensors_.push_back(t);
-    grads_.push_back(p->grad);
+    const int64_t pn = p->master.numel(), a = std::max(off, lo_), b = std::min(off + pn, hi_);
+    if (a < b) {
+      kernels::AdamWTensor t;
+      t.param = arena.slice(a, b);
+      t.grad = grads.slice(a - lo_, b - lo_);
+      t.m = m_.slice(a - lo_, b - lo_);
+      t.v = v_.slice(a - lo_, b - lo_);
+      t.decay = p->decay;
+      // Whole parameters write their compute copy here; ZeRO shards refresh it after the gather.
+      if (!zero_ && p->compute.defined()) t.compute = p->compute.view({pn});
+      segments_.push_back(t);
+    }
+    off += pn;
   }
   scaler_.enabled = fp16;
   if (fp16) scaler_.scale = 65536.0;
 }
 
+void AdamW::reduce_gradients() {
+  if (!dp_) return;
+  Tensor grads = model_.grad_arena();
+  if (zero_) return dp_->reduce_scatter(grads, grad_shard_);
+  const int64_t bucket = int64_t(1) << 24;  // 64 MiB of f32 per all-reduce
+  for (int64_t s = 0; s < grads.numel(); s += bucket) {
+    Tensor b = grads.slice(s, std::min(grads.numel(), s + bucket));
+    dp_->all_reduce(b);
+  }
+}
+
 StepStats AdamW::step(double lr, double weight_decay) {
   StepStats s;
-  bool nonfinite = false;
+  reduce_gradients();
+  const int replicas = dp_ ? dp_->size() : 1;
   const double loss_scale = scaler_.scale;  // the scale this step's gradients carry
-  double norm = std::sqrt(kernels::sum_squares(grads_, &nonfinite)) / loss_scale;
+  bool nonfinite = false;
+  double ss = kernels::sum_squares({zero_ ? grad_shard_ : model_.grad_arena()}, &nonfinite);
+  if (zero_) {  // each rank holds a different shard: sum the squares, agree on overflow
+    Tensor t = Tensor::full({1}, ss, DType::f64);
+    dp_->all_reduce(t);
+    ss = t.item();
+    nonfinite = dp_->any(nonfinite);
+  }
+  const double norm = std::sqrt(ss) / (loss_scale * replicas);
   s.grad_norm = norm;
   scaler_.update(nonfinite);
   if (nonfinite) {
@@ -55,8 +96,13 @@ StepStats AdamW::step(double lr, double weight_decay) {
   h.eps = float(cfg_.eps);
   h.weight_decay = float(weight_decay);
   h.step = ++step_;
-  h.grad_scale = float(clip / loss_scale);
-  kernels::adamw_step(tensors_, h);
+  h.grad_scale = float(clip / (loss_scale * replicas));
+  kernels::adamw_step(segments_, h);
+  if (zero_) {
+    Tensor arena = model_.master_arena();
+    dp_->all_gather(arena.slice(lo_, hi_), arena);
+    model_.refresh_compute();
+  }
   model_.zero_grad();
   return s;
 }

@@ -1,9 +1,16 @@
-// The optimizer step: global gradient norm, clipping, AdamW over every parameter in one kernel
-// call, and (fp16) dynamic loss scaling. Gradients accumulate in the parameters' f32 buffers
-// over micro-batches; step() consumes and zeroes them.
+// The optimizer step: data-parallel gradient reduction, the global gradient norm and clipping,
+// AdamW over every parameter in one kernel call, and (fp16) dynamic loss scaling.
+//
+// Gradients accumulate in the model's flat gradient arena over micro-batches; step() consumes
+// and zeroes them. With a data-parallel group of D ranks:
+//   zero 0: the arena is all-reduced in buckets, and every rank updates every parameter;
+//   zero 1: the arena is reduce-scattered, each rank keeps AdamW state for 1/D of the arena and
+//           updates that shard, and the new weights are all-gathered (ZeRO stage 1).
+// Each rank's gradients are means over its micro-batches, so the reduced sum is divided by D.
 #pragma once
 #include <vector>
 
+#include "dist/group.h"
 #include "kernels/adamw.h"
 #include "layers/lm.h"
 #include "train/recipe.h"
@@ -22,22 +29,30 @@ struct LossScaler {
 };
 
 struct StepStats {
-  double grad_norm = 0;  // of the unscaled gradient, before clipping
+  double grad_norm = 0;  // of the unscaled, data-parallel-mean gradient, before clipping
   bool skipped = false;  // non-finite gradients (fp16 overflow)
 };
 
 class AdamW {
  public:
-  AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16_loss_scaling);
+  // dp: the data-parallel group (nullptr: a single replica). zero 1 needs the model's arenas
+  // padded to a multiple of the group size (LayerOptions::arena_multiple).
+  AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16_loss_scaling,
+        const dist::Group* dp = nullptr, int zero = 0);
   StepStats step(double lr, double weight_decay);
   const LossScaler& scaler() const { return scaler_; }
   int64_t steps_taken() const { return step_; }
 
  private:
+  void reduce_gradients();
+
   LM& model_;
   Recipe::Optimizer cfg_;
-  std::vector<kernels::AdamWTensor> tensors_;
-  std::vector<Tensor> grads_;
+  const dist::Group* dp_;
+  int zero_;
+  int64_t lo_ = 0, hi_ = 0;  // the arena range this rank updates
+  Tensor m_, v_, grad_shard_;
+  std::vector<kernels::AdamWTensor> segments_;
   LossScaler scaler_;
   int64_t step_ = 0;
 };

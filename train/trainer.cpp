@@ -8,6 +8,8 @@
 #include "core/cuda_runtime.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "dist/topology.h"
+#include "dist/world.h"
 #include "train/batch_source.h"
 #include "train/generate.h"
 #include "train/metrics.h"
@@ -19,8 +21,10 @@ namespace spectra {
 Placement resolve_placement(const Recipe& r) {
   Placement p;
   const std::string& dev = r.train.device;
-  if (dev == "auto")
-    p.device = cuda::available() ? Device::cuda(0) : Device::cpu();
+  if (dev == "auto" || dev == "cuda")  // one GPU per process: the local rank's
+    p.device = cuda::available() || dev == "cuda"
+                   ? Device::cuda(cuda::available() ? dist::local_rank() % cuda::device_count() : 0)
+                   : Device::cpu();
   else
     p.device = Device::parse(dev);
   if (p.device.is_cuda() && !cuda::available())
@@ -35,8 +39,16 @@ Placement resolve_placement(const Recipe& r) {
 
 namespace {
 
-// Mean loss over the validation split's first `batches` micro-batches.
-double evaluate(const LM& lm, BatchSource& data, const Recipe& r) {
+// The mean of a host value over the ranks of a group.
+double mean_over(const dist::Group& g, double v) {
+  if (g.size() == 1) return v;
+  Tensor t = Tensor::full({1}, v, DType::f64);
+  g.all_reduce(t);
+  return t.item() / g.size();
+}
+
+// Mean loss over the validation split's first `batches` micro-batches of every rank.
+double evaluate(const LM& lm, BatchSource& data, const Recipe& r, const dist::Group& dp) {
   ag::NoGradGuard no_grad;
   double sum = 0;
   for (int64_t i = 0; i < r.eval.batches; i++) {
@@ -44,7 +56,7 @@ double evaluate(const LM& lm, BatchSource& data, const Recipe& r) {
     Device d = lm.device();
     sum += lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value().item();
   }
-  return sum / double(std::max<int64_t>(1, r.eval.batches));
+  return mean_over(dp, sum / double(std::max<int64_t>(1, r.eval.batches)));
 }
 
 std::string progress_line(int64_t step, int64_t steps, double loss, double lr, double gnorm,
@@ -61,14 +73,24 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 }  // namespace
 
 TrainSummary train(const Recipe& r) {
+  dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
+  if (topo.tp > 1)
+    user_error("{}: parallel.tp {}: tensor parallelism is not implemented yet; train with tp 1 "
+               "(data parallelism: parallel.dp)", r.path, topo.tp);
+  const int64_t per_step = r.train.micro_batch * topo.dp;
+  if (r.train.global_batch % per_step != 0)
+    user_error("{}: train.global_batch {} is not a multiple of train.micro_batch {} x {} data-parallel "
+               "ranks", r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
+  const int64_t accum = r.train.global_batch / per_step;
   Placement place = resolve_placement(r);
-  int64_t accum = r.train.global_batch / r.train.micro_batch;
-  std::unique_ptr<BatchSource> data = make_batch_source(r, 0, 1);
+  if (place.device.is_cuda()) cuda::set_device(place.device.index);
+  std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
 
-  LM lm(r.model, LayerOptions{DType::f32, place.device}, place.compute_dtype);
+  const int zero = topo.dp > 1 ? r.parallel.zero : 0;
+  LM lm(r.model, LayerOptions{DType::f32, place.device, zero ? topo.dp : 1}, place.compute_dtype);
   lm.initialize(r.train.seed);
-  AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16);
-  MetricsLog metrics(r.log.metrics);
+  AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, zero);
+  MetricsLog metrics(r.log.metrics, topo.world.rank());
 
   const ModelConfig& m = r.model;
   log::info("training {} {} ({} parameters) on {} in {}: {} steps of {} sequences x {} tokens "
@@ -76,6 +98,7 @@ TrainSummary train(const Recipe& r) {
             model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
             place.device.str(), r.train.precision, r.train.steps, r.train.global_batch,
             r.train.seq_len, accum, r.train.micro_batch);
+  if (topo.dp > 1) log::info("data parallel over {} ranks{}", topo.dp, zero ? ", ZeRO-1" : "");
 
   TrainSummary out;
   Stopwatch clock, interval_clock;
@@ -94,6 +117,7 @@ TrainSummary train(const Recipe& r) {
       ag::backward(loss, opt.scaler().scale / double(accum));
     }
     StepStats st = opt.step(lr, wd);
+    step_loss = mean_over(topo.dp_group, step_loss);
     out.losses.push_back(step_loss);
     interval_loss += step_loss;
     interval_steps++;
@@ -119,20 +143,20 @@ TrainSummary train(const Recipe& r) {
       interval_clock.reset();
     }
     if (r.eval.interval > 0 && (step + 1) % r.eval.interval == 0 && !last) {
-      double v = evaluate(lm, *data, r);
+      double v = evaluate(lm, *data, r, topo.dp_group);
       log::info("step {}: validation loss {:.4f}", step + 1, v);
       metrics.write({{"event", "eval"}, {"step", step + 1}, {"val_loss", v}});
     }
   }
   out.steps = r.train.steps;
-  out.val_loss = evaluate(lm, *data, r);
+  out.val_loss = evaluate(lm, *data, r, topo.dp_group);
   metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
   if (log::rank() == 0)
     fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n", out.val_loss,
                out.val_loss / std::log(2.0) / data->bytes_per_token(), format_count(double(r.train.steps) * tokens_per_step) + " tokens",
                format_duration(clock.seconds()));
 
-  if (!r.train.out.empty()) {
+  if (!r.train.out.empty() && topo.world.rank() == 0) {  // replicas are identical
     save_model(r.train.out, lm, r);
     log::info("model written to {}", r.train.out);
   }

@@ -83,3 +83,34 @@ TEST_F(ModelCuda, TriLMF32MatchesCpu) { compare(ModelKind::trilm, 64, DType::f32
 TEST_F(ModelCuda, TriLMHeadDim128F32MatchesCpu) { compare(ModelKind::trilm, 128, DType::f32, 1e-4); }
 TEST_F(ModelCuda, FloatLMBf16MatchesCpu) { compare(ModelKind::floatlm, 64, DType::bf16, 3e-2); }
 TEST_F(ModelCuda, TriLMBf16MatchesCpu) { compare(ModelKind::trilm, 64, DType::bf16, 3e-2); }
+TEST_F(ModelCuda, TriLMF16MatchesCpu) { compare(ModelKind::trilm, 64, DType::f16, 3e-2); }
+
+// fp16 with dynamic loss scaling: the scaled backward stays finite, the step unscales exactly,
+// and an overflowing step is skipped with the scale halved.
+TEST_F(ModelCuda, F16LossScalingTrains) {
+  ModelConfig c = config(ModelKind::trilm, 64);
+  LM lm(c, {DType::f32, Device::cuda()}, DType::f16);
+  lm.initialize(2);
+  Recipe::Optimizer o;
+  AdamW opt(lm, o, /*fp16_loss_scaling=*/true);
+  ASSERT_EQ(opt.scaler().scale, 65536.0);
+  std::vector<int32_t> ids(2 * 64);
+  for (size_t i = 0; i < ids.size(); i++) ids[i] = int32_t(i * 7 % 1000);
+  Tensor x = Tensor::from(ids, {128}).to(Device::cuda());
+  double first = 0, last = 0;
+  for (int step = 0; step < 20; step++) {
+    ag::Var loss = lm.loss(x, x, 2, 64);
+    (step == 0 ? first : last) = loss.value().item();
+    ag::backward(loss, opt.scaler().scale);
+    StepStats st = opt.step(3e-3, 0.0);
+    EXPECT_FALSE(st.skipped) << step;
+    EXPECT_TRUE(std::isfinite(st.grad_norm));
+  }
+  EXPECT_LT(last, first - 0.5);
+  // Force an overflow: an absurd scale makes fp16 gradients infinite.
+  ag::Var loss = lm.loss(x, x, 2, 64);
+  ag::backward(loss, 1e30);
+  StepStats st = opt.step(3e-3, 0.0);
+  EXPECT_TRUE(st.skipped);
+  EXPECT_EQ(opt.scaler().scale, 32768.0);
+}
