@@ -183,13 +183,15 @@ void File::set_attr(const std::string& name, const std::string& value) {
     user_error("{}: cannot write attribute '{}'", path_, name);
 }
 
-void File::set_attr(const std::string& name, int64_t value) {
+void File::set_attr(const std::string& name, int64_t value, const std::string& object) {
   Handle space{H5Screate(H5S_SCALAR), H5Sclose};
-  if (H5Aexists(id_, name.c_str()) > 0) H5Adelete(id_, name.c_str());
-  Handle a{H5Acreate2(id_, name.c_str(), H5T_NATIVE_INT64, space.id, H5P_DEFAULT, H5P_DEFAULT),
+  if (H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0)
+    H5Adelete_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT);
+  Handle a{H5Acreate_by_name(id_, object.c_str(), name.c_str(), H5T_NATIVE_INT64, space.id,
+                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            H5Aclose};
   if (a.id < 0 || H5Awrite(a.id, H5T_NATIVE_INT64, &value) < 0)
-    user_error("{}: cannot write attribute '{}'", path_, name);
+    user_error("{}: cannot write attribute '{}' of '{}'", path_, name, object);
 }
 
 bool File::has_attr(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
@@ -207,12 +209,13 @@ std::string File::attr_string(const std::string& name) const {
   return s;
 }
 
-int64_t File::attr_int(const std::string& name) const {
-  if (!has_attr(name)) user_error("{}: missing attribute '{}' (not a spectra file?)", path_, name);
-  Handle a{H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose};
+int64_t File::attr_int(const std::string& name, const std::string& object) const {
+  if (H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) <= 0)
+    user_error("{}: missing attribute '{}' of '{}' (not a spectra file?)", path_, name, object);
+  Handle a{H5Aopen_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
   int64_t v = 0;
-  if (H5Aread(a.id, H5T_NATIVE_INT64, &v) < 0)
-    user_error("{}: cannot read attribute '{}'", path_, name);
+  if (a.id < 0 || H5Aread(a.id, H5T_NATIVE_INT64, &v) < 0)
+    user_error("{}: cannot read attribute '{}' of '{}'", path_, name, object);
   return v;
 }
 

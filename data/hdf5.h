@@ -37,9 +37,10 @@ class File {
   int64_t contiguous_offset(const std::string& name) const;
 
   void set_attr(const std::string& name, const std::string& value);  // on the root group
-  void set_attr(const std::string& name, int64_t value);
+  // Integer attributes on the root group or, given `object`, on a group or dataset.
+  void set_attr(const std::string& name, int64_t value, const std::string& object = ".");
   std::string attr_string(const std::string& name) const;  // user error if missing
-  int64_t attr_int(const std::string& name) const;
+  int64_t attr_int(const std::string& name, const std::string& object = ".") const;
   bool has_attr(const std::string& name) const;
 
  private:

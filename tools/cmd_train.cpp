@@ -18,6 +18,8 @@ struct TrainArgs {
   std::string recipe;
   std::vector<std::string> overrides;
   bool dry_run = false;
+  std::string resume;
+  int64_t stop_at = 0;
 };
 
 // Every file the recipe names must exist before any work starts.
@@ -53,7 +55,7 @@ void run(const TrainArgs& a) {
                p.device.str(), r.train.precision, r.train.steps);
     return;
   }
-  train(r);
+  train(r, TrainOptions{a.resume, a.stop_at});
 }
 }  // namespace
 
@@ -65,6 +67,12 @@ void add_train(CLI::App& app) {
       ->type_name("KEY=VALUE");
   cmd->add_flag("--dry-run", args->dry_run,
                 "Validate the recipe and every file it names, print the plan, train nothing");
+  cmd->add_option("--resume", args->resume,
+                  "Resume: 'auto' (newest valid checkpoint in checkpoint.dir) or a checkpoint file")
+      ->type_name("auto|PATH");
+  cmd->add_option("--stop-at", args->stop_at,
+                  "Checkpoint and exit after this step (for time-limited allocations)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args] { run(*args); });
 }
 

@@ -54,6 +54,24 @@ AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Gro
   if (fp16) scaler_.scale = 65536.0;
 }
 
+Tensor AdamW::full_moment(int which) const {
+  const Tensor& local = which == 0 ? m_ : v_;
+  if (!zero_) return local;
+  Tensor full = Tensor::empty({model_.master_arena().numel()}, DType::f32, local.device());
+  dp_->all_gather(local, full);
+  return full;
+}
+
+void AdamW::restore(const Tensor& m_full, const Tensor& v_full, int64_t steps, const LossScaler& s) {
+  SPECTRA_CHECK(m_full.numel() == model_.master_arena().numel() && v_full.numel() == m_full.numel(),
+                "AdamW::restore: moments {} / {} for an arena of {}", m_full.str(), v_full.str(),
+                model_.master_arena().numel());
+  m_.copy_from(m_full.slice(lo_, hi_));
+  v_.copy_from(v_full.slice(lo_, hi_));
+  step_ = steps;
+  scaler_ = s;
+}
+
 void AdamW::reduce_gradients() {
   if (!dp_) return;
   Tensor grads = model_.grad_arena();

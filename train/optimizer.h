@@ -43,6 +43,13 @@ class AdamW {
   const LossScaler& scaler() const { return scaler_; }
   int64_t steps_taken() const { return step_; }
 
+  // The AdamW moment m (which 0) or v (1) over the whole parameter arena, in arena order.
+  // Collective under ZeRO-1 (the shards are gathered).
+  Tensor full_moment(int which) const;
+  // Resumes from a checkpoint: full-arena moments (this rank keeps its shard), the step count
+  // and the loss scaler.
+  void restore(const Tensor& m_full, const Tensor& v_full, int64_t steps, const LossScaler& s);
+
  private:
   void reduce_gradients();
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cmath>
 
 #include "autograd/var.h"
@@ -11,6 +12,7 @@
 #include "dist/topology.h"
 #include "dist/world.h"
 #include "train/batch_source.h"
+#include "train/checkpoint.h"
 #include "train/generate.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
@@ -38,6 +40,10 @@ Placement resolve_placement(const Recipe& r) {
 }
 
 namespace {
+
+// SIGTERM / SIGUSR1 (a scheduler's preemption notice): checkpoint at the end of this step, exit.
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 // The mean of a host value over the ranks of a group.
 double mean_over(const dist::Group& g, double v) {
@@ -72,7 +78,7 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 
 }  // namespace
 
-TrainSummary train(const Recipe& r) {
+TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
   if (topo.tp > 1)
     user_error("{}: parallel.tp {}: tensor parallelism is not implemented yet; train with tp 1 "
@@ -93,12 +99,34 @@ TrainSummary train(const Recipe& r) {
   MetricsLog metrics(r.log.metrics, topo.world.rank());
 
   const ModelConfig& m = r.model;
+
+  int64_t first_step = 0;
+  if (!opts.resume.empty()) {
+    std::optional<std::string> from =
+        opts.resume == "auto" ? latest_checkpoint(r.checkpoint.dir) : std::optional<std::string>(opts.resume);
+    if (from) {
+      TrainingState st = load_checkpoint(*from, r, lm, opt);
+      data->restore(st.data_state);
+      first_step = st.step;
+      log::info("resumed from {} at step {}", *from, first_step);
+    } else {
+      log::info("no valid checkpoint in '{}': starting from step 0", r.checkpoint.dir);
+    }
+  }
   log::info("training {} {} ({} parameters) on {} in {}: {} steps of {} sequences x {} tokens "
             "({} micro-batches of {})",
             model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
             place.device.str(), r.train.precision, r.train.steps, r.train.global_batch,
             r.train.seq_len, accum, r.train.micro_batch);
   if (topo.dp > 1) log::info("data parallel over {} ranks{}", topo.dp, zero ? ", ZeRO-1" : "");
+  auto checkpoint = [&](int64_t steps_done) {
+    std::string path = save_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
+    log::info("checkpoint {} written", path);
+    metrics.write({{"event", "checkpoint"}, {"step", steps_done}, {"path", path}});
+  };
+  g_stop_signal = 0;
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
 
   TrainSummary out;
   Stopwatch clock, interval_clock;
@@ -106,7 +134,7 @@ TrainSummary train(const Recipe& r) {
   int64_t interval_steps = 0;
   const double tokens_per_step = double(r.train.global_batch * r.train.seq_len);
   const double peak_flops = place.device.is_cuda() ? 989e12 : 0;  // H100 SXM dense bf16
-  for (int64_t step = 0; step < r.train.steps; step++) {
+  for (int64_t step = first_step; step < r.train.steps; step++) {
     double lr = lr_at(r.schedule, step, r.train.steps);
     double wd = weight_decay_at(r.schedule, step, r.train.steps);
     double step_loss = 0;
@@ -141,6 +169,18 @@ TrainSummary train(const Recipe& r) {
       interval_loss = 0;
       interval_steps = 0;
       interval_clock.reset();
+    }
+    const bool save_now = !r.checkpoint.dir.empty() &&
+                          ((r.checkpoint.interval > 0 && (step + 1) % r.checkpoint.interval == 0) || last);
+    if (save_now) checkpoint(step + 1);
+    const bool stop_here = opts.stop_at > 0 && step + 1 == opts.stop_at && !last;
+    if (topo.world.any(g_stop_signal != 0) || stop_here) {  // every rank stops at the same step
+      if (!save_now && !r.checkpoint.dir.empty()) checkpoint(step + 1);
+      log::info("stopping after step {} ({})", step + 1,
+                stop_here ? "--stop-at" : fmt::format("signal {}", int(g_stop_signal)));
+      out.steps = step + 1;
+      out.stopped = true;
+      return out;
     }
     if (r.eval.interval > 0 && (step + 1) % r.eval.interval == 0 && !last) {
       double v = evaluate(lm, *data, r, topo.dp_group);

@@ -1,0 +1,213 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "core/log.h"
+#include "data/hdf5.h"
+
+namespace spectra {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "spectra-checkpoint";
+constexpr int64_t kVersion = 1;
+const char* const kGroups[] = {"params", "adam_m", "adam_v"};
+
+uint32_t crc_of(const Tensor& t) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(t.raw());
+  size_t left = t.nbytes();
+  while (left > 0) {  // crc32 takes a uInt length
+    uInt n = uInt(std::min<size_t>(left, 1u << 30));
+    c = crc32(c, p, n);
+    p += n;
+    left -= n;
+  }
+  return uint32_t(c);
+}
+
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// The model fields a checkpoint must agree with, by recipe key.
+std::vector<std::pair<std::string, std::string>> model_fields(const ModelConfig& m) {
+  return {{"model.kind", model_kind_name(m.kind)},    {"model.vocab_rows", std::to_string(m.vocab_rows)},
+          {"model.hidden", std::to_string(m.hidden)}, {"model.ffn", std::to_string(m.ffn)},
+          {"model.heads", std::to_string(m.heads)},   {"model.layers", std::to_string(m.layers)},
+          {"model.vocab_size", std::to_string(m.vocab_size)}};
+}
+
+int64_t step_of(const fs::path& p) {
+  static const std::regex re(R"(step-(\d+)\.h5)");
+  std::smatch m;
+  std::string name = p.filename().string();
+  return std::regex_match(name, m, re) ? std::stoll(m[1]) : -1;
+}
+
+}  // namespace
+
+bool is_checkpoint_file(const std::string& path) {
+  try {
+    h5::File f = h5::File::open_read(path);
+    return f.has_attr("format") && f.attr_string("format") == kFormat;
+  } catch (const UserError&) {
+    return false;
+  }
+}
+
+std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, const TrainingState& st,
+                            int world_rank) {
+  // Collective part first (every rank): gather the ZeRO shards of the moments.
+  Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
+  const std::string dir = r.checkpoint.dir;
+  const std::string path = (fs::path(dir) / fmt::format("step-{:08}.h5", st.step)).string();
+  if (world_rank != 0) return path;
+
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(dir))  // a write a crash interrupted earlier
+    if (e.path().extension() == ".tmp") fs::remove(e.path());
+  const std::string tmp = path + ".tmp";
+  {
+    h5::File f = h5::File::create(tmp);
+    f.set_attr("format", std::string(kFormat));
+    f.set_attr("format_version", kVersion);
+    f.set_attr("spectra_version", std::string(SPECTRA_VERSION_STRING));
+    f.set_attr("recipe", r.text);
+    f.set_attr("step", st.step);
+    f.set_attr("adam_step", opt.steps_taken());
+    f.set_attr("loss_scale_log2", int64_t(std::lround(std::log2(opt.scaler().scale))));  // a power of 2
+    f.set_attr("loss_scale_clean_steps", opt.scaler().clean_steps);
+    f.set_attr("data_state", st.data_state);
+    for (const char* g : kGroups) f.create_group(g);
+    Tensor host_m = moments[0].to(Device::cpu()), host_v = moments[1].to(Device::cpu());
+    int64_t off = 0;
+    for (auto& [name, p] : model.named_parameters()) {
+      const int64_t n = p->master.numel();
+      const Tensor parts[3] = {p->master.to(Device::cpu()), host_m.slice(off, off + n).view(p->shape),
+                               host_v.slice(off, off + n).view(p->shape)};
+      for (int k = 0; k < 3; k++) {
+        std::string ds = std::string(kGroups[k]) + "/" + name;
+        f.write(ds, parts[k]);
+        f.set_attr("crc32", int64_t(crc_of(parts[k])), ds);
+      }
+      off += n;
+    }
+    f.close();
+  }
+  if (std::string bad = verify_checkpoint(tmp); !bad.empty())
+    throw Error(fmt::format("checkpoint {} failed verification after writing: {}", tmp, bad));
+  fsync_path(tmp);
+  fs::rename(tmp, path);  // atomic: readers see the old set or the complete new file
+  fsync_path(dir);
+
+  // Keep the newest `keep`.
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (step_of(e.path()) >= 0) all.push_back(e.path());
+  std::sort(all.begin(), all.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
+  for (size_t i = size_t(std::max(r.checkpoint.keep, 1)); i < all.size(); i++) fs::remove(all[i]);
+  return path;
+}
+
+std::string verify_checkpoint(const std::string& path) {
+  try {
+    h5::File f = h5::File::open_read(path);
+    if (!f.has_attr("format") || f.attr_string("format") != kFormat) return "not a spectra checkpoint";
+    if (f.attr_int("format_version") != kVersion)
+      return fmt::format("checkpoint format version {} (this spectra reads {})", f.attr_int("format_version"), kVersion);
+    for (const char* k : {"recipe", "data_state", "spectra_version"}) f.attr_string(k);
+    for (const char* k : {"step", "adam_step", "loss_scale_log2", "loss_scale_clean_steps"}) f.attr_int(k);
+    std::vector<std::string> names = f.list("params");
+    if (names.empty()) return "no parameters";
+    for (const char* g : kGroups) {
+      if (f.list(g) != names) return fmt::format("group '{}' does not list the same tensors as 'params'", g);
+      for (const std::string& n : names) {
+        std::string ds = std::string(g) + "/" + n;
+        if (int64_t(crc_of(f.read(ds))) != f.attr_int("crc32", ds)) return fmt::format("checksum mismatch in '{}'", ds);
+      }
+    }
+    return "";
+  } catch (const UserError& e) {
+    return e.what();
+  }
+}
+
+TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, AdamW& opt) {
+  if (std::string bad = verify_checkpoint(path); !bad.empty()) {
+    if (bad.rfind(path + ": ", 0) == 0) bad = bad.substr(path.size() + 2);  // h5 names the file too
+    user_error("{}: refusing checkpoint: {}", path, bad);
+  }
+  h5::File f = h5::File::open_read(path);
+  Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
+  auto want = model_fields(r.model), have = model_fields(saved.model);
+  for (size_t i = 0; i < want.size(); i++)
+    if (want[i].second != have[i].second)
+      user_error("{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it", path,
+                 have[i].first, have[i].second, want[i].first, want[i].second);
+  const int64_t arena = model.master_arena().numel();
+  Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
+  int64_t off = 0;
+  for (auto& [name, p] : model.named_parameters()) {
+    const int64_t n = p->master.numel();
+    Tensor w = f.read("params/" + name);
+    if (w.shape() != p->shape)
+      user_error("{}: parameter '{}' is {}, the model expects {}", path, name, shape_str(w.shape()), shape_str(p->shape));
+    p->master.copy_from(w.to(p->master.device()));
+    m.slice(off, off + n).copy_from(f.read("adam_m/" + name).view({n}));
+    v.slice(off, off + n).copy_from(f.read("adam_v/" + name).view({n}));
+    off += n;
+  }
+  model.refresh_compute();
+  model.zero_grad();
+  LossScaler s = opt.scaler();
+  s.scale = std::ldexp(1.0, int(f.attr_int("loss_scale_log2")));
+  s.clean_steps = f.attr_int("loss_scale_clean_steps");
+  opt.restore(m, v, f.attr_int("adam_step"), s);
+  return {f.attr_int("step"), f.attr_string("data_state")};
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& dir) {
+  if (dir.empty() || !fs::exists(dir)) return std::nullopt;
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (step_of(e.path()) >= 0) all.push_back(e.path());
+  std::sort(all.begin(), all.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
+  for (const fs::path& p : all) {
+    std::string bad = verify_checkpoint(p.string());
+    if (bad.empty()) return p.string();
+    log::warn("skipping checkpoint {}: {}", p.string(), bad);
+  }
+  return std::nullopt;
+}
+
+std::string describe_checkpoint(const std::string& path) {
+  std::string bad = verify_checkpoint(path);
+  if (!bad.empty()) user_error("{}: {}", path, bad);
+  h5::File f = h5::File::open_read(path);
+  Recipe r = parse_recipe(f.attr_string("recipe"), path + ":recipe");
+  int64_t params = 0;
+  for (const std::string& n : f.list("params")) params += shape_numel(f.shape_of("params/" + n));
+  return fmt::format(
+      "checkpoint {}\n  verified: every dataset's crc32 matches\n  written by spectra {}\n"
+      "  model: {} {}, {} parameters in {} tensors\n  step {} of {} (AdamW step {}), loss scale {}\n"
+      "  data state: {}\n",
+      path, f.attr_string("spectra_version"), model_kind_name(r.model.kind), r.size, params,
+      f.list("params").size(), f.attr_int("step"), r.train.steps, f.attr_int("adam_step"),
+      std::ldexp(1.0, int(f.attr_int("loss_scale_log2"))), f.attr_string("data_state"));
+}
+
+}  // namespace spectra
