@@ -26,12 +26,19 @@ class ByteSource : public BatchSource {
   TokenBatch val_batch(int64_t i) override {
     return corpus_.val_batch(uint64_t(i) * uint64_t(size_) + uint64_t(rank_), batch_, seq_);
   }
-  std::string state() const override { return nlohmann::json{{"kind", "bytes"}, {"batches", index_}}.dump(); }
+  // The position in global micro-batches (all ranks together), so any layout can resume it.
+  std::string state() const override {
+    return nlohmann::json{{"kind", "bytes"}, {"batches", index_ * size_}}.dump();
+  }
   void restore(const std::string& s) override {
     auto j = nlohmann::json::parse(s, nullptr, false);
     if (j.is_discarded() || j.value("kind", "") != "bytes" || !j.contains("batches"))
       user_error("the checkpoint's data state '{}' is not a byte-corpus state", s);
-    index_ = j["batches"].get<int64_t>();
+    const int64_t global = j["batches"].get<int64_t>();
+    if (global % size_ != 0)
+      user_error("the checkpoint's data position ({} micro-batches) does not split over {} "
+                 "data-parallel ranks", global, size_);
+    index_ = global / size_;
   }
   double bytes_per_token() const override { return 1.0; }
 
