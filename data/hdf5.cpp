@@ -163,14 +163,21 @@ int64_t File::contiguous_offset(const std::string& name) const {
 }
 
 Tensor File::read(const std::string& name) const {
+  Tensor t = Tensor::empty(shape_of(name), dtype_of(name));
+  read_into(name, t);
+  return t;
+}
+
+void File::read_into(const std::string& name, Tensor& dst) const {
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle type{H5Dget_type(ds.id), H5Tclose};
   DType dt = dtype_of_h5(type.id, path_ + ":" + name);
-  Tensor t = Tensor::empty(shape_of(name), dt);
-  if (t.numel() > 0 && H5Dread(ds.id, native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()) < 0)
+  if (dt != dst.dtype() || shape_numel(shape_of(name)) != dst.numel() || !dst.device().is_cpu())
+    user_error("{}: dataset '{}' is {}{}, expected {}", path_, name, dtype_name(dt),
+               shape_str(shape_of(name)), dst.str());
+  if (dst.numel() > 0 && H5Dread(ds.id, native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.raw()) < 0)
     user_error("{}: reading dataset '{}' failed (truncated or corrupt file)", path_, name);
-  return t;
 }
 
 void File::set_attr(const std::string& name, const std::string& value) {

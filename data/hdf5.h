@@ -30,6 +30,8 @@ class File {
   // Datasets hold a CPU tensor's dtype (f32, f64, i32, i64, u16, u32, u8; bf16/f16 as u16 bits).
   void write(const std::string& name, const Tensor& t);
   Tensor read(const std::string& name) const;
+  // Into an existing CPU tensor of the dataset's dtype and element count (no allocation).
+  void read_into(const std::string& name, Tensor& dst) const;
   Shape shape_of(const std::string& name) const;
   DType dtype_of(const std::string& name) const;
   // Where a contiguous, unfiltered dataset's elements start in the file (so they can be read

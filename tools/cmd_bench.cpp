@@ -4,6 +4,7 @@
 // for the comparison scripts in bench/.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "autograd/var.h"
@@ -11,6 +12,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "tools/commands.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -26,6 +28,7 @@ struct BenchArgs {
   int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
   double peak_tflops = 989;              // H100 SXM dense bf16
   bool json = false;
+  std::string checkpoint_dir;  // measure checkpoint write/read instead of training steps
 };
 
 struct Phases {
@@ -34,6 +37,30 @@ struct Phases {
 
 void sync(Device d) {
   if (d.is_cuda()) cuda::synchronize();
+}
+
+// Writes and reads back the recipe's full training state (weights and AdamW moments) as a
+// checkpoint, timing both (each includes the CRC verification pass over the data).
+void bench_checkpoint(const std::string& path, const BenchArgs& a) {
+  Recipe r = load_recipe(path, a.overrides);
+  r.checkpoint.dir = a.checkpoint_dir;
+  r.checkpoint.keep = 1;
+  Placement p = resolve_placement(r);
+  LM lm(r.model, LayerOptions{DType::f32, p.device}, p.compute_dtype);
+  lm.initialize(r.train.seed);
+  AdamW opt(lm, r.optimizer, false);
+  Stopwatch w;
+  std::string file = save_checkpoint(r, lm, opt, {1, "{}"}, 0);
+  double write_s = w.seconds();
+  double bytes = double(std::filesystem::file_size(file));
+  w.reset();
+  load_checkpoint(file, r, lm, opt);
+  double read_s = w.seconds();
+  fmt::print("checkpoint {} of {}: {:.2f} GB, write {:.2f} GB/s ({:.1f} s), read {:.2f} GB/s ({:.1f} s)\n",
+             file, path, bytes / 1e9, bytes / 1e9 / write_s, write_s, bytes / 1e9 / read_s, read_s);
+  if (a.json)
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path}, {"bytes", bytes}, {"write_s", write_s},
+                                            {"read_s", read_s}, {"file", file}}.dump());
 }
 
 void bench_one(const std::string& path, const BenchArgs& a) {
@@ -108,7 +135,14 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--seq-len", a->seq_len, "Tokens per sequence (default: the recipe's)");
   cmd->add_option("--peak-tflops", a->peak_tflops, "Device peak for MFU")->capture_default_str();
   cmd->add_flag("--json", a->json, "Also print one JSON line per recipe");
+  cmd->add_option("--checkpoint-io", a->checkpoint_dir,
+                  "Measure checkpoint write/read of the full training state into DIR instead")
+      ->type_name("DIR");
   cmd->callback([a] {
+    if (!a->checkpoint_dir.empty()) {
+      for (const std::string& r : a->recipes) bench_checkpoint(r, *a);
+      return;
+    }
     fmt::print("{:<28} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}\n", "recipe", "params",
                "batch", "fwd ms", "bwd ms", "opt ms", "step ms", "tok/s", "MFU", "mem GiB");
     for (const std::string& r : a->recipes) bench_one(r, *a);

@@ -93,11 +93,12 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, 
     f.set_attr("loss_scale_clean_steps", opt.scaler().clean_steps);
     f.set_attr("data_state", st.data_state);
     for (const char* g : kGroups) f.create_group(g);
-    Tensor host_m = moments[0].to(Device::cpu()), host_v = moments[1].to(Device::cpu());
+    auto host = [](const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t; };  // no copy on the CPU
+    Tensor host_m = host(moments[0]), host_v = host(moments[1]);
     int64_t off = 0;
     for (auto& [name, p] : model.named_parameters()) {
       const int64_t n = p->master.numel();
-      const Tensor parts[3] = {p->master.to(Device::cpu()), host_m.slice(off, off + n).view(p->shape),
+      const Tensor parts[3] = {host(p->master), host_m.slice(off, off + n).view(p->shape),
                                host_v.slice(off, off + n).view(p->shape)};
       for (int k = 0; k < 3; k++) {
         std::string ds = std::string(kGroups[k]) + "/" + name;
@@ -133,11 +134,17 @@ std::string verify_checkpoint(const std::string& path) {
     for (const char* k : {"step", "adam_step", "loss_scale_log2", "loss_scale_clean_steps"}) f.attr_int(k);
     std::vector<std::string> names = f.list("params");
     if (names.empty()) return "no parameters";
+    Tensor buf;  // one buffer for every dataset: no allocation per tensor
     for (const char* g : kGroups) {
       if (f.list(g) != names) return fmt::format("group '{}' does not list the same tensors as 'params'", g);
       for (const std::string& n : names) {
         std::string ds = std::string(g) + "/" + n;
-        if (int64_t(crc_of(f.read(ds))) != f.attr_int("crc32", ds)) return fmt::format("checksum mismatch in '{}'", ds);
+        if (f.dtype_of(ds) != DType::f32) return fmt::format("'{}' is not f32", ds);
+        int64_t numel = shape_numel(f.shape_of(ds));
+        if (!buf.defined() || buf.numel() < numel) buf = Tensor::empty({numel});
+        Tensor view = buf.slice(0, numel);
+        f.read_into(ds, view);
+        if (int64_t(crc_of(view)) != f.attr_int("crc32", ds)) return fmt::format("checksum mismatch in '{}'", ds);
       }
     }
     return "";
@@ -147,10 +154,11 @@ std::string verify_checkpoint(const std::string& path) {
 }
 
 TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, AdamW& opt) {
-  if (std::string bad = verify_checkpoint(path); !bad.empty()) {
+  auto refuse = [&](std::string bad) {
     if (bad.rfind(path + ": ", 0) == 0) bad = bad.substr(path.size() + 2);  // h5 names the file too
     user_error("{}: refusing checkpoint: {}", path, bad);
-  }
+  };
+  if (!is_checkpoint_file(path)) refuse(verify_checkpoint(path));
   h5::File f = h5::File::open_read(path);
   Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
   auto want = model_fields(r.model), have = model_fields(saved.model);
@@ -161,16 +169,23 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   const int64_t arena = model.master_arena().numel();
   Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
   int64_t off = 0;
+  // Each dataset is read once, straight into its place, and its checksum checked there.
+  Tensor w = Tensor::empty({arena});
   for (auto& [name, p] : model.named_parameters()) {
     const int64_t n = p->master.numel();
-    Tensor w = f.read("params/" + name);
-    if (w.shape() != p->shape)
-      user_error("{}: parameter '{}' is {}, the model expects {}", path, name, shape_str(w.shape()), shape_str(p->shape));
-    p->master.copy_from(w.to(p->master.device()));
-    m.slice(off, off + n).copy_from(f.read("adam_m/" + name).view({n}));
-    v.slice(off, off + n).copy_from(f.read("adam_v/" + name).view({n}));
+    Tensor dst[3] = {w.slice(off, off + n), m.slice(off, off + n), v.slice(off, off + n)};
+    for (int k = 0; k < 3; k++) {
+      const std::string ds = std::string(kGroups[k]) + "/" + name;
+      if (!f.exists(ds)) user_error("{}: refusing checkpoint: missing '{}'", path, ds);
+      if (f.shape_of(ds) != p->shape)
+        user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)), shape_str(p->shape));
+      f.read_into(ds, dst[k]);
+      if (int64_t(crc_of(dst[k])) != f.attr_int("crc32", ds))
+        user_error("{}: refusing checkpoint: checksum mismatch in '{}' (corrupt file)", path, ds);
+    }
     off += n;
   }
+  model.master_arena().slice(0, arena).copy_from(w);
   model.refresh_compute();
   model.zero_grad();
   LossScaler s = opt.scaler();
