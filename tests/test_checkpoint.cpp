@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kDir = fs::temp_directory_path() / "spectra_checkpoint_test";
+const fs::path kDir = fs::temp_directory_path() / ("spectra_checkpoint_test-" + std::to_string(getpid()));
 
 std::string command(const std::string& name, int64_t steps, const std::string& extra) {
   return std::string(SPECTRA_BIN) + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +

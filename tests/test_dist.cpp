@@ -2,6 +2,7 @@
 // model as one process (same losses for 5 steps, same parameters after them, relative
 // difference <= 1e-5 in f32), and impossible layouts fail before any work with one error line.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -32,7 +33,7 @@ std::string mpirun(int ranks) {
   return std::string(SPECTRA_MPIEXEC) + " --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
 }
 
-const std::filesystem::path kDir = std::filesystem::temp_directory_path() / "spectra_dist_test";
+const std::filesystem::path kDir = std::filesystem::temp_directory_path() / ("spectra_dist_test-" + std::to_string(getpid()));
 
 // Trains the tiny TriLM for 5 steps; returns the per-step losses, writes the model to `name`.h5.
 std::vector<double> train(const std::string& launcher, const std::string& name, const std::string& extra) {

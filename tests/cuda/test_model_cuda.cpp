@@ -64,8 +64,11 @@ void compare(ModelKind kind, int64_t head_dim, DType compute, double tol) {
   AdamW oc(cpu, o, false), og(gpu, o, compute == DType::f16);
   oc.step(1e-3, 0.1);
   og.step(1e-3, 0.1);
+  // AdamW's first step is sign-like (±lr wherever the gradient is nonzero), so 16-bit gradient
+  // noise on near-zero gradients flips whole updates: compare the masters loosely there.
+  const double step_tol = compute == DType::f32 ? tol : 0.1;
   for (size_t i = 0; i < pc.size(); i++)
-    EXPECT_LE(rel_err(pg[i].second->master.to_doubles(), pc[i].second->master.to_doubles()), tol)
+    EXPECT_LE(rel_err(pg[i].second->master.to_doubles(), pc[i].second->master.to_doubles()), step_tol)
         << pc[i].first;
 }
 
