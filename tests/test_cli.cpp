@@ -69,7 +69,7 @@ TEST(Cli, RecipeErrorsNameFileLineAndKey) {
     EXPECT_EQ(r.code, 2) << r.output;
     EXPECT_EQ(r.output.rfind("error:", 0), 0u) << r.output;
     EXPECT_EQ(count_lines(r.output), 1) << r.output;
-    EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(path + ":"), std::string::npos) << "file:line expected: " << r.output;
     EXPECT_NE(r.output.find(cases[i].key), std::string::npos) << r.output;
   }
 }

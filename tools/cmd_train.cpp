@@ -24,12 +24,15 @@ struct TrainArgs {
 
 // Every file the recipe names must exist before any work starts.
 void check_files(const Recipe& r) {
-  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text))
-    user_error("{}: data.text '{}' does not exist", r.path, r.data.text);
+  auto missing = [&](const char* key, const std::string& file) {
+    user_error("{}: key '{}': '{}' does not exist; fix the path or prepare the file first",
+               r.where(key), key, file);
+  };
+  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text)) missing("data.text", r.data.text);
   if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
-    user_error("{}: data.tokenizer '{}' does not exist", r.path, r.data.tokenizer);
+    missing("data.tokenizer", r.data.tokenizer);
   for (const auto& d : r.data.datasets)
-    if (!std::filesystem::exists(d)) user_error("{}: data.datasets entry '{}' does not exist", r.path, d);
+    if (!std::filesystem::exists(d)) missing("data.datasets", d);
 }
 
 void run(const TrainArgs& a) {

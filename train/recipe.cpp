@@ -387,6 +387,7 @@ class Binder {
   }
 
   bool present(const std::string& key) const { return where_.count(key) > 0; }
+  const std::map<std::string, std::string>& locations() const { return where_; }
   // Where a key was set, or the recipe's name for a default.
   std::string where(const std::string& key) const {
     auto it = where_.find(key);
@@ -757,6 +758,7 @@ Recipe build(Node root, const std::string& name, const std::vector<std::string>&
   Binder b(r, name);
   b.bind(root);
   finish(r, b);
+  r.locations = b.locations();
   r.text = emit(r);
   return r;
 }

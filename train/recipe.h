@@ -5,6 +5,7 @@
 // type or an impossible combination throws a UserError naming the file, line and key.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ struct Recipe {
   std::string path;  // the file it was loaded from
   std::string text;  // the resolved recipe (base merged, overrides applied) as YAML
   std::string size;  // model.size: a free-form label ("1.1b") for messages and plans
+  std::map<std::string, std::string> locations;  // key -> "file:line" where it was set
+
+  // "file:line" of a key for messages, or the recipe's path when the key took its default.
+  std::string where(const std::string& key) const {
+    auto it = locations.find(key);
+    return it == locations.end() ? path : it->second;
+  }
   ModelConfig model;
 
   struct Data {
