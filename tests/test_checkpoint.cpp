@@ -3,11 +3,12 @@
 // verifies but is not valid, SIGTERM checkpoints and exits cleanly, and truncated, corrupted,
 // foreign or mismatched files are refused with one error line.
 #include <gtest/gtest.h>
+
+#include "tests/run_command.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -32,18 +33,6 @@ std::string command(const std::string& name, int64_t steps, const std::string& e
          " " + extra;
 }
 
-struct Result {
-  int code;
-  std::string output;
-};
-Result run(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 // step -> loss from a metrics file (the last record of a step wins: a resumed run repeats some).
 std::map<int64_t, double> losses(const std::string& name) {
@@ -90,7 +79,7 @@ class Checkpoint : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     fresh("ref");
-    Result r = run(command("ref", 40, ""));
+    CommandResult r = run_command(command("ref", 40, ""));
     ASSERT_EQ(r.code, 0) << r.output;
   }
 };
@@ -99,16 +88,16 @@ class Checkpoint : public ::testing::Test {
 
 TEST_F(Checkpoint, StopAndResumeIsBitExact) {
   fresh("split");
-  Result a = run(command("split", 40, "--stop-at 20"));
+  CommandResult a = run_command(command("split", 40, "--stop-at 20"));
   ASSERT_EQ(a.code, 0) << a.output;
   EXPECT_NE(a.output.find("stopping after step 20"), std::string::npos) << a.output;
-  Result b = run(command("split", 40, "--resume auto"));
+  CommandResult b = run_command(command("split", 40, "--resume auto"));
   ASSERT_EQ(b.code, 0) << b.output;
   EXPECT_NE(b.output.find("resumed from"), std::string::npos) << b.output;
   auto ref = losses("ref"), got = losses("split");
   ASSERT_EQ(got.size(), ref.size());
   for (auto& [step, loss] : ref) EXPECT_EQ(got[step], loss) << "step " << step;  // bit for bit
-  Result same = run(std::string(SPECTRA_BIN) + " inspect " + newest("split"));
+  CommandResult same = run_command(std::string(SPECTRA_BIN) + " inspect " + newest("split"));
   EXPECT_EQ(same.code, 0) << same.output;
   EXPECT_NE(same.output.find("verified"), std::string::npos);
 }
@@ -132,7 +121,7 @@ TEST_F(Checkpoint, SigtermCheckpointsAndExitsCleanly) {
 TEST_F(Checkpoint, SurvivesSigkillAtRandomMoments) {
   const int64_t steps = 160, interval = 4;
   fresh("ref160");
-  Result ref_run = run(command("ref160", steps, ""));
+  CommandResult ref_run = run_command(command("ref160", steps, ""));
   ASSERT_EQ(ref_run.code, 0) << ref_run.output;
   auto ref = losses("ref160");
   std::mt19937 rng(20261122);
@@ -148,10 +137,10 @@ TEST_F(Checkpoint, SurvivesSigkillAtRandomMoments) {
     if (fs::exists(kDir / "kill"))
       for (const auto& e : fs::directory_iterator(kDir / "kill"))
         if (e.path().extension() == ".h5") {
-          Result v = run(std::string(SPECTRA_BIN) + " inspect " + e.path().string());
+          CommandResult v = run_command(std::string(SPECTRA_BIN) + " inspect " + e.path().string());
           EXPECT_EQ(v.code, 0) << "trial " << trial << ": " << e.path() << " does not verify: " << v.output;
         }
-    Result resumed = run(command("kill", steps, "--resume auto"));
+    CommandResult resumed = run_command(command("kill", steps, "--resume auto"));
     ASSERT_EQ(resumed.code, 0) << "trial " << trial << ": " << resumed.output;
     const int64_t from = step_of_path(resumed.output);
     EXPECT_LE(logged - from, interval) << "trial " << trial << ": killed after step " << logged
@@ -163,10 +152,10 @@ TEST_F(Checkpoint, SurvivesSigkillAtRandomMoments) {
 
 TEST_F(Checkpoint, BadFilesAreRefusedWithOneLine) {
   fresh("bad");
-  ASSERT_EQ(run(command("bad", 8, "")).code, 0);
+  ASSERT_EQ(run_command(command("bad", 8, "")).code, 0);
   const std::string good = newest("bad");
   auto refuse = [&](const std::string& path, const std::string& why, const std::string& extra = "") {
-    Result r = run(command("bad", 8, "--resume " + path + " " + extra));
+    CommandResult r = run_command(command("bad", 8, "--resume " + path + " " + extra));
     EXPECT_EQ(r.code, 2) << why << ": " << r.output;
     EXPECT_EQ(r.output.rfind("error:", 0), 0u) << why << ": " << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << why << ": " << r.output;
@@ -191,10 +180,10 @@ TEST_F(Checkpoint, BadFilesAreRefusedWithOneLine) {
   std::ofstream(text) << "not a checkpoint";
   refuse(text, "foreign");
   std::string model = (kDir / "model.h5").string();
-  ASSERT_EQ(run(command("bad", 2, "--set train.out=" + model)).code, 0);
+  ASSERT_EQ(run_command(command("bad", 2, "--set train.out=" + model)).code, 0);
   refuse(model, "a model file");
   // Another model configuration: the message names the key.
-  Result r = run(command("bad", 8, "--resume " + good + " --set model.hidden=32"));
+  CommandResult r = run_command(command("bad", 8, "--resume " + good + " --set model.hidden=32"));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("model.hidden"), std::string::npos) << r.output;
 }

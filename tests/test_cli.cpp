@@ -1,27 +1,15 @@
 // The `spectra` binary as users run it: exit codes and the one-line `error:` contract.
 #include <gtest/gtest.h>
 
-#include <array>
+#include "tests/run_command.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr
-};
 
-Result run(const std::string& args) {
-  std::string cmd = std::string(SPECTRA_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 std::string write_file(const std::string& name, const std::string& text) {
   auto dir = std::filesystem::temp_directory_path() / "spectra_cli_test";
@@ -31,6 +19,8 @@ std::string write_file(const std::string& name, const std::string& text) {
   return path.string();
 }
 
+CommandResult run(const std::string& args) { return run_command(std::string(SPECTRA_BIN) + " " + args); }
+
 int count_lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 
 const std::string kTiny = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm.yaml";
@@ -39,14 +29,14 @@ const std::string kTiny = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm
 
 TEST(Cli, HelpEverywhere) {
   for (std::string sub : {"", "train ", "inspect ", "generate "}) {
-    Result r = run(sub + "--help");
+    CommandResult r = run(sub + "--help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
   }
 }
 
 TEST(Cli, BadFlagIsOneErrorLine) {
-  Result r = run("train --no-such-flag " + kTiny);
+  CommandResult r = run("train --no-such-flag " + kTiny);
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.output.rfind("error:", 0), 0u) << r.output;
   EXPECT_EQ(count_lines(r.output), 1) << r.output;
@@ -65,7 +55,7 @@ TEST(Cli, RecipeErrorsNameFileLineAndKey) {
   };
   for (size_t i = 0; i < cases.size(); i++) {
     std::string path = write_file("bad" + std::to_string(i) + ".yaml", cases[i].yaml);
-    Result r = run("train " + path + " --dry-run");
+    CommandResult r = run("train " + path + " --dry-run");
     EXPECT_EQ(r.code, 2) << r.output;
     EXPECT_EQ(r.output.rfind("error:", 0), 0u) << r.output;
     EXPECT_EQ(count_lines(r.output), 1) << r.output;
@@ -75,34 +65,34 @@ TEST(Cli, RecipeErrorsNameFileLineAndKey) {
 }
 
 TEST(Cli, MissingRecipeFile) {
-  Result r = run("train /no/such/recipe.yaml");
+  CommandResult r = run("train /no/such/recipe.yaml");
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.output.rfind("error:", 0), 0u) << r.output;
   EXPECT_NE(r.output.find("/no/such/recipe.yaml"), std::string::npos);
 }
 
 TEST(Cli, DryRunTrainsNothing) {
-  Result r = run("train " + kTiny + " --dry-run");
+  CommandResult r = run("train " + kTiny + " --dry-run");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("nothing was trained"), std::string::npos) << r.output;
 }
 
 TEST(Cli, InspectPrintsTheParameterCount) {
-  Result r = run("inspect " + std::string(SPECTRA_SOURCE_DIR) + "/recipes/trilm/99m.yaml");
+  CommandResult r = run("inspect " + std::string(SPECTRA_SOURCE_DIR) + "/recipes/trilm/99m.yaml");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("99.74M"), std::string::npos) << r.output;
 }
 
 TEST(Cli, TrainThenGenerate) {
   std::string model = (std::filesystem::temp_directory_path() / "spectra_cli_test" / "m.h5").string();
-  Result t = run("train " + kTiny + " --set train.steps=2 --set eval.batches=1 --set eval.sample_tokens=5 --set train.out=" + model);
+  CommandResult t = run("train " + kTiny + " --set train.steps=2 --set eval.batches=1 --set eval.sample_tokens=5 --set train.out=" + model);
   ASSERT_EQ(t.code, 0) << t.output;
   EXPECT_NE(t.output.find("step 2/2"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("ETA"), std::string::npos) << t.output;
-  Result g = run("generate " + model + " --prompt 'In the' -n 10 --seed 3");
+  CommandResult g = run("generate " + model + " --prompt 'In the' -n 10 --seed 3");
   EXPECT_EQ(g.code, 0) << g.output;
   EXPECT_EQ(g.output.rfind("In the", 0), 0u) << g.output;
-  Result bad = run("generate /no/such/model.h5");
+  CommandResult bad = run("generate /no/such/model.h5");
   EXPECT_EQ(bad.code, 2);
   EXPECT_EQ(bad.output.rfind("error:", 0), 0u) << bad.output;
 }

@@ -2,9 +2,10 @@
 // model as one process (same losses for 5 steps, same parameters after them, relative
 // difference <= 1e-5 in f32), and impossible layouts fail before any work with one error line.
 #include <gtest/gtest.h>
+
+#include "tests/run_command.h"
 #include <unistd.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -15,19 +16,7 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;
-};
 
-Result run(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 std::string mpirun(int ranks) {
   return std::string(SPECTRA_MPIEXEC) + " --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
@@ -40,7 +29,7 @@ std::vector<double> train(const std::string& launcher, const std::string& name, 
   std::filesystem::create_directories(kDir);
   std::string metrics = (kDir / (name + ".jsonl")).string(), model = (kDir / (name + ".h5")).string();
   if (extra.find("--resume") == std::string::npos) std::filesystem::remove(metrics);
-  Result r = run(launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
+  CommandResult r = run_command(launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
                  " --set model.hidden=64 --set model.ffn=128 --set model.layers=2 --set train.seq_len=32" +
                  " --set train.micro_batch=4 --set train.global_batch=16 --set train.steps=5" +
                  " --set log.interval=1 --set eval.batches=1 --set eval.sample_tokens=0" +
@@ -105,7 +94,7 @@ TEST(DataParallel, CheckpointsResumeUnderAnotherLayout) {
 TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {
   std::string recipe = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm.yaml";
   for (std::string bad : {"--set parallel.tp=3", "--set parallel.dp=3", "--set train.global_batch=24"}) {
-    Result r = run(mpirun(2) + SPECTRA_BIN + " train " + recipe + " " + bad);
+    CommandResult r = run_command(mpirun(2) + SPECTRA_BIN + " train " + recipe + " " + bad);
     EXPECT_NE(r.code, 0) << bad;
     size_t errors = 0;
     for (size_t p = r.output.find("error:"); p != std::string::npos; p = r.output.find("error:", p + 1)) errors++;
