@@ -49,7 +49,8 @@ Var weighted_sum(const Var& x, uint64_t seed) {
   // Σ x·r as a linear layer: [1, n] · [1, n]ᵀ.
   Tensor r = Tensor::empty({1, x.value().numel()}, x.value().dtype(), x.value().device());
   Tensor host = Tensor::empty({1, x.value().numel()}, DType::f64);
-  for (int64_t i = 0; i < host.numel(); i++) host.data<double>()[i] = philox_normal(seed, uint64_t(i));
+  for (int64_t i = 0; i < host.numel(); i++)
+    host.data<double>()[i] = philox_normal(seed, uint64_t(i));
   r.copy_from(host.to(r.dtype()).to(r.device()));
   return linear(view(x, {1, x.value().numel()}), Var(r));
 }

@@ -1,9 +1,9 @@
 // A finite-difference gradient checker: compares the tape's gradients of a scalar function with
 // central differences, element by element, in f64 on the CPU.
 //
-//   auto f = [](const std::vector<ag::Var>& in) { return ag::cross_entropy(ag::linear(in[0], in[1]), t); };
-//   GradCheck r = gradcheck(f, {x, w});   // x, w: f64 CPU tensors
-//   EXPECT_TRUE(r.ok) << r.message;
+//   auto f = [](const std::vector<ag::Var>& in) { return ag::cross_entropy(ag::linear(in[0],
+//   in[1]), t); }; GradCheck r = gradcheck(f, {x, w});   // x, w: f64 CPU tensors EXPECT_TRUE(r.ok)
+//   << r.message;
 #pragma once
 #include <functional>
 #include <string>

@@ -18,7 +18,9 @@ namespace k = spectra::kernels;
 
 namespace {
 DType acc_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
-Tensor like(const Tensor& t, Shape shape) { return Tensor::empty(std::move(shape), t.dtype(), t.device()); }
+Tensor like(const Tensor& t, Shape shape) {
+  return Tensor::empty(std::move(shape), t.dtype(), t.device());
+}
 Tensor like(const Tensor& t) { return like(t, t.shape()); }
 // Output shape of a [.., in] -> [.., out] projection.
 Shape with_last(Shape s, int64_t last) {
@@ -72,8 +74,12 @@ Var rmsnorm(const Var& x, const Var& g, float eps) {
     record([x, g, out, rstd] {
       if (!out.has_grad()) return;
       // The kernel computes both gradients; a scratch buffer takes the one nobody wants.
-      Tensor dx = x.requires_grad() ? x.grad() : Tensor::zeros(x.shape(), x.value().dtype(), x.value().device());
-      Tensor dg = g.requires_grad() ? g.grad() : Tensor::zeros(g.shape(), acc_dtype(g.value().dtype()), g.value().device());
+      Tensor dx = x.requires_grad()
+                      ? x.grad()
+                      : Tensor::zeros(x.shape(), x.value().dtype(), x.value().device());
+      Tensor dg = g.requires_grad()
+                      ? g.grad()
+                      : Tensor::zeros(g.shape(), acc_dtype(g.value().dtype()), g.value().device());
       k::rmsnorm_backward(out.grad(), x.value(), g.value(), rstd, dx, dg);
     });
   }

@@ -54,8 +54,9 @@ size_t tape_size() { return tape().entries.size(); }
 void backward(const Var& loss, double seed) {
   SPECTRA_CHECK(loss.value().numel() == 1, "backward: loss must have one element, got {}",
                 loss.value().str());
-  SPECTRA_CHECK(loss.requires_grad(), "backward: the loss does not depend on anything that "
-                                      "requires grad");
+  SPECTRA_CHECK(loss.requires_grad(),
+                "backward: the loss does not depend on anything that "
+                "requires grad");
   loss.grad().fill_(seed);
   auto& entries = tape().entries;
   // Pop as we go so each closure (and the activations it holds) is freed right after it runs.

@@ -20,7 +20,7 @@ int current_device();
 void* alloc(size_t bytes, int device);
 void free(void* ptr, int device);
 void empty_cache();
-size_t bytes_in_use();   // held by live tensors
+size_t bytes_in_use();  // held by live tensors
 size_t peak_bytes_in_use();
 void reset_peak();
 

@@ -8,8 +8,8 @@ int error_rank() { return g_error_rank; }
 
 namespace detail {
 void check_failed(const char* cond, const char* file, int line, const std::string& msg) {
-  throw Error(fmt::format("{} (check `{}` failed at {}:{}, rank {})", msg, cond, file, line,
-                          g_error_rank));
+  throw Error(
+      fmt::format("{} (check `{}` failed at {}:{}, rank {})", msg, cond, file, line, g_error_rank));
 }
 }  // namespace detail
 

@@ -28,14 +28,15 @@ template <typename... A>
 }
 
 namespace detail {
-[[noreturn]] void check_failed(const char* cond, const char* file, int line, const std::string& msg);
+[[noreturn]] void check_failed(const char* cond, const char* file, int line,
+                               const std::string& msg);
 }  // namespace detail
 
 }  // namespace spectra
 
 // SPECTRA_CHECK(cond, "format {}", args...): an internal invariant; names the file, line and rank.
-#define SPECTRA_CHECK(cond, ...)                                                           \
-  do {                                                                                     \
-    if (!(cond))                                                              \
+#define SPECTRA_CHECK(cond, ...)                                                              \
+  do {                                                                                        \
+    if (!(cond))                                                                              \
       ::spectra::detail::check_failed(#cond, __FILE__, __LINE__, ::fmt::format(__VA_ARGS__)); \
   } while (0)

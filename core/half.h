@@ -49,10 +49,10 @@ SPECTRA_HD f16_t float_to_f16(float f) {
   uint32_t u = float_to_bits(f);
   uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return f16_t{uint16_t(sign | 0x7e00u)};       // NaN
-  if (a >= 0x477ff000u) return f16_t{uint16_t(sign | 0x7c00u)};      // overflow to inf
-  if (a < 0x38800000u) {                                             // subnormal or zero
-    float m = bits_to_float(a) * 16777216.0f;                        // scale by 2^24
+  if (a > 0x7f800000u) return f16_t{uint16_t(sign | 0x7e00u)};   // NaN
+  if (a >= 0x477ff000u) return f16_t{uint16_t(sign | 0x7c00u)};  // overflow to inf
+  if (a < 0x38800000u) {                                         // subnormal or zero
+    float m = bits_to_float(a) * 16777216.0f;                    // scale by 2^24
     uint32_t q = uint32_t(m);
     float r = m - float(q);
     if (r > 0.5f || (r == 0.5f && (q & 1u))) q++;

@@ -32,7 +32,9 @@ SPECTRA_HD Philox4 philox4x32(uint64_t counter, uint64_t key) {
 }
 
 // A uniform float in (0, 1] from 32 random bits (never 0, so log() is safe).
-SPECTRA_HD float uniform_from_bits(uint32_t b) { return (float(b >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+SPECTRA_HD float uniform_from_bits(uint32_t b) {
+  return (float(b >> 8) + 1.0f) * (1.0f / 16777216.0f);
+}
 
 // Element `index` of the standard normal stream `key` (Box-Muller on the first two words).
 // Computed in double on the host and device alike so both round identically.

@@ -135,7 +135,8 @@ Tensor Tensor::to(DType dtype) const {
   const char* s = static_cast<const char*>(raw());
   char* d = static_cast<char*>(t.raw());
   size_t ss = dtype_size(dtype_), ds = dtype_size(dtype);
-  for (int64_t i = 0; i < numel_; i++) store_from_double(d + i * ds, dtype, load_as_double(s + i * ss, dtype_));
+  for (int64_t i = 0; i < numel_; i++)
+    store_from_double(d + i * ds, dtype, load_as_double(s + i * ss, dtype_));
   return t;
 }
 
@@ -159,30 +160,57 @@ std::string Tensor::str() const {
 
 double load_as_double(const void* p, DType t) {
   switch (t) {
-    case DType::f32: return *static_cast<const float*>(p);
-    case DType::f64: return *static_cast<const double*>(p);
-    case DType::bf16: return bf16_to_float(*static_cast<const bf16_t*>(p));
-    case DType::f16: return f16_to_float(*static_cast<const f16_t*>(p));
-    case DType::i32: return *static_cast<const int32_t*>(p);
-    case DType::i64: return double(*static_cast<const int64_t*>(p));
-    case DType::u16: return *static_cast<const uint16_t*>(p);
-    case DType::u32: return *static_cast<const uint32_t*>(p);
-    case DType::u8: return *static_cast<const uint8_t*>(p);
+    case DType::f32:
+      return *static_cast<const float*>(p);
+    case DType::f64:
+      return *static_cast<const double*>(p);
+    case DType::bf16:
+      return bf16_to_float(*static_cast<const bf16_t*>(p));
+    case DType::f16:
+      return f16_to_float(*static_cast<const f16_t*>(p));
+    case DType::i32:
+      return *static_cast<const int32_t*>(p);
+    case DType::i64:
+      return double(*static_cast<const int64_t*>(p));
+    case DType::u16:
+      return *static_cast<const uint16_t*>(p);
+    case DType::u32:
+      return *static_cast<const uint32_t*>(p);
+    case DType::u8:
+      return *static_cast<const uint8_t*>(p);
   }
   return 0;
 }
 
 void store_from_double(void* p, DType t, double v) {
   switch (t) {
-    case DType::f32: *static_cast<float*>(p) = float(v); break;
-    case DType::f64: *static_cast<double*>(p) = v; break;
-    case DType::bf16: *static_cast<bf16_t*>(p) = float_to_bf16(float(v)); break;
-    case DType::f16: *static_cast<f16_t*>(p) = float_to_f16(float(v)); break;
-    case DType::i32: *static_cast<int32_t*>(p) = int32_t(v); break;
-    case DType::i64: *static_cast<int64_t*>(p) = int64_t(v); break;
-    case DType::u16: *static_cast<uint16_t*>(p) = uint16_t(v); break;
-    case DType::u32: *static_cast<uint32_t*>(p) = uint32_t(v); break;
-    case DType::u8: *static_cast<uint8_t*>(p) = uint8_t(v); break;
+    case DType::f32:
+      *static_cast<float*>(p) = float(v);
+      break;
+    case DType::f64:
+      *static_cast<double*>(p) = v;
+      break;
+    case DType::bf16:
+      *static_cast<bf16_t*>(p) = float_to_bf16(float(v));
+      break;
+    case DType::f16:
+      *static_cast<f16_t*>(p) = float_to_f16(float(v));
+      break;
+    case DType::i32:
+      *static_cast<int32_t*>(p) = int32_t(v);
+      break;
+    case DType::i64:
+      *static_cast<int64_t*>(p) = int64_t(v);
+      break;
+    case DType::u16:
+      *static_cast<uint16_t*>(p) = uint16_t(v);
+      break;
+    case DType::u32:
+      *static_cast<uint32_t*>(p) = uint32_t(v);
+      break;
+    case DType::u8:
+      *static_cast<uint8_t*>(p) = uint8_t(v);
+      break;
   }
 }
 

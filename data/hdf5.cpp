@@ -176,7 +176,8 @@ void File::read_into(const std::string& name, Tensor& dst) const {
   if (dt != dst.dtype() || shape_numel(shape_of(name)) != dst.numel() || !dst.device().is_cpu())
     user_error("{}: dataset '{}' is {}{}, expected {}", path_, name, dtype_name(dt),
                shape_str(shape_of(name)), dst.str());
-  if (dst.numel() > 0 && H5Dread(ds.id, native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.raw()) < 0)
+  if (dst.numel() > 0 &&
+      H5Dread(ds.id, native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.raw()) < 0)
     user_error("{}: reading dataset '{}' failed (truncated or corrupt file)", path_, name);
 }
 

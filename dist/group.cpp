@@ -21,14 +21,22 @@ void mpi_check(int rc, const char* call) {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::f64: return MPI_DOUBLE;
-    case DType::i32: return MPI_INT32_T;
-    case DType::i64: return MPI_INT64_T;
-    case DType::u8: return MPI_UINT8_T;
-    case DType::u16: return MPI_UINT16_T;
-    case DType::u32: return MPI_UINT32_T;
-    default: throw Error(fmt::format("MPI collectives do not take {} host tensors", dtype_name(t)));
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::i32:
+      return MPI_INT32_T;
+    case DType::i64:
+      return MPI_INT64_T;
+    case DType::u8:
+      return MPI_UINT8_T;
+    case DType::u16:
+      return MPI_UINT16_T;
+    case DType::u32:
+      return MPI_UINT32_T;
+    default:
+      throw Error(fmt::format("MPI collectives do not take {} host tensors", dtype_name(t)));
   }
 }
 
@@ -85,7 +93,8 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
   if (size_ == 1) return out.copy_from(local.view(out.shape()));
   if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
   // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
-  const bool in_place = local.raw() == static_cast<char*>(out.raw()) + size_t(rank_) * local.nbytes();
+  const bool in_place =
+      local.raw() == static_cast<char*>(out.raw()) + size_t(rank_) * local.nbytes();
   MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : local.raw(), int(local.numel()),
                           mpi_type(local.dtype()), out.raw(), int(local.numel()),
                           mpi_type(local.dtype()), impl_->comm));

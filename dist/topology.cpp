@@ -11,11 +11,15 @@ namespace spectra::dist {
 void check_layout(int tp, int dp, int n, const std::string& where) {
   if (tp < 1) user_error("{}: parallel.tp must be at least 1, got {}", where, tp);
   if (n % tp != 0)
-    user_error("{}: parallel.tp {} does not divide the world size {} (launch a multiple of {} "
-               "ranks)", where, tp, n, tp);
+    user_error(
+        "{}: parallel.tp {} does not divide the world size {} (launch a multiple of {} "
+        "ranks)",
+        where, tp, n, tp);
   if (dp != 0 && tp * dp != n)
-    user_error("{}: parallel.tp {} x parallel.dp {} = {} ranks, but the job has {} (set "
-               "parallel.dp: 0 for auto, or launch {} ranks)", where, tp, dp, tp * dp, n, tp * dp);
+    user_error(
+        "{}: parallel.tp {} x parallel.dp {} = {} ranks, but the job has {} (set "
+        "parallel.dp: 0 for auto, or launch {} ranks)",
+        where, tp, dp, tp * dp, n, tp * dp);
 }
 
 void fail_together(const std::string& error) {

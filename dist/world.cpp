@@ -54,8 +54,8 @@ int world_size() {
 }
 
 int local_rank() {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
-                          "LOCAL_RANK"})
+  for (const char* var :
+       {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"})
     if (const char* v = std::getenv(var)) return std::atoi(v);
   if (!initialized()) return 0;
   MPI_Comm node;

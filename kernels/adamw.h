@@ -20,8 +20,8 @@ struct AdamWHyper {
 
 struct AdamWTensor {
   Tensor param, grad, m, v;
-  Tensor compute;        // optional
-  bool decay = true;     // false for norms (no weight decay)
+  Tensor compute;     // optional
+  bool decay = true;  // false for norms (no weight decay)
 };
 
 // One element. bc1 = 1 - beta1^step, bc2 = 1 - beta2^step.

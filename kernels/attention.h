@@ -12,6 +12,6 @@ SPECTRA_OP(void, attention_forward, const Tensor& q, const Tensor& k, const Tens
            Tensor& o, Tensor& lse)
 // Requires Tq == Tk. dq += ∂L/∂q, dk += ∂L/∂k, dv += ∂L/∂v.
 SPECTRA_OP(void, attention_backward, const Tensor& dout, const Tensor& q, const Tensor& k,
-           const Tensor& v, const Tensor& o, const Tensor& lse, float scale, Tensor& dq,
-           Tensor& dk, Tensor& dv)
+           const Tensor& v, const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
+           Tensor& dv)
 }  // namespace spectra::kernels

@@ -24,8 +24,8 @@ bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
     if (!first)
       first = t;
     else if (!(t->device() == first->device()))
-      throw Error(fmt::format("{}: tensors on different devices ({} and {})", op, first->str(),
-                              t->str()));
+      throw Error(
+          fmt::format("{}: tensors on different devices ({} and {})", op, first->str(), t->str()));
   }
   return first && first->is_cuda();
 }
@@ -35,7 +35,7 @@ bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
 #define DISPATCH(op, tensors, ...) \
   return on_cuda(#op, tensors) ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
 #else
-#define DISPATCH(op, tensors, ...)                                              \
+#define DISPATCH(op, tensors, ...)                                                  \
   if (on_cuda(#op, tensors)) user_error("{}: spectra was built without CUDA", #op); \
   return cpu::op(__VA_ARGS__)
 #endif
@@ -85,8 +85,7 @@ void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tens
 void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t off, Tensor& dtable) {
   DISPATCH(embedding_backward, T_(&ids, &dout, &dtable), ids, dout, off, dtable);
 }
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss,
-                           Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& lse) {
   DISPATCH(cross_entropy_forward, T_(&logits, &targets, &loss, &lse), logits, targets, loss, lse);
 }
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,

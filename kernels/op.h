@@ -16,11 +16,11 @@
 #pragma once
 #include "core/tensor.h"
 
-#define SPECTRA_OP(ret, name, ...)  \
-  ret name(__VA_ARGS__);            \
-  namespace cpu {                   \
-  ret name(__VA_ARGS__);            \
-  }                                 \
-  namespace cuda {                  \
-  ret name(__VA_ARGS__);            \
+#define SPECTRA_OP(ret, name, ...) \
+  ret name(__VA_ARGS__);           \
+  namespace cpu {                  \
+  ret name(__VA_ARGS__);           \
+  }                                \
+  namespace cuda {                 \
+  ret name(__VA_ARGS__);           \
   }

@@ -9,13 +9,13 @@ enum class ModelKind : uint8_t { trilm = 0, floatlm = 1 };
 
 struct ModelConfig {
   ModelKind kind = ModelKind::trilm;
-  int64_t vocab_size = 256;   // real vocabulary (tokenizer entries)
-  int64_t vocab_rows = 256;   // embedding/LM-head rows: vocab_size padded (Megatron rule)
+  int64_t vocab_size = 256;  // real vocabulary (tokenizer entries)
+  int64_t vocab_rows = 256;  // embedding/LM-head rows: vocab_size padded (Megatron rule)
   int64_t hidden = 64;
-  int64_t ffn = 172;          // SwiGLU inner size
+  int64_t ffn = 172;  // SwiGLU inner size
   int64_t heads = 4;
   int64_t layers = 2;
-  int64_t context = 256;      // max sequence length
+  int64_t context = 256;  // max sequence length
   float rope_theta = 10000.f;
   float norm_eps = 1e-5f;
   float ternary_eps = 1e-5f;  // TriLM γ = eps + mean|W|
@@ -37,12 +37,14 @@ struct ModelConfig {
   // Training FLOPs per token: 6·(non-embedding matmul params + head) plus attention's
   // 6·L·context·d (forward 2·2·T·d/2 per token with causal masking counted in full, ×3).
   double train_flops_per_token() const {
-    double matmul_params = double(layers) * (4 * hidden * hidden + 3 * hidden * ffn) +
-                           double(vocab_rows) * hidden;
+    double matmul_params =
+        double(layers) * (4 * hidden * hidden + 3 * hidden * ffn) + double(vocab_rows) * hidden;
     return 6.0 * matmul_params + 12.0 * double(layers) * double(context) * double(hidden);
   }
 };
 
-inline const char* model_kind_name(ModelKind k) { return k == ModelKind::trilm ? "trilm" : "floatlm"; }
+inline const char* model_kind_name(ModelKind k) {
+  return k == ModelKind::trilm ? "trilm" : "floatlm";
+}
 
 }  // namespace spectra

@@ -23,6 +23,8 @@ Parameter& Module::add_parameter(std::string name, Shape shape, Init init, bool 
   return *params_.back().second;
 }
 
-void Module::add_child(std::string name, Module* child) { children_.emplace_back(std::move(name), child); }
+void Module::add_child(std::string name, Module* child) {
+  children_.emplace_back(std::move(name), child);
+}
 
 }  // namespace spectra

@@ -1,6 +1,6 @@
 // Module: a node of the model tree with named parameters and named children. Names compose with
-// dots along the tree, matching Hugging Face's LlamaForCausalLM ("model.layers.3.mlp.up_proj.weight"),
-// so exports need no renaming table.
+// dots along the tree, matching Hugging Face's LlamaForCausalLM
+// ("model.layers.3.mlp.up_proj.weight"), so exports need no renaming table.
 //
 // A Parameter is a view into its model's two flat arenas: the f32 master weights and the f32
 // gradients (one allocation each, so data-parallel reductions and ZeRO sharding work on whole
@@ -25,8 +25,8 @@ struct Parameter {
   Tensor grad;     // same dtype as master
   Tensor compute;  // undefined when the model computes in the master's dtype
   Init init = Init::normal;
-  bool decay = true;      // weight decay applies (not to norms)
-  bool ternary = false;   // a TriLM projection: quantized in the forward pass
+  bool decay = true;     // weight decay applies (not to norms)
+  bool ternary = false;  // a TriLM projection: quantized in the forward pass
 
   // The Var the forward pass uses: the compute copy (or master), with this parameter's gradient.
   ag::Var var() const { return ag::Var::with_grad(compute.defined() ? compute : master, grad); }

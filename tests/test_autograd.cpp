@@ -80,7 +80,8 @@ void check_against_fd(LM& lm, const Batch& x, const std::function<bool(const Par
 
 Tensor randn(Shape shape, uint64_t seed, double scale = 1.0) {
   Tensor t = Tensor::empty(std::move(shape), DType::f64);
-  for (int64_t i = 0; i < t.numel(); i++) t.data<double>()[i] = scale * philox_normal(seed, uint64_t(i));
+  for (int64_t i = 0; i < t.numel(); i++)
+    t.data<double>()[i] = scale * philox_normal(seed, uint64_t(i));
   return t;
 }
 
@@ -97,22 +98,29 @@ TEST(Gradcheck, EachOp) {
   Tensor ids = Tensor::from<int32_t>({3, 0, 4, 3, 1}, {5});
   Tensor targets = Tensor::from<int32_t>({2, -1, 6, 0, 1}, {5});
   std::vector<Case> cases = {
-      {"linear", [](const V& v) { return ag::weighted_sum(ag::linear(v[0], v[1])); },
+      {"linear",
+       [](const V& v) { return ag::weighted_sum(ag::linear(v[0], v[1])); },
        {randn({5, 7}, 1), randn({3, 7}, 2)}},
-      {"rmsnorm", [](const V& v) { return ag::weighted_sum(ag::rmsnorm(v[0], v[1], 1e-5f)); },
+      {"rmsnorm",
+       [](const V& v) { return ag::weighted_sum(ag::rmsnorm(v[0], v[1], 1e-5f)); },
        {randn({4, 9}, 3), randn({9}, 4)}},
-      {"swiglu", [](const V& v) { return ag::weighted_sum(ag::swiglu(v[0], v[1])); },
+      {"swiglu",
+       [](const V& v) { return ag::weighted_sum(ag::swiglu(v[0], v[1])); },
        {randn({3, 6}, 5, 2.0), randn({3, 6}, 6)}},
-      {"rope", [](const V& v) { return ag::weighted_sum(ag::rope(v[0], 3, 10000.f)); },
+      {"rope",
+       [](const V& v) { return ag::weighted_sum(ag::rope(v[0], 3, 10000.f)); },
        {randn({2, 5, 3, 8}, 7)}},
       {"attention",
        [](const V& v) { return ag::weighted_sum(ag::attention(v[0], v[1], v[2])); },
        {randn({2, 5, 2, 4}, 8), randn({2, 5, 2, 4}, 9), randn({2, 5, 2, 4}, 10)}},
-      {"embedding", [ids](const V& v) { return ag::weighted_sum(ag::embedding(ids, v[0])); },
+      {"embedding",
+       [ids](const V& v) { return ag::weighted_sum(ag::embedding(ids, v[0])); },
        {randn({6, 4}, 11)}},
-      {"add", [](const V& v) { return ag::weighted_sum(ag::add(v[0], v[1])); },
+      {"add",
+       [](const V& v) { return ag::weighted_sum(ag::add(v[0], v[1])); },
        {randn({3, 4}, 12), randn({3, 4}, 13)}},
-      {"cross_entropy", [targets](const V& v) { return ag::cross_entropy(v[0], targets); },
+      {"cross_entropy",
+       [targets](const V& v) { return ag::cross_entropy(v[0], targets); },
        {randn({5, 7}, 14, 3.0)}},
       // The ternary layer is linear in x: dx is exact (dw is straight-through: tested below).
       {"ternary_linear dx",
@@ -130,8 +138,12 @@ TEST(Gradcheck, EachOp) {
 TEST(Gradcheck, CatchesAWrongGradient) {
   // A deliberately wrong backward (x² reported as 3x) must fail the checker.
   auto wrong = [](const std::vector<ag::Var>& v) {
-    ag::Var y(Tensor::full({1}, v[0].value().data<double>()[0] * v[0].value().data<double>()[0], DType::f64), true);
-    ag::record([x = v[0], y] { x.grad().data<double>()[0] += 3 * x.value().data<double>()[0] * y.grad().item(); });
+    ag::Var y(Tensor::full({1}, v[0].value().data<double>()[0] * v[0].value().data<double>()[0],
+                           DType::f64),
+              true);
+    ag::record([x = v[0], y] {
+      x.grad().data<double>()[0] += 3 * x.value().data<double>()[0] * y.grad().item();
+    });
     return y;
   };
   EXPECT_FALSE(ag::gradcheck(wrong, {Tensor::full({1}, 0.7, DType::f64)}).ok);
@@ -176,13 +188,15 @@ TEST(Autograd, TriLMStraightThroughEqualsFloatGradientAtEffectiveWeights) {
   ag::backward(flt.loss(x.ids, x.targets, x.b, x.t));
   for (size_t i = 0; i < tp.size(); i++) {
     std::vector<double> a = tp[i].second->grad.to_doubles(), b = fp[i].second->grad.to_doubles();
-    for (size_t j = 0; j < a.size(); j++) ASSERT_NEAR(a[j], b[j], 1e-5 * (1e-3 + std::abs(b[j]))) << tp[i].first;
+    for (size_t j = 0; j < a.size(); j++)
+      ASSERT_NEAR(a[j], b[j], 1e-5 * (1e-3 + std::abs(b[j]))) << tp[i].first;
   }
 }
 
 TEST(Autograd, TernaryForwardUsesOnlyThreeValues) {
   Tensor w = Tensor::empty({6, 10});
-  for (int64_t i = 0; i < w.numel(); i++) w.data<float>()[i] = philox_normal(9, uint64_t(i)) * 0.02f;
+  for (int64_t i = 0; i < w.numel(); i++)
+    w.data<float>()[i] = philox_normal(9, uint64_t(i)) * 0.02f;
   double mean_abs = 0;
   for (double v : w.to_doubles()) mean_abs += std::abs(v);
   mean_abs /= double(w.numel());

@@ -4,10 +4,10 @@
 // foreign or mismatched files are refused with one error line.
 #include <gtest/gtest.h>
 
-#include "tests/run_command.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "tests/run_command.h"
 
 #include <chrono>
 #include <filesystem>
@@ -21,18 +21,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kDir = fs::temp_directory_path() / ("spectra_checkpoint_test-" + std::to_string(getpid()));
+const fs::path kDir =
+    fs::temp_directory_path() / ("spectra_checkpoint_test-" + std::to_string(getpid()));
 
 std::string command(const std::string& name, int64_t steps, const std::string& extra) {
   return std::string(SPECTRA_BIN) + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
          " --set model.hidden=64 --set model.ffn=128 --set model.layers=2 --set train.seq_len=64" +
          " --set train.micro_batch=8 --set train.global_batch=8 --set train.device=cpu" +
-         " --set train.steps=" + std::to_string(steps) + " --set log.interval=1 --set eval.batches=1" +
+         " --set train.steps=" + std::to_string(steps) +
+         " --set log.interval=1 --set eval.batches=1" +
          " --set eval.sample_tokens=0 --set checkpoint.interval=4 --set checkpoint.keep=2" +
-         " --set checkpoint.dir=" + (kDir / name).string() + " --set log.metrics=" + (kDir / (name + ".jsonl")).string() +
-         " " + extra;
+         " --set checkpoint.dir=" + (kDir / name).string() +
+         " --set log.metrics=" + (kDir / (name + ".jsonl")).string() + " " + extra;
 }
-
 
 // step -> loss from a metrics file (the last record of a step wins: a resumed run repeats some).
 std::map<int64_t, double> losses(const std::string& name) {
@@ -40,7 +41,8 @@ std::map<int64_t, double> losses(const std::string& name) {
   std::ifstream in(kDir / (name + ".jsonl"));
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j["event"] == "train") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    if (!j.is_discarded() && j["event"] == "train")
+      out[j["step"].get<int64_t>()] = j["loss"].get<double>();
   }
   return out;
 }
@@ -128,7 +130,8 @@ TEST_F(Checkpoint, SurvivesSigkillAtRandomMoments) {
   for (int trial = 0; trial < 20; trial++) {
     fresh("kill");
     pid_t pid = spawn(command("kill", steps, ""));
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 1500)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 1500)(rng)));
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     const auto before = losses("kill");
@@ -138,15 +141,17 @@ TEST_F(Checkpoint, SurvivesSigkillAtRandomMoments) {
       for (const auto& e : fs::directory_iterator(kDir / "kill"))
         if (e.path().extension() == ".h5") {
           CommandResult v = run_command(std::string(SPECTRA_BIN) + " inspect " + e.path().string());
-          EXPECT_EQ(v.code, 0) << "trial " << trial << ": " << e.path() << " does not verify: " << v.output;
+          EXPECT_EQ(v.code, 0) << "trial " << trial << ": " << e.path()
+                               << " does not verify: " << v.output;
         }
     CommandResult resumed = run_command(command("kill", steps, "--resume auto"));
     ASSERT_EQ(resumed.code, 0) << "trial " << trial << ": " << resumed.output;
     const int64_t from = step_of_path(resumed.output);
-    EXPECT_LE(logged - from, interval) << "trial " << trial << ": killed after step " << logged
-                                       << ", resumed from " << from;
+    EXPECT_LE(logged - from, interval)
+        << "trial " << trial << ": killed after step " << logged << ", resumed from " << from;
     auto got = losses("kill");
-    for (auto& [step, loss] : ref) ASSERT_EQ(got[step], loss) << "trial " << trial << " step " << step;
+    for (auto& [step, loss] : ref)
+      ASSERT_EQ(got[step], loss) << "trial " << trial << " step " << step;
   }
 }
 
@@ -154,7 +159,8 @@ TEST_F(Checkpoint, BadFilesAreRefusedWithOneLine) {
   fresh("bad");
   ASSERT_EQ(run_command(command("bad", 8, "")).code, 0);
   const std::string good = newest("bad");
-  auto refuse = [&](const std::string& path, const std::string& why, const std::string& extra = "") {
+  auto refuse = [&](const std::string& path, const std::string& why,
+                    const std::string& extra = "") {
     CommandResult r = run_command(command("bad", 8, "--resume " + path + " " + extra));
     EXPECT_EQ(r.code, 2) << why << ": " << r.output;
     EXPECT_EQ(r.output.rfind("error:", 0), 0u) << why << ": " << r.output;

@@ -9,8 +9,6 @@
 
 namespace {
 
-
-
 std::string write_file(const std::string& name, const std::string& text) {
   auto dir = std::filesystem::temp_directory_path() / "spectra_cli_test";
   std::filesystem::create_directories(dir);
@@ -19,7 +17,9 @@ std::string write_file(const std::string& name, const std::string& text) {
   return path.string();
 }
 
-CommandResult run(const std::string& args) { return run_command(std::string(SPECTRA_BIN) + " " + args); }
+CommandResult run(const std::string& args) {
+  return run_command(std::string(SPECTRA_BIN) + " " + args);
+}
 
 int count_lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 
@@ -46,11 +46,15 @@ TEST(Cli, RecipeErrorsNameFileLineAndKey) {
   struct Case {
     std::string yaml, key;
   };
-  std::string base = "model: {kind: trilm, vocab_size: 256, hidden: 64, heads: 4, ffn: 128, layers: 1, context: 64}\n";
+  std::string base =
+      "model: {kind: trilm, vocab_size: 256, hidden: 64, heads: 4, ffn: 128, layers: 1, context: "
+      "64}\n";
   std::vector<Case> cases = {
       {base + "train: {stepz: 3}\n", "stepz"},
       {base + "train: {steps: three}\n", "steps"},
-      {"model: {kind: trilm, vocab_size: 256, hidden: 64, heads: 5, ffn: 128, layers: 1, context: 64}\n", "heads"},
+      {"model: {kind: trilm, vocab_size: 256, hidden: 64, heads: 5, ffn: 128, layers: 1, context: "
+       "64}\n",
+       "heads"},
       {base + "data: {text: /no/such/file.txt}\n", "data.text"},
   };
   for (size_t i = 0; i < cases.size(); i++) {
@@ -84,8 +88,12 @@ TEST(Cli, InspectPrintsTheParameterCount) {
 }
 
 TEST(Cli, TrainThenGenerate) {
-  std::string model = (std::filesystem::temp_directory_path() / "spectra_cli_test" / "m.h5").string();
-  CommandResult t = run("train " + kTiny + " --set train.steps=2 --set eval.batches=1 --set eval.sample_tokens=5 --set train.out=" + model);
+  std::string model =
+      (std::filesystem::temp_directory_path() / "spectra_cli_test" / "m.h5").string();
+  CommandResult t =
+      run("train " + kTiny +
+          " --set train.steps=2 --set eval.batches=1 --set eval.sample_tokens=5 --set train.out=" +
+          model);
   ASSERT_EQ(t.code, 0) << t.output;
   EXPECT_NE(t.output.find("step 2/2"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("ETA"), std::string::npos) << t.output;

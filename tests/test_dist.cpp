@@ -3,8 +3,8 @@
 // difference <= 1e-5 in f32), and impossible layouts fail before any work with one error line.
 #include <gtest/gtest.h>
 
-#include "tests/run_command.h"
 #include <unistd.h>
+#include "tests/run_command.h"
 
 #include <cmath>
 #include <cstdio>
@@ -16,24 +16,28 @@
 
 namespace {
 
-
-
 std::string mpirun(int ranks) {
-  return std::string(SPECTRA_MPIEXEC) + " --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
+  return std::string(SPECTRA_MPIEXEC) + " --allow-run-as-root --oversubscribe -np " +
+         std::to_string(ranks) + " ";
 }
 
-const std::filesystem::path kDir = std::filesystem::temp_directory_path() / ("spectra_dist_test-" + std::to_string(getpid()));
+const std::filesystem::path kDir =
+    std::filesystem::temp_directory_path() / ("spectra_dist_test-" + std::to_string(getpid()));
 
 // Trains the tiny TriLM for 5 steps; returns the per-step losses, writes the model to `name`.h5.
-std::vector<double> train(const std::string& launcher, const std::string& name, const std::string& extra) {
+std::vector<double> train(const std::string& launcher, const std::string& name,
+                          const std::string& extra) {
   std::filesystem::create_directories(kDir);
-  std::string metrics = (kDir / (name + ".jsonl")).string(), model = (kDir / (name + ".h5")).string();
+  std::string metrics = (kDir / (name + ".jsonl")).string(),
+              model = (kDir / (name + ".h5")).string();
   if (extra.find("--resume") == std::string::npos) std::filesystem::remove(metrics);
-  CommandResult r = run_command(launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
-                 " --set model.hidden=64 --set model.ffn=128 --set model.layers=2 --set train.seq_len=32" +
-                 " --set train.micro_batch=4 --set train.global_batch=16 --set train.steps=5" +
-                 " --set log.interval=1 --set eval.batches=1 --set eval.sample_tokens=0" +
-                 " --set train.device=cpu --set log.metrics=" + metrics + " --set train.out=" + model + " " + extra);
+  CommandResult r = run_command(
+      launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
+      " --set model.hidden=64 --set model.ffn=128 --set model.layers=2 --set train.seq_len=32" +
+      " --set train.micro_batch=4 --set train.global_batch=16 --set train.steps=5" +
+      " --set log.interval=1 --set eval.batches=1 --set eval.sample_tokens=0" +
+      " --set train.device=cpu --set log.metrics=" + metrics + " --set train.out=" + model + " " +
+      extra);
   EXPECT_EQ(r.code, 0) << r.output;
   std::vector<double> losses;
   std::ifstream in(metrics);
@@ -49,7 +53,8 @@ double max_param_rel_diff(const std::string& a, const std::string& b) {
   spectra::h5::File fb = spectra::h5::File::open_read((kDir / (b + ".h5")).string());
   double worst = 0;
   for (const std::string& name : fa.list("params")) {
-    std::vector<double> x = fa.read("params/" + name).to_doubles(), y = fb.read("params/" + name).to_doubles();
+    std::vector<double> x = fa.read("params/" + name).to_doubles(),
+                        y = fb.read("params/" + name).to_doubles();
     double num = 0, den = 0;
     for (size_t i = 0; i < x.size(); i++) {
       num += (x[i] - y[i]) * (x[i] - y[i]);
@@ -68,9 +73,11 @@ TEST(DataParallel, MatchesOneProcess) {
   for (int ranks : {2, 4})
     for (int zero : {0, 1}) {
       std::string name = "dp" + std::to_string(ranks) + "z" + std::to_string(zero);
-      std::vector<double> got = train(mpirun(ranks), name, "--set parallel.zero=" + std::to_string(zero));
+      std::vector<double> got =
+          train(mpirun(ranks), name, "--set parallel.zero=" + std::to_string(zero));
       ASSERT_EQ(got.size(), ref.size()) << name;
-      for (size_t i = 0; i < ref.size(); i++) EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << name << " step " << i + 1;
+      for (size_t i = 0; i < ref.size(); i++)
+        EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << name << " step " << i + 1;
       EXPECT_LE(max_param_rel_diff(name, "ref"), 1e-5) << name;
     }
 }
@@ -86,18 +93,22 @@ TEST(DataParallel, CheckpointsResumeUnderAnotherLayout) {
     train(first, "part", ck + " --stop-at 3");
     std::vector<double> got = train(second, "part", ck + " --resume auto");
     ASSERT_EQ(got.size(), 5u) << "metrics append: 3 steps, then 2";
-    for (size_t i = 0; i < ref.size(); i++) EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << "step " << i + 1;
+    for (size_t i = 0; i < ref.size(); i++)
+      EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << "step " << i + 1;
     EXPECT_LE(max_param_rel_diff("part", "ref"), 1e-5);
   }
 }
 
 TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {
   std::string recipe = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm.yaml";
-  for (std::string bad : {"--set parallel.tp=3", "--set parallel.dp=3", "--set train.global_batch=24"}) {
+  for (std::string bad :
+       {"--set parallel.tp=3", "--set parallel.dp=3", "--set train.global_batch=24"}) {
     CommandResult r = run_command(mpirun(2) + SPECTRA_BIN + " train " + recipe + " " + bad);
     EXPECT_NE(r.code, 0) << bad;
     size_t errors = 0;
-    for (size_t p = r.output.find("error:"); p != std::string::npos; p = r.output.find("error:", p + 1)) errors++;
+    for (size_t p = r.output.find("error:"); p != std::string::npos;
+         p = r.output.find("error:", p + 1))
+      errors++;
     EXPECT_EQ(errors, 1u) << bad << "\n" << r.output;
   }
 }

@@ -18,15 +18,21 @@ const std::string kCorpus = std::string(SPECTRA_SOURCE_DIR) + "/data/corpus/kjv.
 
 Recipe small_recipe(const std::string& kind, int64_t steps, const std::string& extra = "") {
   log::set_quiet(true);
-  std::string yaml = R"(
-model: {kind: )" + kind + R"(, vocab_size: 256, vocab_rows: 256, hidden: 32, ffn: 64, heads: 2, layers: 1, context: 32}
-data: {text: )" + kCorpus + R"(, val_fraction: 0.01}
+  std::string yaml =
+      R"(
+model: {kind: )" +
+      kind +
+      R"(, vocab_size: 256, vocab_rows: 256, hidden: 32, ffn: 64, heads: 2, layers: 1, context: 32}
+data: {text: )" +
+      kCorpus + R"(, val_fraction: 0.01}
 optimizer: {beta1: 0.9, beta2: 0.95, eps: 1.0e-8, grad_clip: 1.0}
 schedule:
   warmup_steps: 5
   lr: [{start: 0.0, peak: 0.01, shape: cosine, floor: 0.1}]
   weight_decay: [{start: 0.0, value: 0.1}]
-train: {steps: )" + std::to_string(steps) + R"(, seq_len: 32, micro_batch: 4, global_batch: 8, device: cpu, precision: f32, seed: 5}
+train: {steps: )" +
+      std::to_string(steps) +
+      R"(, seq_len: 32, micro_batch: 4, global_batch: 8, device: cpu, precision: f32, seed: 5}
 log: {interval: 1000}
 eval: {batches: 2, sample_tokens: 0}
 )" + extra;

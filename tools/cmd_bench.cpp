@@ -56,11 +56,16 @@ void bench_checkpoint(const std::string& path, const BenchArgs& a) {
   w.reset();
   load_checkpoint(file, r, lm, opt);
   double read_s = w.seconds();
-  fmt::print("checkpoint {} of {}: {:.2f} GB, write {:.2f} GB/s ({:.1f} s), read {:.2f} GB/s ({:.1f} s)\n",
-             file, path, bytes / 1e9, bytes / 1e9 / write_s, write_s, bytes / 1e9 / read_s, read_s);
+  fmt::print(
+      "checkpoint {} of {}: {:.2f} GB, write {:.2f} GB/s ({:.1f} s), read {:.2f} GB/s ({:.1f} s)\n",
+      file, path, bytes / 1e9, bytes / 1e9 / write_s, write_s, bytes / 1e9 / read_s, read_s);
   if (a.json)
-    fmt::print("json: {}\n", nlohmann::json{{"recipe", path}, {"bytes", bytes}, {"write_s", write_s},
-                                            {"read_s", read_s}, {"file", file}}.dump());
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
+                                            {"bytes", bytes},
+                                            {"write_s", write_s},
+                                            {"read_s", read_s},
+                                            {"file", file}}
+                                 .dump());
 }
 
 void bench_one(const std::string& path, const BenchArgs& a) {
@@ -107,18 +112,26 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   double tok_s = double(b * t) / step;
   double mfu = p.device.is_cuda() ? tok_s * m.train_flops_per_token() / (a.peak_tflops * 1e12) : 0;
   double mem = double(cuda::peak_bytes_in_use()) / 1073741824.0;
-  fmt::print("{:<28} {:>8} {:>6}x{:<5} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>6.1f}% {:>8.2f}\n",
-             path, format_count(double(m.parameter_count())), b, t, 1e3 * sum.forward / n,
-             1e3 * sum.backward / n, 1e3 * sum.optimizer / n, 1e3 * step, format_count(tok_s),
-             100 * mfu, mem);
+  fmt::print(
+      "{:<28} {:>8} {:>6}x{:<5} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>6.1f}% {:>8.2f}\n",
+      path, format_count(double(m.parameter_count())), b, t, 1e3 * sum.forward / n,
+      1e3 * sum.backward / n, 1e3 * sum.optimizer / n, 1e3 * step, format_count(tok_s), 100 * mfu,
+      mem);
   if (a.json)
-    fmt::print("json: {}\n",
-               nlohmann::json{{"recipe", path}, {"params", m.parameter_count()}, {"micro_batch", b},
-                              {"seq_len", t}, {"device", p.device.str()}, {"precision", r.train.precision},
-                              {"forward_ms", 1e3 * sum.forward / n}, {"backward_ms", 1e3 * sum.backward / n},
-                              {"optimizer_ms", 1e3 * sum.optimizer / n}, {"step_ms", 1e3 * step},
-                              {"tokens_per_s", tok_s}, {"mfu", mfu}, {"peak_mem_gib", mem}}
-                   .dump());
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
+                                            {"params", m.parameter_count()},
+                                            {"micro_batch", b},
+                                            {"seq_len", t},
+                                            {"device", p.device.str()},
+                                            {"precision", r.train.precision},
+                                            {"forward_ms", 1e3 * sum.forward / n},
+                                            {"backward_ms", 1e3 * sum.backward / n},
+                                            {"optimizer_ms", 1e3 * sum.optimizer / n},
+                                            {"step_ms", 1e3 * step},
+                                            {"tokens_per_s", tok_s},
+                                            {"mfu", mfu},
+                                            {"peak_mem_gib", mem}}
+                                 .dump());
   std::fflush(stdout);
 }
 
@@ -126,10 +139,14 @@ void bench_one(const std::string& path, const BenchArgs& a) {
 
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* cmd = app.add_subcommand("bench", "Measure training-step speed and memory on synthetic tokens");
+  CLI::App* cmd =
+      app.add_subcommand("bench", "Measure training-step speed and memory on synthetic tokens");
   cmd->add_option("recipes", a->recipes, "Recipes whose models to measure")->capture_default_str();
-  cmd->add_option("--set", a->overrides, "Override a recipe key (all recipes)")->type_name("KEY=VALUE");
-  cmd->add_option("--steps", a->steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--set", a->overrides, "Override a recipe key (all recipes)")
+      ->type_name("KEY=VALUE");
+  cmd->add_option("--steps", a->steps, "Timed steps")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
   cmd->add_option("--micro-batch", a->micro_batch, "Sequences per step (default: the recipe's)");
   cmd->add_option("--seq-len", a->seq_len, "Tokens per sequence (default: the recipe's)");
@@ -143,8 +160,9 @@ void add_bench(CLI::App& app) {
       for (const std::string& r : a->recipes) bench_checkpoint(r, *a);
       return;
     }
-    fmt::print("{:<28} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}\n", "recipe", "params",
-               "batch", "fwd ms", "bwd ms", "opt ms", "step ms", "tok/s", "MFU", "mem GiB");
+    fmt::print("{:<28} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}\n", "recipe",
+               "params", "batch", "fwd ms", "bwd ms", "opt ms", "step ms", "tok/s", "MFU",
+               "mem GiB");
     for (const std::string& r : a->recipes) bench_one(r, *a);
   });
 }

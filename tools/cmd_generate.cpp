@@ -22,13 +22,18 @@ struct GenerateArgs {
 void add_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Sample text from a trained model file");
-  cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")->required();
+  cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")
+      ->required();
   cmd->add_option("--prompt", a->prompt, "Text to continue");
-  cmd->add_option("-n,--tokens", a->sample.tokens, "Tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--tokens", a->sample.tokens, "Tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", a->sample.temperature, "Sampling temperature (0: greedy)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", a->sample.top_k, "Sample among the k likeliest tokens (0: all)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->sample.seed, "Random seed")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->callback([a] {

@@ -13,7 +13,8 @@ namespace spectra::tools {
 void add_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Describe a recipe, a model file or a checkpoint (verifying it)");
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Describe a recipe, a model file or a checkpoint (verifying it)");
   cmd->add_option("file", *path, "A recipe (.yaml) or a model file (.h5)")->required();
   cmd->add_option("--set", *overrides, "Override a recipe key")->type_name("KEY=VALUE");
   cmd->callback([path, overrides] {

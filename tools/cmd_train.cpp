@@ -28,7 +28,8 @@ void check_files(const Recipe& r) {
     user_error("{}: key '{}': '{}' does not exist; fix the path or prepare the file first",
                r.where(key), key, file);
   };
-  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text)) missing("data.text", r.data.text);
+  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text))
+    missing("data.text", r.data.text);
   if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
     missing("data.tokenizer", r.data.tokenizer);
   for (const auto& d : r.data.datasets)
@@ -46,8 +47,10 @@ void run(const TrainArgs& a) {
     p = resolve_placement(r);
     dist::check_layout(r.parallel.tp, r.parallel.dp, dist::world_size(), r.path);
     if (r.parallel.tp > 1 && !a.dry_run)
-      user_error("{}: parallel.tp {}: tensor parallelism is not implemented yet; train with "
-                 "--set parallel.tp=1 (data parallelism: parallel.dp)", r.path, r.parallel.tp);
+      user_error(
+          "{}: parallel.tp {}: tensor parallelism is not implemented yet; train with "
+          "--set parallel.tp=1 (data parallelism: parallel.dp)",
+          r.path, r.parallel.tp);
   } catch (const UserError& e) {
     error = e.what();
   }

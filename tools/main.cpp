@@ -19,7 +19,8 @@ static std::string rank_prefix() {
 
 int main(int argc, char** argv) {
   using namespace spectra;
-  CLI::App app{"spectra " SPECTRA_VERSION ": pretrain ternary (TriLM) and float (FloatLM) language models"};
+  CLI::App app{"spectra " SPECTRA_VERSION
+               ": pretrain ternary (TriLM) and float (FloatLM) language models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", SPECTRA_VERSION);
   tools::add_train(app);

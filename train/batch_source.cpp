@@ -21,7 +21,8 @@ class ByteSource : public BatchSource {
         size_(size) {}
 
   TokenBatch next() override {
-    return corpus_.train_batch(seed_, uint64_t(index_++) * uint64_t(size_) + uint64_t(rank_), batch_, seq_);
+    return corpus_.train_batch(seed_, uint64_t(index_++) * uint64_t(size_) + uint64_t(rank_),
+                               batch_, seq_);
   }
   TokenBatch val_batch(int64_t i) override {
     return corpus_.val_batch(uint64_t(i) * uint64_t(size_) + uint64_t(rank_), batch_, seq_);
@@ -36,8 +37,10 @@ class ByteSource : public BatchSource {
       user_error("the checkpoint's data state '{}' is not a byte-corpus state", s);
     const int64_t global = j["batches"].get<int64_t>();
     if (global % size_ != 0)
-      user_error("the checkpoint's data position ({} micro-batches) does not split over {} "
-                 "data-parallel ranks", global, size_);
+      user_error(
+          "the checkpoint's data position ({} micro-batches) does not split over {} "
+          "data-parallel ranks",
+          global, size_);
     index_ = global / size_;
   }
   double bytes_per_token() const override { return 1.0; }
@@ -54,8 +57,9 @@ class ByteSource : public BatchSource {
 
 std::unique_ptr<BatchSource> make_batch_source(const Recipe& r, int dp_rank, int dp_size) {
   if (!r.data.text.empty()) return std::make_unique<ByteSource>(r, dp_rank, dp_size);
-  user_error("{}: set data.text (a text corpus read as bytes); data.datasets is not wired to training yet",
-             r.path);
+  user_error(
+      "{}: set data.text (a text corpus read as bytes); data.datasets is not wired to training yet",
+      r.path);
 }
 
 }  // namespace spectra

@@ -45,9 +45,12 @@ void fsync_path(const std::string& path) {
 
 // The model fields a checkpoint must agree with, by recipe key.
 std::vector<std::pair<std::string, std::string>> model_fields(const ModelConfig& m) {
-  return {{"model.kind", model_kind_name(m.kind)},    {"model.vocab_rows", std::to_string(m.vocab_rows)},
-          {"model.hidden", std::to_string(m.hidden)}, {"model.ffn", std::to_string(m.ffn)},
-          {"model.heads", std::to_string(m.heads)},   {"model.layers", std::to_string(m.layers)},
+  return {{"model.kind", model_kind_name(m.kind)},
+          {"model.vocab_rows", std::to_string(m.vocab_rows)},
+          {"model.hidden", std::to_string(m.hidden)},
+          {"model.ffn", std::to_string(m.ffn)},
+          {"model.heads", std::to_string(m.heads)},
+          {"model.layers", std::to_string(m.layers)},
           {"model.vocab_size", std::to_string(m.vocab_size)}};
 }
 
@@ -69,8 +72,8 @@ bool is_checkpoint_file(const std::string& path) {
   }
 }
 
-std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, const TrainingState& st,
-                            int world_rank) {
+std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
+                            const TrainingState& st, int world_rank) {
   // Collective part first (every rank): gather the ZeRO shards of the moments.
   Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
   const std::string dir = r.checkpoint.dir;
@@ -89,11 +92,14 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, 
     f.set_attr("recipe", r.text);
     f.set_attr("step", st.step);
     f.set_attr("adam_step", opt.steps_taken());
-    f.set_attr("loss_scale_log2", int64_t(std::lround(std::log2(opt.scaler().scale))));  // a power of 2
+    f.set_attr("loss_scale_log2",
+               int64_t(std::lround(std::log2(opt.scaler().scale))));  // a power of 2
     f.set_attr("loss_scale_clean_steps", opt.scaler().clean_steps);
     f.set_attr("data_state", st.data_state);
     for (const char* g : kGroups) f.create_group(g);
-    auto host = [](const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t; };  // no copy on the CPU
+    auto host = [](const Tensor& t) {
+      return t.is_cuda() ? t.to(Device::cpu()) : t;
+    };  // no copy on the CPU
     Tensor host_m = host(moments[0]), host_v = host(moments[1]);
     int64_t off = 0;
     for (auto& [name, p] : model.named_parameters()) {
@@ -119,7 +125,8 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, 
   std::vector<fs::path> all;
   for (const auto& e : fs::directory_iterator(dir))
     if (step_of(e.path()) >= 0) all.push_back(e.path());
-  std::sort(all.begin(), all.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
+  std::sort(all.begin(), all.end(),
+            [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
   for (size_t i = size_t(std::max(r.checkpoint.keep, 1)); i < all.size(); i++) fs::remove(all[i]);
   return path;
 }
@@ -127,16 +134,20 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt, 
 std::string verify_checkpoint(const std::string& path) {
   try {
     h5::File f = h5::File::open_read(path);
-    if (!f.has_attr("format") || f.attr_string("format") != kFormat) return "not a spectra checkpoint";
+    if (!f.has_attr("format") || f.attr_string("format") != kFormat)
+      return "not a spectra checkpoint";
     if (f.attr_int("format_version") != kVersion)
-      return fmt::format("checkpoint format version {} (this spectra reads {})", f.attr_int("format_version"), kVersion);
+      return fmt::format("checkpoint format version {} (this spectra reads {})",
+                         f.attr_int("format_version"), kVersion);
     for (const char* k : {"recipe", "data_state", "spectra_version"}) f.attr_string(k);
-    for (const char* k : {"step", "adam_step", "loss_scale_log2", "loss_scale_clean_steps"}) f.attr_int(k);
+    for (const char* k : {"step", "adam_step", "loss_scale_log2", "loss_scale_clean_steps"})
+      f.attr_int(k);
     std::vector<std::string> names = f.list("params");
     if (names.empty()) return "no parameters";
     Tensor buf;  // one buffer for every dataset: no allocation per tensor
     for (const char* g : kGroups) {
-      if (f.list(g) != names) return fmt::format("group '{}' does not list the same tensors as 'params'", g);
+      if (f.list(g) != names)
+        return fmt::format("group '{}' does not list the same tensors as 'params'", g);
       for (const std::string& n : names) {
         std::string ds = std::string(g) + "/" + n;
         if (f.dtype_of(ds) != DType::f32) return fmt::format("'{}' is not f32", ds);
@@ -144,7 +155,8 @@ std::string verify_checkpoint(const std::string& path) {
         if (!buf.defined() || buf.numel() < numel) buf = Tensor::empty({numel});
         Tensor view = buf.slice(0, numel);
         f.read_into(ds, view);
-        if (int64_t(crc_of(view)) != f.attr_int("crc32", ds)) return fmt::format("checksum mismatch in '{}'", ds);
+        if (int64_t(crc_of(view)) != f.attr_int("crc32", ds))
+          return fmt::format("checksum mismatch in '{}'", ds);
       }
     }
     return "";
@@ -164,8 +176,8 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   auto want = model_fields(r.model), have = model_fields(saved.model);
   for (size_t i = 0; i < want.size(); i++)
     if (want[i].second != have[i].second)
-      user_error("{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it", path,
-                 have[i].first, have[i].second, want[i].first, want[i].second);
+      user_error("{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it",
+                 path, have[i].first, have[i].second, want[i].first, want[i].second);
   const int64_t arena = model.master_arena().numel();
   Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
   int64_t off = 0;
@@ -178,7 +190,8 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
       const std::string ds = std::string(kGroups[k]) + "/" + name;
       if (!f.exists(ds)) user_error("{}: refusing checkpoint: missing '{}'", path, ds);
       if (f.shape_of(ds) != p->shape)
-        user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)), shape_str(p->shape));
+        user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)),
+                   shape_str(p->shape));
       f.read_into(ds, dst[k]);
       if (int64_t(crc_of(dst[k])) != f.attr_int("crc32", ds))
         user_error("{}: refusing checkpoint: checksum mismatch in '{}' (corrupt file)", path, ds);
@@ -200,7 +213,8 @@ std::optional<std::string> latest_checkpoint(const std::string& dir) {
   std::vector<fs::path> all;
   for (const auto& e : fs::directory_iterator(dir))
     if (step_of(e.path()) >= 0) all.push_back(e.path());
-  std::sort(all.begin(), all.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
+  std::sort(all.begin(), all.end(),
+            [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
   for (const fs::path& p : all) {
     std::string bad = verify_checkpoint(p.string());
     if (bad.empty()) return p.string();
@@ -218,7 +232,8 @@ std::string describe_checkpoint(const std::string& path) {
   for (const std::string& n : f.list("params")) params += shape_numel(f.shape_of("params/" + n));
   return fmt::format(
       "checkpoint {}\n  verified: every dataset's crc32 matches\n  written by spectra {}\n"
-      "  model: {} {}, {} parameters in {} tensors\n  step {} of {} (AdamW step {}), loss scale {}\n"
+      "  model: {} {}, {} parameters in {} tensors\n  step {} of {} (AdamW step {}), loss scale "
+      "{}\n"
       "  data state: {}\n",
       path, f.attr_string("spectra_version"), model_kind_name(r.model.kind), r.size, params,
       f.list("params").size(), f.attr_int("step"), r.train.steps, f.attr_int("adam_step"),

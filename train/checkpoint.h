@@ -24,8 +24,8 @@
 namespace spectra {
 
 struct TrainingState {
-  int64_t step = 0;          // optimizer steps completed
-  std::string data_state;    // BatchSource::state()
+  int64_t step = 0;        // optimizer steps completed
+  std::string data_state;  // BatchSource::state()
 };
 
 // Collective over the data-parallel group (ZeRO shards are gathered); rank 0 writes.

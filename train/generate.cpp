@@ -10,7 +10,8 @@
 namespace spectra {
 
 // Picks the next token from one row of logits.
-static int sample(const std::vector<double>& logits, int64_t vocab, const SampleOptions& o, Rng& rng) {
+static int sample(const std::vector<double>& logits, int64_t vocab, const SampleOptions& o,
+                  Rng& rng) {
   std::vector<int> order(static_cast<size_t>(vocab));
   std::iota(order.begin(), order.end(), 0);
   if (o.temperature <= 0)

@@ -34,7 +34,8 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
                version, kFormatVersion);
   LoadedModel out;
   out.recipe = parse_recipe(f.attr_string("recipe"), path + ":recipe");
-  out.model = std::make_unique<LM>(out.recipe.model, LayerOptions{DType::f32, device}, compute_dtype);
+  out.model =
+      std::make_unique<LM>(out.recipe.model, LayerOptions{DType::f32, device}, compute_dtype);
   for (auto& [name, p] : out.model->named_parameters()) {
     std::string ds = "params/" + name;
     if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);

@@ -24,8 +24,10 @@ AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Gro
   hi_ = n;
   if (zero_) {
     const int d = dp_->size();
-    SPECTRA_CHECK(n % d == 0, "ZeRO-1: the parameter arena ({} elements) is not padded to a multiple "
-                              "of the data-parallel size {}", n, d);
+    SPECTRA_CHECK(n % d == 0,
+                  "ZeRO-1: the parameter arena ({} elements) is not padded to a multiple "
+                  "of the data-parallel size {}",
+                  n, d);
     lo_ = dp_->rank() * (n / d);
     hi_ = lo_ + n / d;
     grad_shard_ = Tensor::zeros({hi_ - lo_}, DType::f32, arena.device());
@@ -62,7 +64,8 @@ Tensor AdamW::full_moment(int which) const {
   return full;
 }
 
-void AdamW::restore(const Tensor& m_full, const Tensor& v_full, int64_t steps, const LossScaler& s) {
+void AdamW::restore(const Tensor& m_full, const Tensor& v_full, int64_t steps,
+                    const LossScaler& s) {
   SPECTRA_CHECK(m_full.numel() == model_.master_arena().numel() && v_full.numel() == m_full.numel(),
                 "AdamW::restore: moments {} / {} for an arena of {}", m_full.str(), v_full.str(),
                 model_.master_arena().numel());

@@ -16,10 +16,10 @@ namespace spectra {
 // Learning rate over training: linear warmup to the first stage's peak, then stages, each from
 // its start fraction of train.steps to the next one's, decaying from `peak` to `floor`·peak.
 struct LrStage {
-  double start = 0;            // fraction of training in [0, 1)
+  double start = 0;  // fraction of training in [0, 1)
   double peak = 1e-3;
   std::string shape = "cosine";  // cosine | linear | constant
-  double floor = 0.1;          // end value as a fraction of peak
+  double floor = 0.1;            // end value as a fraction of peak
 };
 // Weight decay: piecewise constant, each value from its start fraction on.
 struct WdStage {
@@ -41,10 +41,10 @@ struct Recipe {
   ModelConfig model;
 
   struct Data {
-    std::string text;            // a text file (.txt or .gz) read as bytes (byte-level tokens)
-    std::string tokenizer;       // HF tokenizer.json (later: BPE datasets)
+    std::string text;       // a text file (.txt or .gz) read as bytes (byte-level tokens)
+    std::string tokenizer;  // HF tokenizer.json (later: BPE datasets)
     std::vector<std::string> datasets;  // prepared HDF5 token files (later)
-    double val_fraction = 0.01;  // held-out tail of the corpus for validation
+    double val_fraction = 0.01;         // held-out tail of the corpus for validation
   } data;
 
   struct Optimizer {
@@ -67,12 +67,12 @@ struct Recipe {
   struct Train {
     int64_t steps = 100;
     int64_t seq_len = 128;
-    int64_t micro_batch = 8;    // sequences per rank per forward/backward
-    int64_t global_batch = 8;   // sequences per optimizer step (all ranks, all micro-batches)
-    std::string device = "auto";  // auto | cpu | cuda
+    int64_t micro_batch = 8;        // sequences per rank per forward/backward
+    int64_t global_batch = 8;       // sequences per optimizer step (all ranks, all micro-batches)
+    std::string device = "auto";    // auto | cpu | cuda
     std::string precision = "f32";  // f32 | bf16 | fp16
     uint64_t seed = 1234;
-    std::string out;            // where the trained model is written (HDF5); "" = none
+    std::string out;  // where the trained model is written (HDF5); "" = none
   } train;
 
   struct Checkpoint {

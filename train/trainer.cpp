@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <csignal>
 #include <cmath>
+#include <csignal>
 
 #include "autograd/var.h"
 #include "core/cuda_runtime.h"
@@ -30,12 +30,14 @@ Placement resolve_placement(const Recipe& r) {
   else
     p.device = Device::parse(dev);
   if (p.device.is_cuda() && !cuda::available())
-    user_error("{}: train.device is '{}' but no usable GPU is present (use cpu or auto)", r.path, dev);
+    user_error("{}: train.device is '{}' but no usable GPU is present (use cpu or auto)", r.path,
+               dev);
   const std::string& prec = r.train.precision;
   p.compute_dtype = prec == "bf16" ? DType::bf16 : prec == "fp16" ? DType::f16 : DType::f32;
   if (p.device.is_cpu() && p.compute_dtype != DType::f32)
-    user_error("{}: train.precision {} needs a GPU; the CPU trains in f32 (--set train.precision=f32)",
-               r.path, prec);
+    user_error(
+        "{}: train.precision {} needs a GPU; the CPU trains in f32 (--set train.precision=f32)",
+        r.path, prec);
   return p;
 }
 
@@ -67,11 +69,12 @@ double evaluate(const LM& lm, BatchSource& data, const Recipe& r, const dist::Gr
 
 std::string progress_line(int64_t step, int64_t steps, double loss, double lr, double gnorm,
                           double tok_s, double elapsed, double mfu) {
-  std::string s = fmt::format("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {} tok/s",
-                              step, int(std::to_string(steps).size()), steps, loss, lr, gnorm,
-                              format_count(tok_s));
+  std::string s =
+      fmt::format("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {} tok/s", step,
+                  int(std::to_string(steps).size()), steps, loss, lr, gnorm, format_count(tok_s));
   if (mfu > 0) s += fmt::format(" | MFU {:.1f}%", 100 * mfu);
-  if (cuda::available()) s += fmt::format(" | mem {:.2f} GiB", cuda::peak_bytes_in_use() / 1073741824.0);
+  if (cuda::available())
+    s += fmt::format(" | mem {:.2f} GiB", cuda::peak_bytes_in_use() / 1073741824.0);
   return s + fmt::format(" | {} elapsed | ETA {}", format_duration(elapsed),
                          format_duration(eta_seconds(double(step), double(steps), elapsed)));
 }
@@ -81,12 +84,16 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
   if (topo.tp > 1)
-    user_error("{}: parallel.tp {}: tensor parallelism is not implemented yet; train with tp 1 "
-               "(data parallelism: parallel.dp)", r.path, topo.tp);
+    user_error(
+        "{}: parallel.tp {}: tensor parallelism is not implemented yet; train with tp 1 "
+        "(data parallelism: parallel.dp)",
+        r.path, topo.tp);
   const int64_t per_step = r.train.micro_batch * topo.dp;
   if (r.train.global_batch % per_step != 0)
-    user_error("{}: train.global_batch {} is not a multiple of train.micro_batch {} x {} data-parallel "
-               "ranks", r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
+    user_error(
+        "{}: train.global_batch {} is not a multiple of train.micro_batch {} x {} data-parallel "
+        "ranks",
+        r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
   const int64_t accum = r.train.global_batch / per_step;
   Placement place = resolve_placement(r);
   if (place.device.is_cuda()) cuda::set_device(place.device.index);
@@ -102,8 +109,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
 
   int64_t first_step = 0;
   if (!opts.resume.empty()) {
-    std::optional<std::string> from =
-        opts.resume == "auto" ? latest_checkpoint(r.checkpoint.dir) : std::optional<std::string>(opts.resume);
+    std::optional<std::string> from = opts.resume == "auto"
+                                          ? latest_checkpoint(r.checkpoint.dir)
+                                          : std::optional<std::string>(opts.resume);
     if (from) {
       TrainingState st = load_checkpoint(*from, r, lm, opt);
       data->restore(st.data_state);
@@ -113,11 +121,12 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
       log::info("no valid checkpoint in '{}': starting from step 0", r.checkpoint.dir);
     }
   }
-  log::info("training {} {} ({} parameters) on {} in {}: {} steps of {} sequences x {} tokens "
-            "({} micro-batches of {})",
-            model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
-            place.device.str(), r.train.precision, r.train.steps, r.train.global_batch,
-            r.train.seq_len, accum, r.train.micro_batch);
+  log::info(
+      "training {} {} ({} parameters) on {} in {}: {} steps of {} sequences x {} tokens "
+      "({} micro-batches of {})",
+      model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
+      place.device.str(), r.train.precision, r.train.steps, r.train.global_batch, r.train.seq_len,
+      accum, r.train.micro_batch);
   if (topo.dp > 1) log::info("data parallel over {} ranks{}", topo.dp, zero ? ", ZeRO-1" : "");
   auto checkpoint = [&](int64_t steps_done) {
     std::string path = save_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
@@ -162,16 +171,23 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
         fmt::print("{}\n", progress_line(step + 1, r.train.steps, mean_loss, lr, st.grad_norm,
                                          tok_s, clock.seconds(), mfu));
       std::fflush(stdout);
-      metrics.write({{"event", "train"}, {"step", step + 1}, {"loss", mean_loss}, {"lr", lr},
-                     {"weight_decay", wd}, {"grad_norm", st.grad_norm}, {"tokens_per_s", tok_s},
-                     {"skipped", st.skipped}, {"elapsed_s", clock.seconds()}});
+      metrics.write({{"event", "train"},
+                     {"step", step + 1},
+                     {"loss", mean_loss},
+                     {"lr", lr},
+                     {"weight_decay", wd},
+                     {"grad_norm", st.grad_norm},
+                     {"tokens_per_s", tok_s},
+                     {"skipped", st.skipped},
+                     {"elapsed_s", clock.seconds()}});
       out.tokens_per_second = tok_s;
       interval_loss = 0;
       interval_steps = 0;
       interval_clock.reset();
     }
-    const bool save_now = !r.checkpoint.dir.empty() &&
-                          ((r.checkpoint.interval > 0 && (step + 1) % r.checkpoint.interval == 0) || last);
+    const bool save_now =
+        !r.checkpoint.dir.empty() &&
+        ((r.checkpoint.interval > 0 && (step + 1) % r.checkpoint.interval == 0) || last);
     if (save_now) checkpoint(step + 1);
     const bool stop_here = opts.stop_at > 0 && step + 1 == opts.stop_at && !last;
     if (topo.world.any(g_stop_signal != 0) || stop_here) {  // every rank stops at the same step
@@ -192,8 +208,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   out.val_loss = evaluate(lm, *data, r, topo.dp_group);
   metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
   if (log::rank() == 0)
-    fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n", out.val_loss,
-               out.val_loss / std::log(2.0) / data->bytes_per_token(), format_count(double(r.train.steps) * tokens_per_step) + " tokens",
+    fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n",
+               out.val_loss, out.val_loss / std::log(2.0) / data->bytes_per_token(),
+               format_count(double(r.train.steps) * tokens_per_step) + " tokens",
                format_duration(clock.seconds()));
 
   if (!r.train.out.empty() && topo.world.rank() == 0) {  // replicas are identical

@@ -22,8 +22,8 @@ struct TrainSummary {
 };
 
 struct TrainOptions {
-  std::string resume;    // "" (start fresh), "auto" (newest valid checkpoint) or a checkpoint path
-  int64_t stop_at = 0;   // > 0: checkpoint and return after this step (time-limited allocations)
+  std::string resume;   // "" (start fresh), "auto" (newest valid checkpoint) or a checkpoint path
+  int64_t stop_at = 0;  // > 0: checkpoint and return after this step (time-limited allocations)
 };
 
 // Where and in what precision a recipe runs: train.device (auto picks cuda when a GPU is

@@ -15,7 +15,7 @@ namespace {
 struct Allocator {
   std::mutex mu;
   std::multimap<size_t, void*> free_blocks;  // size -> ptr
-  std::unordered_map<void*, size_t> live;     // ptr -> size
+  std::unordered_map<void*, size_t> live;    // ptr -> size
   size_t in_use = 0, peak = 0, reserved = 0;
 };
 Allocator& allocator() {

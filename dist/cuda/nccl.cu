@@ -8,13 +8,13 @@
 #include "core/cuda_runtime.h"
 #include "dist/nccl.h"
 
-#define NCCL_CHECK(call)                                                                     \
-  do {                                                                                       \
-    ncclResult_t r_ = (call);                                                                \
-    if (r_ != ncclSuccess)                                                                   \
-      throw ::spectra::Error(::fmt::format("NCCL error {} in {} at {}:{}, rank {}",          \
+#define NCCL_CHECK(call)                                                                      \
+  do {                                                                                        \
+    ncclResult_t r_ = (call);                                                                 \
+    if (r_ != ncclSuccess)                                                                    \
+      throw ::spectra::Error(::fmt::format("NCCL error {} in {} at {}:{}, rank {}",           \
                                            ncclGetErrorString(r_), #call, __FILE__, __LINE__, \
-                                           ::spectra::error_rank()));                        \
+                                           ::spectra::error_rank()));                         \
   } while (0)
 
 namespace spectra::dist::nccl {
@@ -27,14 +27,22 @@ struct Comm {
 namespace {
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::f32: return ncclFloat32;
-    case DType::bf16: return ncclBfloat16;
-    case DType::f16: return ncclFloat16;
-    case DType::i32: return ncclInt32;
-    case DType::i64: return ncclInt64;
-    case DType::u8: return ncclUint8;
-    case DType::u32: return ncclUint32;
-    default: throw Error(fmt::format("NCCL collectives do not take {} tensors", dtype_name(t)));
+    case DType::f32:
+      return ncclFloat32;
+    case DType::bf16:
+      return ncclBfloat16;
+    case DType::f16:
+      return ncclFloat16;
+    case DType::i32:
+      return ncclInt32;
+    case DType::i64:
+      return ncclInt64;
+    case DType::u8:
+      return ncclUint8;
+    case DType::u32:
+      return ncclUint32;
+    default:
+      throw Error(fmt::format("NCCL collectives do not take {} tensors", dtype_name(t)));
   }
 }
 cudaStream_t stream() { return static_cast<cudaStream_t>(cuda::stream()); }
@@ -75,8 +83,8 @@ void reduce_scatter(Comm* c, const Tensor& full, Tensor& local) {
 }
 
 void broadcast(Comm* c, Tensor& t, int root) {
-  NCCL_CHECK(ncclBroadcast(t.raw(), t.raw(), size_t(t.numel()), nccl_type(t.dtype()), root,
-                           c->comm, stream()));
+  NCCL_CHECK(ncclBroadcast(t.raw(), t.raw(), size_t(t.numel()), nccl_type(t.dtype()), root, c->comm,
+                           stream()));
 }
 
 const char* version() {

@@ -3,7 +3,9 @@
 
 namespace spectra::dist::nccl {
 
-[[noreturn]] static void no_nccl() { user_error("device collectives need spectra built with CUDA and NCCL"); }
+[[noreturn]] static void no_nccl() {
+  user_error("device collectives need spectra built with CUDA and NCCL");
+}
 Comm* create(MPI_Comm) { no_nccl(); }
 void destroy(Comm*) {}
 void all_reduce(Comm*, Tensor&, ReduceOp) { no_nccl(); }

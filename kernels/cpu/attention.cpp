@@ -1,67 +1,72 @@
-// Causal attention, one (batch, head) pair at a time: scores, softmax and the weighted sum of
-// values per query. The backward pass recomputes each query's probabilities from the saved lse:
-//   p = exp(s − lse), dv += pᵀ·dO, dp = dO·vᵀ, ds = p∘(dp − rowsum(dO∘O)),
-//   dq += scale·ds·k, dk += scale·dsᵀ·q.
+// Causal attention, one (batch, head) pair per OpenMP task, in tiles of kTile queries so that the
+// score matrices are BLAS products (the heads are strided views: leading dimension H·Dh) and a
+// tile only computes the keys its queries can see. Per tile:
+//   forward:  S = scale·Q·Kᵀ, P = softmax(S) under the causal mask, O = P·V, lse per query;
+//   backward: P = exp(S − lse) recomputed, dV += Pᵀ·dO, dP = dO·Vᵀ,
+//             dS = scale·P∘(dP − rowsum(dO∘O)), dQ += dS·K, dK += dSᵀ·Q.
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 
 namespace {
+constexpr int64_t kTile = 64;
+
 struct Dims {
   int64_t b, tq, tk, h, dh;
-  // Element (t, d) of head `hi` in batch `bi` of a [B, T, H, Dh] tensor with T rows.
-  int64_t at(int64_t bi, int64_t t, int64_t hi, int64_t T) const { return ((bi * T + t) * h + hi) * dh; }
+  int64_t ld() const { return h * dh; }  // between rows of one head
+  // Row 0 of head hi in batch bi of a [B, T, H, Dh] tensor.
+  int64_t head(int64_t bi, int64_t hi, int64_t T) const { return (bi * T * h + hi) * dh; }
 };
 
-Dims check(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
-  if (q.dim() != 4 || k.dim() != 4 || k.shape() != v.shape() || q.size(0) != k.size(0) ||
-      q.size(2) != k.size(2) || q.size(3) != k.size(3) || q.size(1) > k.size(1) ||
-      q.dtype() != k.dtype() || q.dtype() != v.dtype())
-    throw Error(fmt::format("{}: q {}, k {}, v {} must be [B, T, H, Dh] with Tq <= Tk", op,
-                            q.str(), k.str(), v.str()));
-  return {q.size(0), q.size(1), k.size(1), q.size(2), q.size(3)};
+Dims check(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse) {
+  SPECTRA_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
+                    q.size(2) == k.size(2) && q.size(3) == k.size(3) && q.size(1) <= k.size(1) &&
+                    q.dtype() == k.dtype() && q.dtype() == v.dtype(),
+                "{}: q {}, k {} and v {} must be [B, T, H, Dh] with Tq <= Tk and one dtype", op,
+                desc(q), desc(k), desc(v));
+  Dims s{q.size(0), q.size(1), k.size(1), q.size(2), q.size(3)};
+  SPECTRA_CHECK(lse.shape() == Shape({s.b, s.h, s.tq}) && lse.dtype() == acc_dtype(q.dtype()),
+                "{}: lse is {}, expected {}[{}, {}, {}]", op, desc(lse),
+                dtype_name(acc_dtype(q.dtype())), s.b, s.h, s.tq);
+  return s;
 }
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
                        Tensor& lse) {
-  Dims s = check("attention_forward", q, k, v);
-  check_same("attention_forward", q, "q", o, "o");
-  if (lse.numel() != s.b * s.h * s.tq || lse.dtype() != acc_dtype(q.dtype()))
-    throw Error(fmt::format("attention_forward: lse {} must be [B, H, Tq] in {}", lse.str(),
-                            dtype_name(acc_dtype(q.dtype()))));
+  const Dims s = check("attention_forward", q, k, v, lse);
+  check_same("attention_forward", o, "o", q, "q");
   dispatch_float("attention_forward", q.dtype(), [&](auto z) {
     using T = decltype(z);
-    const T *qp = q.data<T>(), *kp = k.data<T>(), *vp = v.data<T>();
-    T *op = o.data<T>(), *lp = lse.data<T>();
+    const int64_t ld = s.ld();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bi = 0; bi < s.b; bi++)
       for (int64_t hi = 0; hi < s.h; hi++) {
-        std::vector<T> p(static_cast<size_t>(s.tk));
-        for (int64_t i = 0; i < s.tq; i++) {
-          const int64_t last = s.tk - s.tq + i;  // the query's position: keys 0..last
-          const T* qi = qp + s.at(bi, i, hi, s.tq);
-          T m = -INFINITY;
-          for (int64_t j = 0; j <= last; j++) {
-            const T* kj = kp + s.at(bi, j, hi, s.tk);
-            T dot = 0;
-            for (int64_t d = 0; d < s.dh; d++) dot += qi[d] * kj[d];
-            p[j] = dot * T(scale);
-            m = std::max(m, p[j]);
+        const T* Q = q.data<T>() + s.head(bi, hi, s.tq);
+        const T *K = k.data<T>() + s.head(bi, hi, s.tk), *V = v.data<T>() + s.head(bi, hi, s.tk);
+        T* O = o.data<T>() + s.head(bi, hi, s.tq);
+        T* L = lse.data<T>() + (bi * s.h + hi) * s.tq;
+        std::vector<T> p(size_t(std::min(kTile, s.tq) * s.tk));
+        for (int64_t i0 = 0; i0 < s.tq; i0 += kTile) {
+          const int64_t rows = std::min(kTile, s.tq - i0);
+          const int64_t keys = s.tk - s.tq + i0 + rows;  // what the tile's last query sees
+          gemm(false, true, rows, keys, s.dh, T(scale), Q + i0 * ld, ld, K, ld, T(0), p.data(),
+               keys);
+          for (int64_t r = 0; r < rows; r++) {
+            T* pr = p.data() + r * keys;
+            const int64_t seen = s.tk - s.tq + i0 + r + 1;  // keys 0..seen-1
+            T m = -INFINITY, l = 0;
+            for (int64_t j = 0; j < seen; j++) m = std::max(m, pr[j]);
+            for (int64_t j = 0; j < seen; j++) l += pr[j] = std::exp(pr[j] - m);
+            for (int64_t j = 0; j < seen; j++) pr[j] /= l;
+            for (int64_t j = seen; j < keys; j++) pr[j] = 0;
+            L[i0 + r] = m + std::log(l);
           }
-          T l = 0;
-          for (int64_t j = 0; j <= last; j++) l += p[j] = std::exp(p[j] - m);
-          T* oi = op + s.at(bi, i, hi, s.tq);
-          for (int64_t d = 0; d < s.dh; d++) oi[d] = 0;
-          for (int64_t j = 0; j <= last; j++) {
-            const T* vj = vp + s.at(bi, j, hi, s.tk);
-            for (int64_t d = 0; d < s.dh; d++) oi[d] += p[j] * vj[d];
-          }
-          for (int64_t d = 0; d < s.dh; d++) oi[d] /= l;
-          lp[(bi * s.h + hi) * s.tq + i] = m + std::log(l);
+          gemm(false, false, rows, s.dh, keys, T(1), p.data(), keys, V, ld, T(0), O + i0 * ld, ld);
         }
       }
   });
@@ -70,8 +75,9 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
                         Tensor& dv) {
-  Dims s = check("attention_backward", q, k, v);
-  if (s.tq != s.tk) throw Error("attention_backward: needs Tq == Tk");
+  const Dims s = check("attention_backward", q, k, v, lse);
+  SPECTRA_CHECK(s.tq == s.tk, "attention_backward: needs Tq == Tk, got q {} and k {}", desc(q),
+                desc(k));
   check_same("attention_backward", dout, "dout", q, "q");
   check_same("attention_backward", o, "o", q, "q");
   check_same("attention_backward", dq, "dq", q, "q");
@@ -79,36 +85,39 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   check_same("attention_backward", dv, "dv", v, "v");
   dispatch_float("attention_backward", q.dtype(), [&](auto z) {
     using T = decltype(z);
-    const T *qp = q.data<T>(), *kp = k.data<T>(), *vp = v.data<T>(), *op = o.data<T>();
-    const T *dop = dout.data<T>(), *lp = lse.data<T>();
-    T *dqp = dq.data<T>(), *dkp = dk.data<T>(), *dvp = dv.data<T>();
-    const int64_t t = s.tq;
+    const int64_t ld = s.ld(), t = s.tq;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bi = 0; bi < s.b; bi++)
       for (int64_t hi = 0; hi < s.h; hi++) {
-        for (int64_t i = 0; i < t; i++) {
-          const T *qi = qp + s.at(bi, i, hi, t), *doi = dop + s.at(bi, i, hi, t);
-          const T* oi = op + s.at(bi, i, hi, t);
-          const T lse_i = lp[(bi * s.h + hi) * t + i];
-          T di = 0;  // rowsum(dO∘O)
-          for (int64_t d = 0; d < s.dh; d++) di += doi[d] * oi[d];
-          T* dqi = dqp + s.at(bi, i, hi, t);
-          for (int64_t j = 0; j <= i; j++) {
-            const T *kj = kp + s.at(bi, j, hi, t), *vj = vp + s.at(bi, j, hi, t);
-            T dot = 0, dp = 0;
-            for (int64_t d = 0; d < s.dh; d++) {
-              dot += qi[d] * kj[d];
-              dp += doi[d] * vj[d];
+        const int64_t off = s.head(bi, hi, t);
+        const T *Q = q.data<T>() + off, *K = k.data<T>() + off, *V = v.data<T>() + off;
+        const T *O = o.data<T>() + off, *dO = dout.data<T>() + off;
+        const T* L = lse.data<T>() + (bi * s.h + hi) * t;
+        T *dQ = dq.data<T>() + off, *dK = dk.data<T>() + off, *dV = dv.data<T>() + off;
+        const size_t tile = size_t(std::min(kTile, t) * t);
+        std::vector<T> p(tile), ds(tile);
+        for (int64_t i0 = 0; i0 < t; i0 += kTile) {
+          const int64_t rows = std::min(kTile, t - i0), keys = i0 + rows;
+          gemm(false, true, rows, keys, s.dh, T(scale), Q + i0 * ld, ld, K, ld, T(0), p.data(),
+               keys);
+          gemm(false, true, rows, keys, s.dh, T(1), dO + i0 * ld, ld, V, ld, T(0), ds.data(), keys);
+          for (int64_t r = 0; r < rows; r++) {
+            T *pr = p.data() + r * keys, *dr = ds.data() + r * keys;
+            const T* dor = dO + (i0 + r) * ld;
+            const T* orow = O + (i0 + r) * ld;
+            T di = 0;  // rowsum(dO∘O) = Σ_j p_j·dp_j
+            for (int64_t d = 0; d < s.dh; d++) di += dor[d] * orow[d];
+            const int64_t seen = i0 + r + 1;
+            for (int64_t j = 0; j < seen; j++) {
+              pr[j] = std::exp(pr[j] - L[i0 + r]);
+              dr[j] = pr[j] * (dr[j] - di) * T(scale);
             }
-            T pj = std::exp(dot * T(scale) - lse_i);
-            T ds = pj * (dp - di) * T(scale);
-            T *dkj = dkp + s.at(bi, j, hi, t), *dvj = dvp + s.at(bi, j, hi, t);
-            for (int64_t d = 0; d < s.dh; d++) {
-              dqi[d] += ds * kj[d];
-              dkj[d] += ds * qi[d];
-              dvj[d] += pj * doi[d];
-            }
+            for (int64_t j = seen; j < keys; j++) pr[j] = dr[j] = 0;
           }
+          gemm(true, false, keys, s.dh, rows, T(1), p.data(), keys, dO + i0 * ld, ld, T(1), dV, ld);
+          gemm(false, false, rows, s.dh, keys, T(1), ds.data(), keys, K, ld, T(1), dQ + i0 * ld,
+               ld);
+          gemm(true, false, keys, s.dh, rows, T(1), ds.data(), keys, Q + i0 * ld, ld, T(1), dK, ld);
         }
       }
   });

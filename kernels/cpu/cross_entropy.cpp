@@ -1,27 +1,28 @@
-// Softmax cross-entropy per row (lse in f64), and its gradient recomputed from lse.
-#include "kernels/cpu/common.h"
+// Softmax cross-entropy per row (lse summed in f64), and its gradient recomputed from lse.
 #include "kernels/cross_entropy.h"
+#include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 
 namespace {
-void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a, const Tensor& b) {
+// logits [N, V]; targets [N] i32 below V (negative: ignored); a, b [N] in acc dtype.
+void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a,
+           const char* an, const Tensor& b, const char* bn) {
+  const int64_t n = rows_of(logits), v = logits.dim() ? logits.size(-1) : 1;
   check_dtype(op, targets, "targets", DType::i32);
-  const int64_t n = rows_of(logits);
-  if (targets.numel() != n || a.numel() != n || b.numel() != n || a.dtype() != acc_dtype(logits.dtype()) ||
-      b.dtype() != a.dtype())
-    throw Error(fmt::format("{}: logits {}, targets {}, {} and {} disagree", op, logits.str(),
-                            targets.str(), a.str(), b.str()));
+  SPECTRA_CHECK(targets.numel() == n, "{}: logits {} and targets {} disagree", op, desc(logits),
+                desc(targets));
+  check_vector(op, a, an, n, acc_dtype(logits.dtype()));
+  check_vector(op, b, bn, n, acc_dtype(logits.dtype()));
   const int32_t* t = targets.data<int32_t>();
   for (int64_t r = 0; r < n; r++)
-    if (t[r] >= logits.size(-1))
-      throw Error(fmt::format("{}: target {} at row {} is outside the vocabulary of {}", op, t[r], r,
-                              logits.size(-1)));
+    SPECTRA_CHECK(t[r] < v, "{}: target {} at row {} is outside the vocabulary of {}", op, t[r], r,
+                  v);
 }
 }  // namespace
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& lse) {
-  check("cross_entropy_forward", logits, targets, loss, lse);
+  check("cross_entropy_forward", logits, targets, loss, "loss", lse, "lse");
   const int64_t n = rows_of(logits), v = logits.size(-1);
   dispatch_float("cross_entropy_forward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
@@ -31,10 +32,11 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++) {
       const T* row = zp + r * v;
-      double m = -INFINITY, sum = 0;
-      for (int64_t j = 0; j < v; j++) m = std::max(m, double(row[j]));
-      for (int64_t j = 0; j < v; j++) sum += std::exp(double(row[j]) - m);
-      double l = m + std::log(sum);
+      T m = -INFINITY;
+      for (int64_t j = 0; j < v; j++) m = std::max(m, row[j]);
+      double sum = 0;
+      for (int64_t j = 0; j < v; j++) sum += std::exp(double(row[j]) - double(m));
+      const double l = double(m) + std::log(sum);
       sp[r] = T(l);
       lp[r] = tp[r] < 0 ? T(0) : T(l - double(row[tp[r]]));
     }
@@ -43,8 +45,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                             const Tensor& dloss, Tensor& dlogits) {
-  check("cross_entropy_backward", logits, targets, lse, dloss);
-  check_same("cross_entropy_backward", logits, "logits", dlogits, "dlogits");
+  check("cross_entropy_backward", logits, targets, lse, "lse", dloss, "dloss");
+  check_same("cross_entropy_backward", dlogits, "dlogits", logits, "logits");
   const int64_t n = rows_of(logits), v = logits.size(-1);
   dispatch_float("cross_entropy_backward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
@@ -53,11 +55,12 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
     T* gp = dlogits.data<T>();
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++) {
-      if (tp[r] < 0) continue;
-      const T *row = zp + r * v;
+      if (tp[r] < 0) continue;  // ignored: no gradient
+      const T* row = zp + r * v;
+      const T s = sp[r], d = dl[r];
       T* g = gp + r * v;
-      for (int64_t j = 0; j < v; j++) g[j] += dl[r] * std::exp(row[j] - sp[r]);
-      g[tp[r]] -= dl[r];
+      for (int64_t j = 0; j < v; j++) g[j] += d * std::exp(row[j] - s);
+      g[tp[r]] -= d;
     }
   });
 }

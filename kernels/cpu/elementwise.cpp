@@ -1,13 +1,13 @@
-// Elementwise ops and the sum of squares (in f64) used for the global gradient norm.
-#include "core/half.h"
-#include "kernels/cpu/common.h"
+// Elementwise ops, casts between float dtypes, and the sum of squares (in f64, fixed order) behind
+// the global gradient norm.
 #include "kernels/elementwise.h"
+#include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
   check_same("add", a, "a", b, "b");
-  check_same("add", a, "a", out, "out");
+  check_same("add", out, "out", a, "a");
   dispatch_float("add", a.dtype(), [&](auto z) {
     using T = decltype(z);
     const T *x = a.data<T>(), *y = b.data<T>();
@@ -41,29 +41,34 @@ void scale(Tensor& x, float alpha) {
 }
 
 void cast(const Tensor& src, Tensor& dst) {
-  if (src.shape() != dst.shape() || !is_floating(src.dtype()) || !is_floating(dst.dtype()))
-    throw Error(fmt::format("cast: {} to {}", src.str(), dst.str()));
-  const size_t ss = dtype_size(src.dtype()), ds = dtype_size(dst.dtype());
-  const char* s = static_cast<const char*>(src.raw());
-  char* d = static_cast<char*>(dst.raw());
+  SPECTRA_CHECK(src.shape() == dst.shape(), "cast: src {} and dst {} disagree", desc(src),
+                desc(dst));
   const int64_t n = src.numel();
+  dispatch_storage("cast", src.dtype(), [&](auto sz) {
+    using S = decltype(sz);
+    dispatch_storage("cast", dst.dtype(), [&](auto dz) {
+      using D = decltype(dz);
+      const S* s = src.data<S>();
+      D* d = dst.data<D>();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++)
-    store_from_double(d + size_t(i) * ds, dst.dtype(), load_as_double(s + size_t(i) * ss, src.dtype()));
+      for (int64_t i = 0; i < n; i++) d[i] = narrow<D>(widen(s[i]));
+    });
+  });
 }
 
 double sum_squares(const std::vector<Tensor>& xs, bool* nonfinite) {
   double total = 0;
   bool bad = false;
   for (const Tensor& x : xs)
-    dispatch_float("sum_squares", x.dtype(), [&](auto z) {
+    dispatch_storage("sum_squares", x.dtype(), [&](auto z) {
       using T = decltype(z);
       const T* p = x.data<T>();
-      for (int64_t i = 0; i < x.numel(); i++) {
-        double v = double(p[i]);
-        bad |= !std::isfinite(v);
-        total += v * v;
-      }
+      const double s = ordered_sum(x.numel(), [&](int64_t i) { return widen(p[i]) * widen(p[i]); });
+      total += s;
+      // Squares are never negative, so an inf or NaN element makes s inf or NaN: only then scan
+      // (s can also overflow from huge but finite f64 values).
+      if (!std::isfinite(s))
+        for (int64_t i = 0; i < x.numel() && !bad; i++) bad = !std::isfinite(widen(p[i]));
     });
   if (nonfinite) *nonfinite = bad;
   return total;

@@ -1,4 +1,4 @@
-// Embedding lookup and its scatter-add backward (rows of one id summed in order of n).
+// Embedding lookup (zero rows for ids outside this shard) and its scatter-add backward.
 #include <cstring>
 
 #include "kernels/cpu/common.h"
@@ -7,15 +7,19 @@
 namespace spectra::kernels::cpu {
 
 namespace {
-void check(const char* op, const Tensor& ids, const Tensor& table, const Tensor& rows) {
+// ids [N] i32, table [V, d], rows [N, d] (leading dims flattened) in table's dtype.
+void check(const char* op, const Tensor& ids, const Tensor& table, const Tensor& rows,
+           const char* rows_name) {
   check_dtype(op, ids, "ids", DType::i32);
-  if (table.dim() != 2 || rows.numel() != ids.numel() * table.size(1) || rows.dtype() != table.dtype())
-    throw Error(fmt::format("{}: ids {}, table {}, rows {} disagree", op, ids.str(), table.str(), rows.str()));
+  SPECTRA_CHECK(table.dim() == 2 && rows.dim() >= 1 && rows_of(rows) == ids.numel() &&
+                    rows.size(-1) == table.size(1) && rows.dtype() == table.dtype(),
+                "{}: ids {}, table {} and {} {} disagree", op, desc(ids), desc(table), rows_name,
+                desc(rows));
 }
 }  // namespace
 
 void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tensor& out) {
-  check("embedding_forward", ids, table, out);
+  check("embedding_forward", ids, table, out, "out");
   const int64_t n = ids.numel(), v = table.size(0), d = table.size(1);
   dispatch_float("embedding_forward", table.dtype(), [&](auto z) {
     using T = decltype(z);
@@ -24,7 +28,7 @@ void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tens
     T* op = out.data<T>();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      int64_t row = int64_t(id[i]) - off;
+      const int64_t row = int64_t(id[i]) - off;
       if (row >= 0 && row < v)
         std::memcpy(op + i * d, tp + row * d, sizeof(T) * size_t(d));
       else
@@ -34,17 +38,26 @@ void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tens
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t off, Tensor& dtable) {
-  check("embedding_backward", ids, dtable, dout);
+  check("embedding_backward", ids, dtable, dout, "dout");
   const int64_t n = ids.numel(), v = dtable.size(0), d = dtable.size(1);
   dispatch_float("embedding_backward", dtable.dtype(), [&](auto z) {
     using T = decltype(z);
     const int32_t* id = ids.data<int32_t>();
     const T* dp = dout.data<T>();
     T* tp = dtable.data<T>();
-    for (int64_t i = 0; i < n; i++) {
-      int64_t row = int64_t(id[i]) - off;
-      if (row < 0 || row >= v) continue;
-      for (int64_t k = 0; k < d; k++) tp[row * d + k] += dp[i * d + k];
+    // Each thread owns a block of columns and visits n in order: every element of dtable
+    // receives its contributions in the same order whatever the thread count.
+    constexpr int64_t kCols = 32;
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < d; c0 += kCols) {
+      const int64_t c1 = std::min(d, c0 + kCols);
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t row = int64_t(id[i]) - off;
+        if (row < 0 || row >= v) continue;
+        T* dst = tp + row * d;
+        const T* src = dp + i * d;
+        for (int64_t c = c0; c < c1; c++) dst[c] += src[c];
+      }
     }
   });
 }

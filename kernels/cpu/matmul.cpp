@@ -1,35 +1,49 @@
-// matmul through OpenBLAS: row-major cblas_?gemm on the 2-D views.
-#include <cblas.h>
-
-#include "kernels/cpu/common.h"
+// matmul through OpenBLAS (kernels/cpu/blas.h) on the 2-D views, leading dims flattened. Blocks
+// of c's rows (or columns, when c is wide) go to the OpenMP threads.
 #include "kernels/matmul.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float alpha, float beta,
             const Tensor* scale) {
-  if (a.dtype() != b.dtype() || a.dtype() != c.dtype())
-    throw Error(fmt::format("matmul: a {}, b {}, c {} must share a dtype on the CPU", a.str(),
-                            b.str(), c.str()));
-  const int64_t ar = rows_of(a), ac = a.size(-1), br = rows_of(b), bc = b.size(-1);
+  SPECTRA_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(),
+                "matmul: a {}, b {} and c {} must share a dtype on the CPU", desc(a), desc(b),
+                desc(c));
+  const int64_t ar = rows_of(a), ac = a.dim() ? a.size(-1) : 1;
+  const int64_t br = rows_of(b), bc = b.dim() ? b.size(-1) : 1;
   const int64_t m = ta ? ac : ar, k = ta ? ar : ac, kb = tb ? bc : br, n = tb ? br : bc;
-  if (k != kb || rows_of(c) != m || c.size(-1) != n)
-    throw Error(fmt::format("matmul: op(a) [{}, {}] x op(b) [{}, {}] does not give c {}", m, k, kb,
-                            n, c.str()));
+  const int64_t cc = c.dim() ? c.size(-1) : 1;
+  SPECTRA_CHECK(k == kb && rows_of(c) == m && cc == n,
+                "matmul: op(a) [{}, {}] x op(b) [{}, {}] does not give c {} (a {}{}, b {}{})", m, k,
+                kb, n, desc(c), desc(a), ta ? "ᵀ" : "", desc(b), tb ? "ᵀ" : "");
+  double s = 1;  // the product alpha·s rounds once, to the compute dtype
   if (scale) {
-    check_dtype("matmul", *scale, "scale", DType::f32);
-    alpha *= scale->data<float>()[0];
+    SPECTRA_CHECK(scale->numel() == 1 && scale->dtype() == DType::f32,
+                  "matmul: scale is {}, expected one f32 element", desc(*scale));
+    s = scale->data<float>()[0];
   }
-  if (m == 0 || n == 0) return;
-  auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
-  if (a.dtype() == DType::f32)
-    cblas_sgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), alpha, a.data<float>(), int(ac),
-                b.data<float>(), int(bc), beta, c.data<float>(), int(n));
-  else if (a.dtype() == DType::f64)
-    cblas_dgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), alpha, a.data<double>(), int(ac),
-                b.data<double>(), int(bc), beta, c.data<double>(), int(n));
-  else
-    dispatch_float("matmul", a.dtype(), [](auto) {});
+  dispatch_float("matmul", a.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T *ap = a.data<T>(), *bp = b.data<T>();
+    T* cp = c.data<T>();
+    const T al = T(double(alpha) * s), be = T(beta);
+    // Blocks of >= 64 rows (or columns) and ~1M flops, whatever the thread count: each block is
+    // one single-threaded gemm, so c's bits do not depend on how many threads run the blocks.
+    const bool by_rows = m >= n;
+    const int64_t len = by_rows ? m : n, other = by_rows ? n : m;
+    const int64_t block = std::max<int64_t>(64, (1 << 19) / std::max<int64_t>(1, k * other));
+    const int64_t blocks = (len + block - 1) / block;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int64_t i = 0; i < blocks; i++) {
+      const int64_t lo = i * block, hi = std::min(len, lo + block);
+      if (by_rows)  // rows lo..hi of op(a) and c
+        gemm(ta, tb, hi - lo, n, k, al, ap + (ta ? lo : lo * ac), ac, bp, bc, be, cp + lo * n, n);
+      else  // columns lo..hi of op(b) and c
+        gemm(ta, tb, m, hi - lo, k, al, ap, ac, bp + (tb ? lo * bc : lo), bc, be, cp + lo, n);
+    }
+  });
 }
 
 }  // namespace spectra::kernels::cpu

@@ -1,16 +1,25 @@
 // RMSNorm: per row, rstd = 1/sqrt(mean(x²) + eps), y = x·rstd·g.
 // Backward with u = x·rstd: dx = rstd·(dy·g − u·mean(dy·g·u)), dg = Σ_rows dy·u.
-#include "kernels/cpu/common.h"
 #include "kernels/rmsnorm.h"
+#include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 
+namespace {
+// Checks x [N, d], g [d], rstd [N] (acc) and returns (N, d).
+std::pair<int64_t, int64_t> check(const char* op, const Tensor& x, const Tensor& g,
+                                  const Tensor& rstd) {
+  const int64_t n = rows_of(x), d = x.dim() ? x.size(-1) : 1;
+  SPECTRA_CHECK(g.numel() == d && g.dtype() == x.dtype(), "{}: x {} and g {} disagree", op, desc(x),
+                desc(g));
+  check_vector(op, rstd, "rstd", n, acc_dtype(x.dtype()));
+  return {n, d};
+}
+}  // namespace
+
 void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
   check_same("rmsnorm_forward", x, "x", y, "y");
-  const int64_t n = rows_of(x), d = x.size(-1);
-  if (g.numel() != d || g.dtype() != x.dtype() || rstd.numel() != n ||
-      rstd.dtype() != acc_dtype(x.dtype()))
-    throw Error(fmt::format("rmsnorm_forward: x {}, g {}, rstd {} disagree", x.str(), g.str(), rstd.str()));
+  auto [n, d] = check("rmsnorm_forward", x, g, rstd);
   dispatch_float("rmsnorm_forward", x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T *xp = x.data<T>(), *gp = g.data<T>();
@@ -20,9 +29,10 @@ void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Ten
       const T* xr = xp + r * d;
       double ss = 0;
       for (int64_t i = 0; i < d; i++) ss += double(xr[i]) * double(xr[i]);
-      T rs = T(1.0 / std::sqrt(ss / double(d) + double(eps)));
+      const T rs = T(1.0 / std::sqrt(ss / double(d) + double(eps)));
       rp[r] = rs;
-      for (int64_t i = 0; i < d; i++) yp[r * d + i] = xr[i] * rs * gp[i];
+      T* yr = yp + r * d;
+      for (int64_t i = 0; i < d; i++) yr[i] = xr[i] * rs * gp[i];
     }
   });
 }
@@ -32,7 +42,7 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const 
   check_same("rmsnorm_backward", dy, "dy", x, "x");
   check_same("rmsnorm_backward", dx, "dx", x, "x");
   check_same("rmsnorm_backward", dg, "dg", g, "g");
-  const int64_t n = rows_of(x), d = x.size(-1);
+  auto [n, d] = check("rmsnorm_backward", x, g, rstd);
   dispatch_float("rmsnorm_backward", x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T *dyp = dy.data<T>(), *xp = x.data<T>(), *gp = g.data<T>(), *rp = rstd.data<T>();
@@ -40,17 +50,26 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const 
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; r++) {
       const T *xr = xp + r * d, *dyr = dyp + r * d;
-      double dot = 0;  // mean(dy·g·u)
-      for (int64_t i = 0; i < d; i++) dot += double(dyr[i]) * double(gp[i]) * double(xr[i]) * double(rp[r]);
-      T m = T(dot / double(d));
-      for (int64_t i = 0; i < d; i++) {
-        T u = xr[i] * rp[r];
-        dxp[r * d + i] += rp[r] * (dyr[i] * gp[i] - u * m);
-      }
+      const T rs = rp[r];
+      double dot = 0;  // Σ dy·g·x, times rstd/d below: mean(dy·g·u)
+      for (int64_t i = 0; i < d; i++) dot += double(dyr[i]) * double(gp[i]) * double(xr[i]);
+      const T m = T(dot * double(rs) / double(d));
+      T* dxr = dxp + r * d;
+      for (int64_t i = 0; i < d; i++) dxr[i] += rs * (dyr[i] * gp[i] - xr[i] * rs * m);
     }
-    // dg in a fixed row order: deterministic.
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t i = 0; i < d; i++) dgp[i] += dyp[r * d + i] * xp[r * d + i] * rp[r];
+    // dg: each thread owns a block of columns and sums its rows in order (deterministic).
+    constexpr int64_t kCols = 32;
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < d; c0 += kCols) {
+      const int64_t c1 = std::min(d, c0 + kCols);
+      double acc[kCols] = {};
+      for (int64_t r = 0; r < n; r++) {
+        const T *xr = xp + r * d, *dyr = dyp + r * d;
+        const double rs = double(rp[r]);
+        for (int64_t i = c0; i < c1; i++) acc[i - c0] += double(dyr[i]) * double(xr[i]) * rs;
+      }
+      for (int64_t i = c0; i < c1; i++) dgp[i] += T(acc[i - c0]);
+    }
   });
 }
 

@@ -1,41 +1,47 @@
 // RoPE (rotate-half) and its inverse rotation, through the shared rope_cos_sin.
+#include <vector>
+
 #include "kernels/cpu/common.h"
 #include "kernels/rope.h"
 
 namespace spectra::kernels::cpu {
 
 namespace {
-// out = R(sign·angle)·x, accumulated into out when `accumulate`.
+// out = R(sign·angle)·x, or out += it when `accumulate` (the backward pass).
 void rotate(const char* op, const Tensor& x, int64_t pos0, float theta, Tensor& out, float sign,
             bool accumulate) {
   check_same(op, x, "x", out, "out");
-  if (x.dim() != 4 || x.size(3) % 2 != 0)
-    throw Error(fmt::format("{}: x must be [B, T, H, Dh] with even Dh, got {}", op, x.str()));
+  SPECTRA_CHECK(x.dim() == 4 && x.size(3) % 2 == 0,
+                "{}: x is {}, expected [B, T, H, Dh] with an even Dh", op, desc(x));
   const int64_t b = x.size(0), t = x.size(1), h = x.size(2), dh = x.size(3), half = dh / 2;
   dispatch_float(op, x.dtype(), [&](auto z) {
     using T = decltype(z);
+    // cos and sin of every (position, frequency), shared by the batch and the heads.
+    std::vector<T> cosv(size_t(t * half)), sinv(size_t(t * half));
+    for (int64_t ti = 0; ti < t; ti++)
+      for (int64_t i = 0; i < half; i++) {
+        float c, s;
+        rope_cos_sin(pos0 + ti, i, dh, theta, c, s);
+        cosv[size_t(ti * half + i)] = T(c);
+        sinv[size_t(ti * half + i)] = T(sign * s);
+      }
     const T* xp = x.data<T>();
-    T* op_ = out.data<T>();
+    T* yp = out.data<T>();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bi = 0; bi < b; bi++)
-      for (int64_t ti = 0; ti < t; ti++)
-        for (int64_t i = 0; i < half; i++) {
-          float c, s;
-          rope_cos_sin(pos0 + ti, i, dh, theta, c, s);
-          s *= sign;
-          for (int64_t hi = 0; hi < h; hi++) {
-            int64_t base = ((bi * t + ti) * h + hi) * dh;
-            T x1 = xp[base + i], x2 = xp[base + i + half];
-            T y1 = x1 * T(c) - x2 * T(s), y2 = x2 * T(c) + x1 * T(s);
-            if (accumulate) {
-              op_[base + i] += y1;
-              op_[base + i + half] += y2;
-            } else {
-              op_[base + i] = y1;
-              op_[base + i + half] = y2;
-            }
+      for (int64_t ti = 0; ti < t; ti++) {
+        const T *c = cosv.data() + ti * half, *s = sinv.data() + ti * half;
+        for (int64_t hi = 0; hi < h; hi++) {
+          const int64_t base = ((bi * t + ti) * h + hi) * dh;
+          const T *x1 = xp + base, *x2 = xp + base + half;
+          T *y1 = yp + base, *y2 = yp + base + half;
+          for (int64_t i = 0; i < half; i++) {
+            const T a = x1[i] * c[i] - x2[i] * s[i], bb = x2[i] * c[i] + x1[i] * s[i];
+            y1[i] = accumulate ? y1[i] + a : a;
+            y2[i] = accumulate ? y2[i] + bb : bb;
           }
         }
+      }
   });
 }
 }  // namespace

@@ -1,6 +1,6 @@
 // SwiGLU gating, elementwise through the shared swiglu_value / swiglu_grad.
-#include "kernels/cpu/common.h"
 #include "kernels/swiglu.h"
+#include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
 

@@ -26,7 +26,8 @@ struct Chunk {
   int64_t start;
 };
 
-__global__ void adamw_kernel(const TensorDesc* ts, const Chunk* chunks, AdamWHyper h, float bc1, float bc2) {
+__global__ void adamw_kernel(const TensorDesc* ts, const Chunk* chunks, AdamWHyper h, float bc1,
+                             float bc2) {
   const Chunk c = chunks[blockIdx.x];
   const TensorDesc t = ts[c.tensor];
   const int64_t end = c.start + kChunk < t.n ? c.start + kChunk : t.n;
@@ -37,10 +38,17 @@ __global__ void adamw_kernel(const TensorDesc* ts, const Chunk* chunks, AdamWHyp
     t.m[i] = m;
     t.v[i] = v;
     switch (t.compute_dtype) {
-      case int(DType::bf16): static_cast<__nv_bfloat16*>(t.compute)[i] = __float2bfloat16(p); break;
-      case int(DType::f16): static_cast<__half*>(t.compute)[i] = __float2half(p); break;
-      case int(DType::f32): static_cast<float*>(t.compute)[i] = p; break;
-      default: break;
+      case int(DType::bf16):
+        static_cast<__nv_bfloat16*>(t.compute)[i] = __float2bfloat16(p);
+        break;
+      case int(DType::f16):
+        static_cast<__half*>(t.compute)[i] = __float2half(p);
+        break;
+      case int(DType::f32):
+        static_cast<float*>(t.compute)[i] = p;
+        break;
+      default:
+        break;
     }
   }
 }
@@ -50,7 +58,8 @@ void adamw_step(std::vector<AdamWTensor>& tensors, const AdamWHyper& h) {
   std::vector<TensorDesc> descs;
   std::vector<Chunk> chunks;
   for (AdamWTensor& t : tensors) {
-    for (const Tensor* x : {&t.param, &t.grad, &t.m, &t.v}) check_dtype("adamw_step", *x, "state", DType::f32);
+    for (const Tensor* x : {&t.param, &t.grad, &t.m, &t.v})
+      check_dtype("adamw_step", *x, "state", DType::f32);
     check_shape("adamw_step", t.param, "param", t.grad, "grad");
     check_shape("adamw_step", t.param, "param", t.m, "m");
     check_shape("adamw_step", t.param, "param", t.v, "v");
@@ -61,9 +70,9 @@ void adamw_step(std::vector<AdamWTensor>& tensors, const AdamWHyper& h) {
       cd = int(t.compute.dtype());
     }
     int idx = int(descs.size());
-    descs.push_back({t.param.data<float>(), t.m.data<float>(), t.v.data<float>(), t.grad.data<float>(),
-                     t.compute.defined() ? t.compute.raw() : nullptr, t.param.numel(), cd,
-                     t.decay ? h.weight_decay : 0.f});
+    descs.push_back({t.param.data<float>(), t.m.data<float>(), t.v.data<float>(),
+                     t.grad.data<float>(), t.compute.defined() ? t.compute.raw() : nullptr,
+                     t.param.numel(), cd, t.decay ? h.weight_decay : 0.f});
     for (int64_t s = 0; s < t.param.numel(); s += kChunk) chunks.push_back({idx, s});
   }
   if (chunks.empty()) return;
@@ -72,9 +81,11 @@ void adamw_step(std::vector<AdamWTensor>& tensors, const AdamWHyper& h) {
   Tensor d_chunks = Tensor::empty({int64_t(chunks.size() * sizeof(Chunk))}, DType::u8, dev);
   spectra::cuda::memcpy(d_descs.raw(), dev, descs.data(), Device::cpu(), d_descs.nbytes());
   spectra::cuda::memcpy(d_chunks.raw(), dev, chunks.data(), Device::cpu(), d_chunks.nbytes());
-  const float bc1 = 1.f - std::pow(h.beta1, float(h.step)), bc2 = 1.f - std::pow(h.beta2, float(h.step));
-  adamw_kernel<<<unsigned(chunks.size()), kThreads, 0, stream()>>>(static_cast<const TensorDesc*>(d_descs.raw()),
-                                                                  static_cast<const Chunk*>(d_chunks.raw()), h, bc1, bc2);
+  const float bc1 = 1.f - std::pow(h.beta1, float(h.step)),
+              bc2 = 1.f - std::pow(h.beta2, float(h.step));
+  adamw_kernel<<<unsigned(chunks.size()), kThreads, 0, stream()>>>(
+      static_cast<const TensorDesc*>(d_descs.raw()), static_cast<const Chunk*>(d_chunks.raw()), h,
+      bc1, bc2);
   CUDA_CHECK_LAUNCH("adamw_step");
 }
 

@@ -20,13 +20,15 @@ constexpr int kBwdTile = 32, kBwdThreads = 128;  // 32 rows x 4 threads
 struct Shape4 {
   int b, tq, tk, h;
   // Offset of (batch, token, head) in a [B, T, H, D] tensor with T tokens.
-  __device__ int64_t at(int bi, int t, int hi, int T, int D) const { return ((int64_t(bi) * T + t) * h + hi) * D; }
+  __device__ int64_t at(int bi, int t, int hi, int T, int D) const {
+    return ((int64_t(bi) * T + t) * h + hi) * D;
+  }
 };
 
 // Loads rows [row0, row0 + rows) of one head into smem[rows][D + 1] (f32; zero past `limit`).
 template <typename T, int D>
-__device__ void load_tile(float* smem, const T* src, const Shape4& s, int bi, int hi, int row0, int rows, int T_,
-                          int limit, float mul) {
+__device__ void load_tile(float* smem, const T* src, const Shape4& s, int bi, int hi, int row0,
+                          int rows, int T_, int limit, float mul) {
   for (int idx = threadIdx.x; idx < rows * D; idx += blockDim.x) {
     int r = idx / D, d = idx % D, row = row0 + r;
     smem[r * (D + 1) + d] = row < limit ? to_f32(src[s.at(bi, row, hi, T_, D) + d]) * mul : 0.f;
@@ -34,8 +36,8 @@ __device__ void load_tile(float* smem, const T* src, const Shape4& s, int bi, in
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kFwdThreads) attn_fwd(const T* q, const T* k, const T* v, T* o, float* lse,
-                                                        Shape4 s, float scale) {
+__global__ void __launch_bounds__(kFwdThreads)
+    attn_fwd(const T* q, const T* k, const T* v, T* o, float* lse, Shape4 s, float scale) {
   extern __shared__ float sm[];
   constexpr int B = kFwdTile, P = D + 1;
   float *Qs = sm, *Ks = Qs + B * P, *Vs = Ks + B * P, *Ps = Vs + B * P;  // Ps: [B][B + 1]
@@ -112,8 +114,9 @@ __global__ void attn_bwd_rowdot(const T* dout, const T* o, float* dvec, Shape4 s
 
 // The gradient of one score: P and dS for query row r (tile rows Qs, dOs) and key row c.
 template <int D>
-__device__ void score_grads(const float* Qs, const float* dOs, const float* Ks, const float* Vs, int r, int c,
-                            bool valid, float lse_r, float d_r, float scale, float& p, float& ds) {
+__device__ void score_grads(const float* Qs, const float* dOs, const float* Ks, const float* Vs,
+                            int r, int c, bool valid, float lse_r, float d_r, float scale, float& p,
+                            float& ds) {
   constexpr int P = D + 1;
   if (!valid) {
     p = ds = 0.f;
@@ -130,12 +133,13 @@ __device__ void score_grads(const float* Qs, const float* dOs, const float* Ks, 
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kBwdThreads) attn_bwd_dkdv(const T* q, const T* k, const T* v, const T* dout,
-                                                             const float* lse, const float* dvec, T* dk, T* dv,
-                                                             Shape4 s, float scale) {
+__global__ void __launch_bounds__(kBwdThreads)
+    attn_bwd_dkdv(const T* q, const T* k, const T* v, const T* dout, const float* lse,
+                  const float* dvec, T* dk, T* dv, Shape4 s, float scale) {
   extern __shared__ float sm[];
   constexpr int B = kBwdTile, P = D + 1;
-  float *Qs = sm, *dOs = Qs + B * P, *Ks = dOs + B * P, *Vs = Ks + B * P, *Ps = Vs + B * P, *dSs = Ps + B * (B + 1);
+  float *Qs = sm, *dOs = Qs + B * P, *Ks = dOs + B * P, *Vs = Ks + B * P, *Ps = Vs + B * P,
+        *dSs = Ps + B * (B + 1);
   float* stats = dSs + B * (B + 1);  // lse[B], D[B]
   const int bi = blockIdx.y / s.h, hi = blockIdx.y % s.h, k0 = blockIdx.x * B, t = s.tq;
   const int c = threadIdx.x / 4, lane4 = threadIdx.x % 4, key = k0 + c;
@@ -158,7 +162,8 @@ __global__ void __launch_bounds__(kBwdThreads) attn_bwd_dkdv(const T* q, const T
     for (int j = 0; j < B / 4; j++) {
       const int r = lane4 + 4 * j, i = i0 + r;
       float p, ds;
-      score_grads<D>(Qs, dOs, Ks, Vs, r, c, i < t && key < t && key <= i, stats[r], stats[B + r], scale, p, ds);
+      score_grads<D>(Qs, dOs, Ks, Vs, r, c, i < t && key < t && key <= i, stats[r], stats[B + r],
+                     scale, p, ds);
       Ps[r * (B + 1) + c] = p;
       dSs[r * (B + 1) + c] = ds;
     }
@@ -184,9 +189,9 @@ __global__ void __launch_bounds__(kBwdThreads) attn_bwd_dkdv(const T* q, const T
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kBwdThreads) attn_bwd_dq(const T* q, const T* k, const T* v, const T* dout,
-                                                           const float* lse, const float* dvec, T* dq, Shape4 s,
-                                                           float scale) {
+__global__ void __launch_bounds__(kBwdThreads)
+    attn_bwd_dq(const T* q, const T* k, const T* v, const T* dout, const float* lse,
+                const float* dvec, T* dq, Shape4 s, float scale) {
   extern __shared__ float sm[];
   constexpr int B = kBwdTile, P = D + 1;
   float *Qs = sm, *dOs = Qs + B * P, *Ks = dOs + B * P, *Vs = Ks + B * P, *dSs = Vs + B * P;
@@ -222,7 +227,8 @@ __global__ void __launch_bounds__(kBwdThreads) attn_bwd_dq(const T* q, const T* 
   if (i < t) {
     const int64_t base = s.at(bi, i, hi, t, D);
 #pragma unroll
-    for (int x = 0; x < D / 4; x++) dq[base + x * 4 + lane4] = from_f32<T>(to_f32(dq[base + x * 4 + lane4]) + acc[x]);
+    for (int x = 0; x < D / 4; x++)
+      dq[base + x * 4 + lane4] = from_f32<T>(to_f32(dq[base + x * 4 + lane4]) + acc[x]);
   }
 }
 
@@ -230,10 +236,14 @@ __global__ void __launch_bounds__(kBwdThreads) attn_bwd_dq(const T* q, const T* 
 template <typename Fn>
 void dispatch_head_dim(const char* op, int64_t d, Fn&& fn) {
   switch (d) {
-    case 32: return fn(std::integral_constant<int, 32>{});
-    case 64: return fn(std::integral_constant<int, 64>{});
-    case 128: return fn(std::integral_constant<int, 128>{});
-    default: throw Error(fmt::format("{}: head_dim {} unsupported on CUDA (32, 64 or 128)", op, d));
+    case 32:
+      return fn(std::integral_constant<int, 32>{});
+    case 64:
+      return fn(std::integral_constant<int, 64>{});
+    case 128:
+      return fn(std::integral_constant<int, 128>{});
+    default:
+      throw Error(fmt::format("{}: head_dim {} unsupported on CUDA (32, 64 or 128)", op, d));
   }
 }
 
@@ -244,15 +254,18 @@ void allow_smem(K kernel, size_t bytes) {
 }
 
 Shape4 check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
-  if (q.dim() != 4 || k.dim() != 4 || k.shape() != v.shape() || q.size(0) != k.size(0) || q.size(2) != k.size(2) ||
-      q.size(3) != k.size(3) || q.size(1) > k.size(1) || q.dtype() != k.dtype() || q.dtype() != v.dtype())
-    throw Error(fmt::format("{}: q {}, k {}, v {} must be [B, T, H, Dh] with Tq <= Tk", op, q.str(), k.str(), v.str()));
+  if (q.dim() != 4 || k.dim() != 4 || k.shape() != v.shape() || q.size(0) != k.size(0) ||
+      q.size(2) != k.size(2) || q.size(3) != k.size(3) || q.size(1) > k.size(1) ||
+      q.dtype() != k.dtype() || q.dtype() != v.dtype())
+    throw Error(fmt::format("{}: q {}, k {}, v {} must be [B, T, H, Dh] with Tq <= Tk", op, q.str(),
+                            k.str(), v.str()));
   return {int(q.size(0)), int(q.size(1)), int(k.size(1)), int(q.size(2))};
 }
 
 }  // namespace
 
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o, Tensor& lse) {
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
+                       Tensor& lse) {
   Shape4 s = check_qkv("attention_forward", q, k, v);
   check_same("attention_forward", q, "q", o, "o");
   check_dtype("attention_forward", lse, "lse", DType::f32);
@@ -266,19 +279,21 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float 
       const size_t smem = sizeof(float) * (3 * kFwdTile * (D + 1) + kFwdTile * (kFwdTile + 1));
       allow_smem(attn_fwd<T, D>, smem);
       dim3 grid(unsigned((s.tq + kFwdTile - 1) / kFwdTile), unsigned(s.b * s.h));
-      attn_fwd<T, D><<<grid, kFwdThreads, smem, stream()>>>(static_cast<const T*>(q.raw()), static_cast<const T*>(k.raw()),
-                                                           static_cast<const T*>(v.raw()), static_cast<T*>(o.raw()),
-                                                           lse.data<float>(), s, scale);
+      attn_fwd<T, D><<<grid, kFwdThreads, smem, stream()>>>(
+          static_cast<const T*>(q.raw()), static_cast<const T*>(k.raw()),
+          static_cast<const T*>(v.raw()), static_cast<T*>(o.raw()), lse.data<float>(), s, scale);
     });
   });
   CUDA_CHECK_LAUNCH("attention_forward");
 }
 
-void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                        const Tensor& lse, float scale, Tensor& dq, Tensor& dk, Tensor& dv) {
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
+                        Tensor& dv) {
   Shape4 s = check_qkv("attention_backward", q, k, v);
   if (s.tq != s.tk) throw Error("attention_backward: needs Tq == Tk");
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &o, &dq, &dk, &dv}) check_same("attention_backward", *t, "gradient/output", q, "q");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &o, &dq, &dk, &dv})
+    check_same("attention_backward", *t, "gradient/output", q, "q");
   check_dtype("attention_backward", lse, "lse", DType::f32);
   if (q.numel() == 0) return;
   Tensor dvec = scratch({int64_t(s.b) * s.h * s.tq});
@@ -289,19 +304,20 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
       const T *qp = static_cast<const T*>(q.raw()), *kp = static_cast<const T*>(k.raw());
       const T *vp = static_cast<const T*>(v.raw()), *dop = static_cast<const T*>(dout.raw());
       const int64_t rows = int64_t(s.b) * s.tq * s.h;
-      attn_bwd_rowdot<T, D><<<blocks_for(rows * 32, 256), 256, 0, stream()>>>(dop, static_cast<const T*>(o.raw()),
-                                                                               dvec.data<float>(), s);
+      attn_bwd_rowdot<T, D><<<blocks_for(rows * 32, 256), 256, 0, stream()>>>(
+          dop, static_cast<const T*>(o.raw()), dvec.data<float>(), s);
       const size_t tile = size_t(kBwdTile) * (D + 1), pad = size_t(kBwdTile) * (kBwdTile + 1);
       const size_t smem_kv = sizeof(float) * (4 * tile + 2 * pad + 2 * kBwdTile);
       const size_t smem_q = sizeof(float) * (4 * tile + pad);
       allow_smem(attn_bwd_dkdv<T, D>, smem_kv);
       allow_smem(attn_bwd_dq<T, D>, smem_q);
       dim3 grid(unsigned((s.tq + kBwdTile - 1) / kBwdTile), unsigned(s.b * s.h));
-      attn_bwd_dkdv<T, D><<<grid, kBwdThreads, smem_kv, stream()>>>(qp, kp, vp, dop, lse.data<float>(), dvec.data<float>(),
-                                                                   static_cast<T*>(dk.raw()), static_cast<T*>(dv.raw()), s,
-                                                                   scale);
-      attn_bwd_dq<T, D><<<grid, kBwdThreads, smem_q, stream()>>>(qp, kp, vp, dop, lse.data<float>(), dvec.data<float>(),
-                                                                static_cast<T*>(dq.raw()), s, scale);
+      attn_bwd_dkdv<T, D><<<grid, kBwdThreads, smem_kv, stream()>>>(
+          qp, kp, vp, dop, lse.data<float>(), dvec.data<float>(), static_cast<T*>(dk.raw()),
+          static_cast<T*>(dv.raw()), s, scale);
+      attn_bwd_dq<T, D><<<grid, kBwdThreads, smem_q, stream()>>>(
+          qp, kp, vp, dop, lse.data<float>(), dvec.data<float>(), static_cast<T*>(dq.raw()), s,
+          scale);
     });
   });
   CUDA_CHECK_LAUNCH("attention_backward");

@@ -19,21 +19,31 @@ __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 template <typename T>
 __device__ __forceinline__ T from_f32(float x);
 template <>
-__device__ __forceinline__ float from_f32<float>(float x) { return x; }
+__device__ __forceinline__ float from_f32<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);
+}
 template <>
-__device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
+__device__ __forceinline__ __half from_f32<__half>(float x) {
+  return __float2half(x);
+}
 
 // Calls fn(T{}) with T the CUDA storage type of an activation dtype (f32, bf16, f16).
 template <typename Fn>
 void dispatch_act(const char* op, DType t, Fn&& fn) {
   switch (t) {
-    case DType::f32: return fn(float{});
-    case DType::bf16: return fn(__nv_bfloat16{});
-    case DType::f16: return fn(__half{});
+    case DType::f32:
+      return fn(float{});
+    case DType::bf16:
+      return fn(__nv_bfloat16{});
+    case DType::f16:
+      return fn(__half{});
     default:
-      throw Error(fmt::format("{}: the CUDA backend takes f32, bf16 or f16, got {}", op, dtype_name(t)));
+      throw Error(
+          fmt::format("{}: the CUDA backend takes f32, bf16 or f16, got {}", op, dtype_name(t)));
   }
 }
 
@@ -44,11 +54,13 @@ inline int blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 32) {
 
 inline int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
 
-inline void check_same(const char* op, const Tensor& a, const char* an, const Tensor& b, const char* bn) {
+inline void check_same(const char* op, const Tensor& a, const char* an, const Tensor& b,
+                       const char* bn) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype())
     throw Error(fmt::format("{}: {} {} and {} {} disagree", op, an, a.str(), bn, b.str()));
 }
-inline void check_shape(const char* op, const Tensor& a, const char* an, const Tensor& b, const char* bn) {
+inline void check_shape(const char* op, const Tensor& a, const char* an, const Tensor& b,
+                        const char* bn) {
   if (a.shape() != b.shape())
     throw Error(fmt::format("{}: {} {} and {} {} disagree", op, an, a.str(), bn, b.str()));
 }

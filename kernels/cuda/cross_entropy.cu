@@ -9,7 +9,8 @@ namespace {
 constexpr int kThreads = 512;
 
 template <typename T>
-__global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, float* lse, int64_t v) {
+__global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, float* lse,
+                       int64_t v) {
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const T* z = logits + r * v;
@@ -28,8 +29,8 @@ __global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, flo
 }
 
 template <typename T>
-__global__ void ce_bwd(const T* logits, const int32_t* targets, const float* lse, const float* dloss, T* dlogits,
-                       int64_t v) {
+__global__ void ce_bwd(const T* logits, const int32_t* targets, const float* lse,
+                       const float* dloss, T* dlogits, int64_t v) {
   const int64_t r = blockIdx.x;
   const int32_t t = targets[r];
   if (t < 0) return;
@@ -42,13 +43,15 @@ __global__ void ce_bwd(const T* logits, const int32_t* targets, const float* lse
   }
 }
 
-void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a, const Tensor& b) {
+void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a,
+           const Tensor& b) {
   check_dtype(op, targets, "targets", DType::i32);
   check_dtype(op, a, "loss/lse", DType::f32);
   check_dtype(op, b, "loss/lse", DType::f32);
   const int64_t n = rows_of(logits);
   if (targets.numel() != n || a.numel() != n || b.numel() != n)
-    throw Error(fmt::format("{}: logits {}, targets {}, {} and {} disagree", op, logits.str(), targets.str(), a.str(), b.str()));
+    throw Error(fmt::format("{}: logits {}, targets {}, {} and {} disagree", op, logits.str(),
+                            targets.str(), a.str(), b.str()));
 }
 }  // namespace
 
@@ -58,22 +61,24 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
   if (n == 0) return;
   dispatch_act("cross_entropy_forward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
-    ce_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()), targets.data<int32_t>(),
-                                                  loss.data<float>(), lse.data<float>(), v);
+    ce_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()),
+                                                   targets.data<int32_t>(), loss.data<float>(),
+                                                   lse.data<float>(), v);
   });
   CUDA_CHECK_LAUNCH("cross_entropy_forward");
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
-                            Tensor& dlogits) {
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                            const Tensor& dloss, Tensor& dlogits) {
   check("cross_entropy_backward", logits, targets, lse, dloss);
   check_same("cross_entropy_backward", logits, "logits", dlogits, "dlogits");
   const int64_t n = rows_of(logits), v = logits.size(-1);
   if (n == 0) return;
   dispatch_act("cross_entropy_backward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
-    ce_bwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()), targets.data<int32_t>(),
-                                                  lse.data<float>(), dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
+    ce_bwd<<<unsigned(n), kThreads, 0, stream()>>>(
+        static_cast<const T*>(logits.raw()), targets.data<int32_t>(), lse.data<float>(),
+        dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
   });
   CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }

@@ -9,22 +9,26 @@ namespace spectra::kernels::cuda {
 namespace {
 template <typename T>
 __global__ void add_kernel(const T* a, const T* b, T* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
 template <typename X, typename Y>
 __global__ void axpy_kernel(float alpha, const X* x, Y* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     y[i] = from_f32<Y>(to_f32(y[i]) + alpha * to_f32(x[i]));
 }
 template <typename T>
 __global__ void scale_kernel(T* x, float alpha, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     x[i] = from_f32<T>(alpha * to_f32(x[i]));
 }
 template <typename S, typename D>
 __global__ void cast_kernel(const S* s, D* d, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     d[i] = from_f32<D>(to_f32(s[i]));
 }
 
@@ -36,7 +40,8 @@ __global__ void sum_squares_kernel(const T* x, int64_t n, float* partial, int* n
   __shared__ float scratch[32];
   float s = 0.f;
   bool bad = false;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     float v = to_f32(x[i]);
     bad |= !isfinite(v);
     s += v * v;
@@ -61,7 +66,8 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
   dispatch_act("add", a.dtype(), [&](auto z) {
     using T = decltype(z);
     add_kernel<<<blocks_for(a.numel(), kThreads), kThreads, 0, stream()>>>(
-        static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()), static_cast<T*>(out.raw()), a.numel());
+        static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()), static_cast<T*>(out.raw()),
+        a.numel());
   });
   CUDA_CHECK_LAUNCH("add");
 }
@@ -82,7 +88,8 @@ void axpy(float alpha, const Tensor& x, Tensor& y) {
 void scale(Tensor& x, float alpha) {
   dispatch_act("scale", x.dtype(), [&](auto z) {
     using T = decltype(z);
-    scale_kernel<<<blocks_for(x.numel(), kThreads), kThreads, 0, stream()>>>(static_cast<T*>(x.raw()), alpha, x.numel());
+    scale_kernel<<<blocks_for(x.numel(), kThreads), kThreads, 0, stream()>>>(
+        static_cast<T*>(x.raw()), alpha, x.numel());
   });
   CUDA_CHECK_LAUNCH("scale");
 }
@@ -101,7 +108,8 @@ void cast(const Tensor& src, Tensor& dst) {
 }
 
 double sum_squares(const std::vector<Tensor>& xs, bool* nonfinite) {
-  Tensor partial = Tensor::zeros({kSumBlocks}, DType::f32, Device::cuda(spectra::cuda::current_device()));
+  Tensor partial =
+      Tensor::zeros({kSumBlocks}, DType::f32, Device::cuda(spectra::cuda::current_device()));
   Tensor flag = Tensor::zeros({1}, DType::i32, partial.device());
   Tensor total = scratch({1});
   for (const Tensor& x : xs) {
@@ -113,7 +121,8 @@ double sum_squares(const std::vector<Tensor>& xs, bool* nonfinite) {
     });
     CUDA_CHECK_LAUNCH("sum_squares");
   }
-  sum_partials_kernel<<<1, kThreads, 0, stream()>>>(partial.data<float>(), kSumBlocks, total.data<float>());
+  sum_partials_kernel<<<1, kThreads, 0, stream()>>>(partial.data<float>(), kSumBlocks,
+                                                    total.data<float>());
   CUDA_CHECK_LAUNCH("sum_squares");
   if (nonfinite) *nonfinite = flag.item() != 0;
   return total.item();

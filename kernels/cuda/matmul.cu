@@ -20,7 +20,9 @@ struct Lt {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   std::mutex mu;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int, bool>, cublasLtMatmulAlgo_t> algos;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int, bool>,
+           cublasLtMatmulAlgo_t>
+      algos;
 };
 Lt& lt() {
   static Lt* l = [] {
@@ -34,10 +36,14 @@ Lt& lt() {
 
 cudaDataType_t cuda_type(const char* op, DType t) {
   switch (t) {
-    case DType::f32: return CUDA_R_32F;
-    case DType::bf16: return CUDA_R_16BF;
-    case DType::f16: return CUDA_R_16F;
-    default: throw Error(fmt::format("{}: dtype {} unsupported", op, dtype_name(t)));
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    case DType::f16:
+      return CUDA_R_16F;
+    default:
+      throw Error(fmt::format("{}: dtype {} unsupported", op, dtype_name(t)));
   }
 }
 
@@ -60,13 +66,16 @@ __global__ void scaled_alpha_beta(const float* scale, float alpha, float beta, f
 
 }  // namespace
 
-void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float alpha, float beta, const Tensor* scale) {
+void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float alpha, float beta,
+            const Tensor* scale) {
   if (a.dtype() != b.dtype() || (c.dtype() != a.dtype() && c.dtype() != DType::f32))
-    throw Error(fmt::format("matmul: a {} and b {} must share a dtype, c {} be f32 or the same", a.str(), b.str(), c.str()));
+    throw Error(fmt::format("matmul: a {} and b {} must share a dtype, c {} be f32 or the same",
+                            a.str(), b.str(), c.str()));
   const int64_t ar = rows_of(a), ac = a.size(-1), br = rows_of(b), bc = b.size(-1);
   const int64_t m = ta ? ac : ar, k = ta ? ar : ac, kb = tb ? bc : br, n = tb ? br : bc;
   if (k != kb || rows_of(c) != m || c.size(-1) != n)
-    throw Error(fmt::format("matmul: op(a) [{}, {}] x op(b) [{}, {}] does not give c {}", m, k, kb, n, c.str()));
+    throw Error(fmt::format("matmul: op(a) [{}, {}] x op(b) [{}, {}] does not give c {}", m, k, kb,
+                            n, c.str()));
   if (m == 0 || n == 0) return;
   if (k == 0) {  // cuBLASLt rejects k = 0; the product is empty: c = beta·c
     if (beta == 0.f)
@@ -79,7 +88,8 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float
   Lt& l = lt();
   Descs d;
   // First operand: b (column-major view bᵀ), second: a.
-  const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                          opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa));
@@ -96,12 +106,14 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float
     scaled_alpha_beta<<<1, 1, 0, stream()>>>(scale->data<float>(), alpha, beta, ab.data<float>());
     CUDA_CHECK_LAUNCH("matmul");
     cublasLtPointerMode_t mode = CUBLASLT_POINTER_MODE_DEVICE;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof mode));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode,
+                                                sizeof mode));
     alpha_p = ab.data<float>();
     beta_p = ab.data<float>() + 1;
   }
 
-  auto key = std::make_tuple(m, n, k, int(ta), int(tb), int(tab), int(tc), scale ? 1 : 0, beta != 0.f);
+  auto key =
+      std::make_tuple(m, n, k, int(ta), int(tb), int(tab), int(tc), scale ? 1 : 0, beta != 0.f);
   cublasLtMatmulAlgo_t algo;
   {
     std::lock_guard<std::mutex> lock(l.mu);
@@ -110,20 +122,23 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float
       cublasLtMatmulPreference_t pref;
       CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
       size_t ws = kWorkspace;
-      CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+      CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
       cublasLtMatmulHeuristicResult_t res;
       int found = 0;
-      cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(l.handle, d.op, d.a, d.b, d.c, d.c, pref, 1, &res, &found);
+      cublasStatus_t st =
+          cublasLtMatmulAlgoGetHeuristic(l.handle, d.op, d.a, d.b, d.c, d.c, pref, 1, &res, &found);
       cublasLtMatmulPreferenceDestroy(pref);
       if (st != CUBLAS_STATUS_SUCCESS || found == 0)
-        throw Error(fmt::format("matmul: cuBLASLt has no algorithm for [{}, {}] x [{}, {}] in {} -> {}", m, k, k, n,
-                                dtype_name(a.dtype()), dtype_name(c.dtype())));
+        throw Error(
+            fmt::format("matmul: cuBLASLt has no algorithm for [{}, {}] x [{}, {}] in {} -> {}", m,
+                        k, k, n, dtype_name(a.dtype()), dtype_name(c.dtype())));
       it = l.algos.emplace(key, res.algo).first;
     }
     algo = it->second;
   }
-  CUBLAS_CHECK(cublasLtMatmul(l.handle, d.op, alpha_p, b.raw(), d.a, a.raw(), d.b, beta_p, c.raw(), d.c, c.raw(), d.c,
-                              &algo, l.workspace, kWorkspace, stream()));
+  CUBLAS_CHECK(cublasLtMatmul(l.handle, d.op, alpha_p, b.raw(), d.a, a.raw(), d.b, beta_p, c.raw(),
+                              d.c, c.raw(), d.c, &algo, l.workspace, kWorkspace, stream()));
 }
 
 }  // namespace spectra::kernels::cuda

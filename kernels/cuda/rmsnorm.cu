@@ -27,7 +27,8 @@ __global__ void rmsnorm_fwd(const T* x, const G* g, float eps, T* y, float* rstd
 
 // dx += rstd·(dy·g − u·mean(dy·g·u)), u = x·rstd.
 template <typename T, typename G>
-__global__ void rmsnorm_bwd_dx(const T* dy, const T* x, const G* g, const float* rstd, T* dx, int64_t d) {
+__global__ void rmsnorm_bwd_dx(const T* dy, const T* x, const G* g, const float* rstd, T* dx,
+                               int64_t d) {
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const float rs = rstd[r];
@@ -71,7 +72,8 @@ void dispatch_gain(const char* op, const Tensor& x, const Tensor& g, Fn&& fn) {
     else if (g.dtype() == x.dtype())
       fn(zx, zx);
     else
-      throw Error(fmt::format("{}: gain {} must be f32 or x's dtype ({})", op, g.str(), dtype_name(x.dtype())));
+      throw Error(fmt::format("{}: gain {} must be f32 or x's dtype ({})", op, g.str(),
+                              dtype_name(x.dtype())));
   });
 }
 }  // namespace
@@ -80,24 +82,28 @@ void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Ten
   check_same("rmsnorm_forward", x, "x", y, "y");
   const int64_t n = rows_of(x), d = x.size(-1);
   if (g.numel() != d || rstd.numel() != n || rstd.dtype() != DType::f32)
-    throw Error(fmt::format("rmsnorm_forward: x {}, g {}, rstd {} disagree", x.str(), g.str(), rstd.str()));
+    throw Error(
+        fmt::format("rmsnorm_forward: x {}, g {}, rstd {} disagree", x.str(), g.str(), rstd.str()));
   if (n == 0) return;
   dispatch_gain("rmsnorm_forward", x, g, [&](auto zx, auto zg) {
     using T = decltype(zx);
     using G = decltype(zg);
-    rmsnorm_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(x.raw()), static_cast<const G*>(g.raw()),
-                                                       eps, static_cast<T*>(y.raw()), rstd.data<float>(), d);
+    rmsnorm_fwd<<<unsigned(n), kThreads, 0, stream()>>>(
+        static_cast<const T*>(x.raw()), static_cast<const G*>(g.raw()), eps,
+        static_cast<T*>(y.raw()), rstd.data<float>(), d);
   });
   CUDA_CHECK_LAUNCH("rmsnorm_forward");
 }
 
-void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd, Tensor& dx, Tensor& dg) {
+void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd,
+                      Tensor& dx, Tensor& dg) {
   check_same("rmsnorm_backward", dy, "dy", x, "x");
   check_same("rmsnorm_backward", dx, "dx", x, "x");
   check_dtype("rmsnorm_backward", dg, "dg", DType::f32);
   const int64_t n = rows_of(x), d = x.size(-1);
   if (dg.numel() != d || g.numel() != d || rstd.numel() != n)
-    throw Error(fmt::format("rmsnorm_backward: x {}, g {}, dg {}, rstd {} disagree", x.str(), g.str(), dg.str(), rstd.str()));
+    throw Error(fmt::format("rmsnorm_backward: x {}, g {}, dg {}, rstd {} disagree", x.str(),
+                            g.str(), dg.str(), rstd.str()));
   if (n == 0) return;
   const int chunks = int(n < kRowChunks ? n : kRowChunks);
   Tensor partial = scratch({int64_t(chunks), d});
@@ -105,12 +111,13 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const 
     using T = decltype(zx);
     using G = decltype(zg);
     const T *dyp = static_cast<const T*>(dy.raw()), *xp = static_cast<const T*>(x.raw());
-    rmsnorm_bwd_dx<<<unsigned(n), kThreads, 0, stream()>>>(dyp, xp, static_cast<const G*>(g.raw()), rstd.data<float>(),
-                                                          static_cast<T*>(dx.raw()), d);
+    rmsnorm_bwd_dx<<<unsigned(n), kThreads, 0, stream()>>>(
+        dyp, xp, static_cast<const G*>(g.raw()), rstd.data<float>(), static_cast<T*>(dx.raw()), d);
     dim3 grid(unsigned((d + kThreads - 1) / kThreads), unsigned(chunks));
-    rmsnorm_bwd_dg_partial<<<grid, kThreads, 0, stream()>>>(dyp, xp, rstd.data<float>(), partial.data<float>(), n, d);
-    rmsnorm_bwd_dg_sum<<<unsigned((d + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(partial.data<float>(), chunks, d,
-                                                                                          dg.data<float>());
+    rmsnorm_bwd_dg_partial<<<grid, kThreads, 0, stream()>>>(dyp, xp, rstd.data<float>(),
+                                                            partial.data<float>(), n, d);
+    rmsnorm_bwd_dg_sum<<<unsigned((d + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(
+        partial.data<float>(), chunks, d, dg.data<float>());
   });
   CUDA_CHECK_LAUNCH("rmsnorm_backward");
 }

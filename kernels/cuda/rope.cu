@@ -9,7 +9,8 @@ template <typename T>
 __global__ void rope_kernel(const T* x, T* out, int64_t tokens, int64_t t, int64_t h, int64_t dh,
                             int64_t pos0, float theta, float sign, bool accumulate) {
   const int64_t half = dh / 2, n = tokens * h * half;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
+       k += int64_t(gridDim.x) * blockDim.x) {
     int64_t i = k % half, row = k / half;  // row = token·H + head
     int64_t ti = (row / h) % t;
     float c, s;
@@ -27,7 +28,8 @@ __global__ void rope_kernel(const T* x, T* out, int64_t tokens, int64_t t, int64
   }
 }
 
-void rotate(const char* op, const Tensor& x, int64_t pos0, float theta, Tensor& out, float sign, bool acc) {
+void rotate(const char* op, const Tensor& x, int64_t pos0, float theta, Tensor& out, float sign,
+            bool acc) {
   check_same(op, x, "x", out, "out");
   if (x.dim() != 4 || x.size(3) % 2 != 0)
     throw Error(fmt::format("{}: x must be [B, T, H, Dh] with even Dh, got {}", op, x.str()));
@@ -35,8 +37,9 @@ void rotate(const char* op, const Tensor& x, int64_t pos0, float theta, Tensor& 
   dispatch_act(op, x.dtype(), [&](auto z) {
     using T = decltype(z);
     int64_t n = tokens * x.size(2) * x.size(3) / 2;
-    rope_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(out.raw()),
-                                                          tokens, x.size(1), x.size(2), x.size(3), pos0, theta, sign, acc);
+    rope_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(
+        static_cast<const T*>(x.raw()), static_cast<T*>(out.raw()), tokens, x.size(1), x.size(2),
+        x.size(3), pos0, theta, sign, acc);
   });
   CUDA_CHECK_LAUNCH(op);
 }

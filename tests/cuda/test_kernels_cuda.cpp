@@ -31,7 +31,8 @@ uint64_t g_seed = 1000;
 Tensor randn(Shape s, DType dt = DType::f32, double scale = 1.0) {
   Tensor t = Tensor::empty(std::move(s));
   uint64_t key = g_seed++;
-  for (int64_t i = 0; i < t.numel(); i++) t.data<float>()[i] = float(scale * philox_normal(key, uint64_t(i)));
+  for (int64_t i = 0; i < t.numel(); i++)
+    t.data<float>()[i] = float(scale * philox_normal(key, uint64_t(i)));
   return dt == DType::f32 ? t : t.to(dt).to(DType::f32);
 }
 Tensor dev(const Tensor& host_f32, DType dt) { return host_f32.to(dt).to(Device::cuda()); }
@@ -61,7 +62,8 @@ double tol(DType dt) { return dt == DType::f32 ? 1e-5 : 1e-2; }
 class KernelsCuda : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no GPU: CUDA kernel checks skipped (run scripts/gpu-check on a GPU host)";
+    if (!cuda::available())
+      GTEST_SKIP() << "no GPU: CUDA kernel checks skipped (run scripts/gpu-check on a GPU host)";
   }
 };
 
@@ -72,7 +74,8 @@ TEST_P(KernelsCuda, Matmul) {
   for (auto [m, k, n] : {std::tuple{1, 1, 1}, {7, 13, 5}, {100, 257, 33}, {512, 384, 1000}})
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
-        Tensor a = randn(ta ? Shape{k, m} : Shape{m, k}, dt), b = randn(tb ? Shape{n, k} : Shape{k, n}, dt);
+        Tensor a = randn(ta ? Shape{k, m} : Shape{m, k}, dt),
+               b = randn(tb ? Shape{n, k} : Shape{k, n}, dt);
         Tensor c0 = randn({m, n});
         Tensor scale = Tensor::full({1}, 0.37);
         Tensor c_cpu = c0.clone();
@@ -80,7 +83,8 @@ TEST_P(KernelsCuda, Matmul) {
         Tensor c_gpu = c0.to(Device::cuda());  // f32 output, 16-bit inputs
         Tensor sg = scale.to(Device::cuda());
         kernels::matmul(dev(a, dt), ta, dev(b, dt), tb, c_gpu, 1.5f, 0.5f, &sg);
-        EXPECT_LE(rel_err(c_gpu, c_cpu), tol(dt)) << m << "x" << k << "x" << n << " ta " << ta << " tb " << tb;
+        EXPECT_LE(rel_err(c_gpu, c_cpu), tol(dt))
+            << m << "x" << k << "x" << n << " ta " << ta << " tb " << tb;
         Tensor c_same = poisoned({m, n}, dt);  // output in the input dtype, beta 0
         Tensor c_ref = Tensor::empty({m, n});
         cpu::matmul(a, ta, b, tb, c_ref, 1.f, 0.f, nullptr);
@@ -163,7 +167,11 @@ TEST_P(KernelsCuda, Rope) {
 
 TEST_P(KernelsCuda, Attention) {
   DType dt = GetParam();
-  for (auto [b, t, h, d] : {std::tuple{1, 1, 1, 64}, {2, 7, 3, 32}, {1, 100, 2, 64}, {2, 257, 2, 128}, {1, 130, 1, 64}}) {
+  for (auto [b, t, h, d] : {std::tuple{1, 1, 1, 64},
+                            {2, 7, 3, 32},
+                            {1, 100, 2, 64},
+                            {2, 257, 2, 128},
+                            {1, 130, 1, 64}}) {
     Shape s{b, t, h, d};
     Tensor q = randn(s, dt), k = randn(s, dt), v = randn(s, dt), dout = randn(s, dt);
     float scale = float(1 / std::sqrt(double(d)));
@@ -219,7 +227,8 @@ TEST_P(KernelsCuda, CrossEntropy) {
     Tensor z = randn({n, v}, dt, 3.0), tg = ids(n, 0, v, true);
     Tensor loss = Tensor::empty({n}), lse = Tensor::empty({n});
     cpu::cross_entropy_forward(z, tg, loss, lse);
-    Tensor lg = poisoned({n}, DType::f32), sg = poisoned({n}, DType::f32), zg = dev(z, dt), tgg = tg.to(Device::cuda());
+    Tensor lg = poisoned({n}, DType::f32), sg = poisoned({n}, DType::f32), zg = dev(z, dt),
+           tgg = tg.to(Device::cuda());
     kernels::cross_entropy_forward(zg, tgg, lg, sg);
     EXPECT_LE(rel_err(lg, loss), tol(dt));
     EXPECT_LE(rel_err(sg, lse), tol(dt));
@@ -234,12 +243,17 @@ TEST_P(KernelsCuda, AdamWOverManyTensors) {
   DType dt = GetParam();
   std::vector<kernels::AdamWTensor> c, g;
   for (int64_t n : {1, 3, 20000, 70001}) {
-    kernels::AdamWTensor t{randn({n}), randn({n}), randn({n}, DType::f32, 0.1), randn({n}, DType::f32, 0.1).to(DType::f32), {}, n != 3};
+    kernels::AdamWTensor t{randn({n}),
+                           randn({n}),
+                           randn({n}, DType::f32, 0.1),
+                           randn({n}, DType::f32, 0.1).to(DType::f32),
+                           {},
+                           n != 3};
     for (int64_t i = 0; i < n; i++) t.v.data<float>()[i] = std::abs(t.v.data<float>()[i]);
     t.compute = Tensor::empty({n});
     c.push_back(t);
-    g.push_back({t.param.to(Device::cuda()), t.grad.to(Device::cuda()), t.m.to(Device::cuda()), t.v.to(Device::cuda()),
-                 poisoned({n}, dt), t.decay});
+    g.push_back({t.param.to(Device::cuda()), t.grad.to(Device::cuda()), t.m.to(Device::cuda()),
+                 t.v.to(Device::cuda()), poisoned({n}, dt), t.decay});
     c.back().param = t.param.clone();
     c.back().m = t.m.clone();
     c.back().v = t.v.clone();
@@ -275,10 +289,12 @@ TEST_P(KernelsCuda, Elementwise) {
     kernels::scale(sg, -1.5f);
     EXPECT_LE(rel_err(sg, s), tol(dt));
     bool bad_c = true, bad_g = true;
-    double ssq_c = cpu::sum_squares({a, b}, &bad_c), ssq_g = kernels::sum_squares({dev(a, dt), dev(b, dt)}, &bad_g);
+    double ssq_c = cpu::sum_squares({a, b}, &bad_c),
+           ssq_g = kernels::sum_squares({dev(a, dt), dev(b, dt)}, &bad_g);
     EXPECT_NEAR(ssq_g, ssq_c, 1e-5 * ssq_c);
     EXPECT_FALSE(bad_g);
-    EXPECT_EQ(ssq_g, kernels::sum_squares({dev(a, dt), dev(b, dt)}, nullptr)) << "not deterministic";
+    EXPECT_EQ(ssq_g, kernels::sum_squares({dev(a, dt), dev(b, dt)}, nullptr))
+        << "not deterministic";
   }
   Tensor inf = Tensor::full({10}, 1.0, DType::f32, Device::cuda());
   Tensor host = Tensor::full({10}, 1.0);
@@ -300,7 +316,8 @@ class RuntimeCuda : public ::testing::Test {
 };
 
 TEST_F(RuntimeCuda, BadShapesNameTheOp) {
-  Tensor a = Tensor::zeros({4, 5}, DType::f32, Device::cuda()), b = Tensor::zeros({6, 7}, DType::f32, Device::cuda());
+  Tensor a = Tensor::zeros({4, 5}, DType::f32, Device::cuda()),
+         b = Tensor::zeros({6, 7}, DType::f32, Device::cuda());
   Tensor c = Tensor::zeros({4, 7}, DType::f32, Device::cuda());
   try {
     kernels::matmul(a, false, b, false, c, 1.f, 0.f, nullptr);
@@ -308,7 +325,8 @@ TEST_F(RuntimeCuda, BadShapesNameTheOp) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("matmul"), std::string::npos) << e.what();
   }
-  Tensor q = Tensor::zeros({1, 4, 1, 96}, DType::f32, Device::cuda()), lse = Tensor::zeros({1, 1, 4}, DType::f32, Device::cuda());
+  Tensor q = Tensor::zeros({1, 4, 1, 96}, DType::f32, Device::cuda()),
+         lse = Tensor::zeros({1, 1, 4}, DType::f32, Device::cuda());
   Tensor o = q.clone();
   try {
     kernels::attention_forward(q, q, q, 0.1f, o, lse);

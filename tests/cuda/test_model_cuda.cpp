@@ -68,7 +68,8 @@ void compare(ModelKind kind, int64_t head_dim, DType compute, double tol) {
   // noise on near-zero gradients flips whole updates: compare the masters loosely there.
   const double step_tol = compute == DType::f32 ? tol : 0.1;
   for (size_t i = 0; i < pc.size(); i++)
-    EXPECT_LE(rel_err(pg[i].second->master.to_doubles(), pc[i].second->master.to_doubles()), step_tol)
+    EXPECT_LE(rel_err(pg[i].second->master.to_doubles(), pc[i].second->master.to_doubles()),
+              step_tol)
         << pc[i].first;
 }
 
@@ -83,7 +84,9 @@ class ModelCuda : public ::testing::Test {
 
 TEST_F(ModelCuda, FloatLMF32MatchesCpu) { compare(ModelKind::floatlm, 64, DType::f32, 1e-4); }
 TEST_F(ModelCuda, TriLMF32MatchesCpu) { compare(ModelKind::trilm, 64, DType::f32, 1e-4); }
-TEST_F(ModelCuda, TriLMHeadDim128F32MatchesCpu) { compare(ModelKind::trilm, 128, DType::f32, 1e-4); }
+TEST_F(ModelCuda, TriLMHeadDim128F32MatchesCpu) {
+  compare(ModelKind::trilm, 128, DType::f32, 1e-4);
+}
 TEST_F(ModelCuda, FloatLMBf16MatchesCpu) { compare(ModelKind::floatlm, 64, DType::bf16, 3e-2); }
 TEST_F(ModelCuda, TriLMBf16MatchesCpu) { compare(ModelKind::trilm, 64, DType::bf16, 3e-2); }
 TEST_F(ModelCuda, TriLMF16MatchesCpu) { compare(ModelKind::trilm, 64, DType::f16, 3e-2); }
