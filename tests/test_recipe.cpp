@@ -138,7 +138,7 @@ TEST(Recipe, Overrides) {
   Recipe r =
       load_recipe(kRecipes + "tiny/trilm.yaml",
                   {"train.steps=5", "schedule.lr.1.peak=0.01", "eval.prompt=In the: beginning",
-                   "data.datasets=[a.h5, /b.h5]", "parallel.dp=1"});
+                   "data.text=", "data.datasets=[a.h5, /b.h5]", "parallel.dp=1"});
   EXPECT_EQ(r.train.steps, 5);
   EXPECT_DOUBLE_EQ(r.schedule.lr[1].peak, 0.01);
   EXPECT_EQ(r.eval.prompt, "In the: beginning");

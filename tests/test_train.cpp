@@ -72,7 +72,7 @@ TEST(Train, ModelFileRoundTrips) {
   SampleOptions o;
   o.tokens = 20;
   o.temperature = 0;
-  EXPECT_EQ(generate(*m.model, "In the", o), generate(*again.model, "In the", o));
+  EXPECT_EQ(generate(*m.model, nullptr, "In the", o), generate(*again.model, nullptr, "In the", o));
 }
 
 TEST(Train, BadModelFilesAreRefused) {

@@ -39,11 +39,13 @@ void add_generate(CLI::App& app) {
   cmd->callback([a] {
     Device d = Device::parse(a->device);
     LoadedModel m = load_model(a->model, d, DType::f32);
-    if (m.recipe.model.vocab_size != 256)
-      user_error("{}: generate reads byte-level models (vocabulary 256); this one has {}", a->model,
-                 m.recipe.model.vocab_size);
+    if (!m.tokenizer && m.recipe.data.text.empty())
+      user_error(
+          "{}: the model was trained on token datasets without data.tokenizer, so it "
+          "holds no tokenizer.json to decode with",
+          a->model);
     fmt::print("{}", a->prompt);
-    generate(*m.model, a->prompt, a->sample, [](const std::string& piece) {
+    generate(*m.model, m.tokenizer.get(), a->prompt, a->sample, [](const std::string& piece) {
       fmt::print("{}", piece);
       std::fflush(stdout);
     });

@@ -1,12 +1,15 @@
-// spectra train RECIPE [--set key=value ...] [--dry-run]
+// spectra train RECIPE [--set key=value ...] [--resume auto|PATH] [--stop-at STEP]
+// spectra train RECIPE --dry-run [--world N] [--gpu-memory GiB] [--tokens-per-second-per-gpu X]
 #include <fmt/format.h>
 
 #include <filesystem>
 
 #include "core/log.h"
+#include "data/loader.h"
 #include "dist/topology.h"
 #include "dist/world.h"
 #include "tools/commands.h"
+#include "train/batch_source.h"
 #include "train/plan.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -18,12 +21,13 @@ struct TrainArgs {
   std::string recipe;
   std::vector<std::string> overrides;
   bool dry_run = false;
+  PlanOptions plan;  // --world, --gpu-memory, --tokens-per-second-per-gpu (dry run)
   std::string resume;
   int64_t stop_at = 0;
 };
 
-// Every file the recipe names must exist before any work starts.
-void check_files(const Recipe& r) {
+// Every file the recipe names must exist and hold usable data before any work starts.
+void check_data(const Recipe& r) {
   auto missing = [&](const char* key, const std::string& file) {
     user_error("{}: key '{}': '{}' does not exist; fix the path or prepare the file first",
                r.where(key), key, file);
@@ -32,20 +36,37 @@ void check_files(const Recipe& r) {
     missing("data.text", r.data.text);
   if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
     missing("data.tokenizer", r.data.tokenizer);
-  for (const auto& d : r.data.datasets)
-    if (!std::filesystem::exists(d)) missing("data.datasets", d);
+  for (const auto& d : r.data.datasets) {
+    try {
+      source_files(d);
+    } catch (const UserError& e) {
+      user_error("{}: key 'data.datasets': {}; run `spectra prepare` or fix the path",
+                 r.where("data.datasets"), e.what());
+    }
+  }
+  make_batch_source(r, 0, 1);  // opens every shard: format, tokenizer, vocabulary, size
 }
 
 void run(const TrainArgs& a) {
   // Every rank validates the recipe, its files and the layout; they fail together, one line.
   Recipe r;
   Placement p;
+  TrainingPlan plan;
   std::string error;
   try {
     r = load_recipe(a.recipe, a.overrides);
-    check_files(r);
-    p = resolve_placement(r);
-    dist::check_layout(r.parallel.tp, r.parallel.dp, dist::world_size(), r.path);
+    check_data(r);
+    if (a.dry_run) {
+      // A dry run plans a world of --world GPUs from any machine (a laptop planning a cluster
+      // run), so it checks that layout and its memory, not this machine's GPU or job size.
+      PlanOptions o = a.plan;
+      if (o.world == 0 && dist::world_size() > 1) o.world = dist::world_size();
+      plan = plan_training(r, o);
+      require_fit(plan, r);
+    } else {
+      p = resolve_placement(r);
+      dist::check_layout(r.parallel.tp, r.parallel.dp, dist::world_size(), r.path);
+    }
     if (r.parallel.tp > 1 && !a.dry_run)
       user_error(
           "{}: parallel.tp {}: tensor parallelism is not implemented yet; train with "
@@ -56,9 +77,8 @@ void run(const TrainArgs& a) {
   }
   dist::fail_together(error);
   if (a.dry_run) {
-    fmt::print("{}", describe_model(r));
-    fmt::print("would train on {} in {} for {} steps; nothing was trained (--dry-run)\n",
-               p.device.str(), r.train.precision, r.train.steps);
+    if (dist::world_rank() == 0)
+      fmt::print("{}nothing was trained (--dry-run)\n", describe_plan(plan, r));
     return;
   }
   train(r, TrainOptions{a.resume, a.stop_at});
@@ -73,6 +93,17 @@ void add_train(CLI::App& app) {
       ->type_name("KEY=VALUE");
   cmd->add_flag("--dry-run", args->dry_run,
                 "Validate the recipe and every file it names, print the plan, train nothing");
+  cmd->add_option("--world", args->plan.world,
+                  "Dry run: GPUs to plan for (default: the job's world size; a single process "
+                  "plans the smallest world the recipe runs on, parallel.tp x parallel.dp)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--gpu-memory", args->plan.gpu_memory_gib,
+                  "Dry run: memory per GPU in GiB the plan must fit")
+      ->default_val(80)
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--tokens-per-second-per-gpu", args->plan.tokens_per_second_per_gpu,
+                  "Dry run: measured throughput (spectra bench) for the time estimate")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--resume", args->resume,
                   "Resume: 'auto' (newest valid checkpoint in checkpoint.dir) or a checkpoint file")
       ->type_name("auto|PATH");

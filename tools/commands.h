@@ -11,5 +11,6 @@ void add_generate(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_tokenizer(CLI::App& app);
 void add_prepare(CLI::App& app);
+void add_plot(CLI::App& app);
 
 }  // namespace spectra::tools

@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/loader.h"
 #include "data/text.h"
+#include "data/tokenizer.h"
 
 namespace spectra {
 
@@ -53,12 +55,65 @@ class ByteSource : public BatchSource {
   int64_t index_ = 0;
 };
 
+// Prepared token datasets through data/loader.h, whose state is already layout-independent.
+class DatasetSource : public BatchSource {
+ public:
+  DatasetSource(const Recipe& r, int rank, int size) : loader_(options(r, rank, size)) {}
+
+  TokenBatch next() override { return loader_.next(); }
+  TokenBatch val_batch(int64_t i) override { return loader_.val_batch(i); }
+  std::string state() const override {
+    return nlohmann::json{{"kind", "datasets"},
+                          {"loader", nlohmann::json::parse(loader_.state().to_json())}}
+        .dump();
+  }
+  void restore(const std::string& s) override {
+    auto j = nlohmann::json::parse(s, nullptr, false);
+    if (j.is_discarded() || j.value("kind", "") != "datasets" || !j.contains("loader"))
+      user_error(
+          "the checkpoint's data state '{}' is not a dataset state (was it trained on "
+          "data.text?)",
+          s);
+    loader_.restore(LoaderState::from_json(j["loader"].dump()));
+  }
+  double bytes_per_token() const override { return loader_.bytes_per_token(); }
+
+ private:
+  static LoaderOptions options(const Recipe& r, int rank, int size) {
+    LoaderOptions o;
+    for (size_t i = 0; i < r.data.datasets.size(); i++)
+      o.sources.push_back({r.data.datasets[i], r.data.weights.empty() ? 1.0 : r.data.weights[i]});
+    o.seq_len = r.train.seq_len;
+    o.batch_size = r.train.micro_batch;
+    o.seed = r.train.seed;
+    o.rank = rank;
+    o.world = size;
+    o.val_fraction = r.data.val_fraction;
+    o.model_vocab = r.model.vocab_size;
+    if (!r.data.tokenizer.empty()) o.tokenizer_sha256 = check_tokenizer(r).sha256();
+    return o;
+  }
+  Loader loader_;
+};
+
 }  // namespace
+
+Tokenizer check_tokenizer(const Recipe& r) {
+  Tokenizer tok = Tokenizer::load(r.data.tokenizer);
+  if (tok.vocab_size() > r.model.vocab_size)
+    user_error(
+        "{}: data.tokenizer '{}' has {} tokens but model.vocab_size is {}; the model needs an "
+        "embedding row per token (raise model.vocab_size)",
+        r.where("data.tokenizer"), r.data.tokenizer, tok.vocab_size(), r.model.vocab_size);
+  return tok;
+}
 
 std::unique_ptr<BatchSource> make_batch_source(const Recipe& r, int dp_rank, int dp_size) {
   if (!r.data.text.empty()) return std::make_unique<ByteSource>(r, dp_rank, dp_size);
+  if (!r.data.datasets.empty()) return std::make_unique<DatasetSource>(r, dp_rank, dp_size);
   user_error(
-      "{}: set data.text (a text corpus read as bytes); data.datasets is not wired to training yet",
+      "{}: the recipe names no training data; set data.text (a text corpus read as bytes) or "
+      "data.datasets (token files from `spectra prepare`)",
       r.path);
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "data/byte_corpus.h"
+#include "data/tokenizer.h"
 #include "train/recipe.h"
 
 namespace spectra {
@@ -22,7 +23,12 @@ class BatchSource {
   virtual double bytes_per_token() const = 0;
 };
 
-// dp_rank of dp_size: this rank's share of each global batch.
+// dp_rank of dp_size: this rank's share of each global batch. Opening the data checks it:
+// missing, foreign or truncated files, a tokenizer that does not match the datasets or the
+// model's vocabulary, too little data for one window: a UserError naming file and key.
 std::unique_ptr<BatchSource> make_batch_source(const Recipe& r, int dp_rank, int dp_size);
+
+// The recipe's data.tokenizer, loaded and checked to fit model.vocab_size.
+Tokenizer check_tokenizer(const Recipe& r);
 
 }  // namespace spectra

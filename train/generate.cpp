@@ -29,13 +29,19 @@ static int sample(const std::vector<double>& logits, int64_t vocab, const Sample
   return order[k - 1];
 }
 
-std::string generate(const LM& model, const std::string& prompt, const SampleOptions& opts,
+std::string generate(const LM& model, const Tokenizer* tokenizer, const std::string& prompt,
+                     const SampleOptions& opts,
                      const std::function<void(const std::string&)>& on_token) {
   ag::NoGradGuard no_grad;
   const ModelConfig& cfg = model.config();
   std::vector<int32_t> ids;
-  for (unsigned char c : prompt) ids.push_back(c);
-  if (ids.empty()) ids.push_back('\n');
+  if (tokenizer) {
+    ids = tokenizer->encode(prompt);
+    if (ids.empty()) ids = tokenizer->encode("\n");
+  } else {
+    for (unsigned char c : prompt) ids.push_back(c);
+    if (ids.empty()) ids.push_back('\n');
+  }
   Rng rng{opts.seed, 0};
   std::string out;
   for (int64_t n = 0; n < opts.tokens; n++) {
@@ -46,9 +52,13 @@ std::string generate(const LM& model, const std::string& prompt, const SampleOpt
     Tensor x = Tensor::from(window, {t}).to(model.device());
     Tensor last = model.logits(x, 1, t).value().slice(t - 1, t);
     std::vector<double> row = last.to_doubles();
-    int next = sample(row, cfg.vocab_size, opts, rng);
+    // Only ids that decode (the model's vocabulary may be padded beyond the tokenizer's).
+    const int64_t vocab = std::min(tokenizer ? tokenizer->vocab_size() : 256, cfg.vocab_size);
+    int next = sample(row, vocab, opts, rng);
+    if (tokenizer && tokenizer->is_special(next)) break;
     ids.push_back(next);
-    std::string piece(1, char(next));
+    // Exact bytes: a character split over two tokens prints whole once both are out.
+    std::string piece = tokenizer ? tokenizer->decode_bytes({next}) : std::string(1, char(next));
     out += piece;
     if (on_token) on_token(piece);
   }

@@ -1,8 +1,10 @@
-// Sampling text from a byte-level model: temperature and top-k over the last position's logits.
+// Sampling text from a model: temperature and top-k over the last position's logits. Text maps
+// to tokens through the model's tokenizer, or byte by byte for byte-level models.
 #pragma once
 #include <functional>
 #include <string>
 
+#include "data/tokenizer.h"
 #include "layers/lm.h"
 
 namespace spectra {
@@ -14,8 +16,11 @@ struct SampleOptions {
   uint64_t seed = 1;
 };
 
-// Continues `prompt` (bytes) by opts.tokens bytes; calls on_token with each new piece if given.
-std::string generate(const LM& model, const std::string& prompt, const SampleOptions& opts,
+// Continues `prompt` by up to opts.tokens tokens, stopping early at a special token (the
+// end-of-text a BPE model learned between documents); calls on_token with each new token's
+// bytes if given. `tokenizer` null: the model is byte-level.
+std::string generate(const LM& model, const Tokenizer* tokenizer, const std::string& prompt,
+                     const SampleOptions& opts,
                      const std::function<void(const std::string&)>& on_token = {});
 
 }  // namespace spectra

@@ -1,21 +1,32 @@
 #include "train/model_file.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 
 #include "data/hdf5.h"
+#include "data/text.h"
 
 namespace spectra {
 
 static constexpr const char* kFormat = "spectra-model";
 static constexpr int64_t kFormatVersion = 1;
+static constexpr const char* kTokenizer = "tokenizer.json";
 
 void save_model(const std::string& path, const LM& model, const Recipe& recipe) {
   std::string tmp = path + ".tmp";
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
   {
     h5::File f = h5::File::create(tmp);
     f.set_attr("format", std::string(kFormat));
     f.set_attr("format_version", kFormatVersion);
     f.set_attr("recipe", recipe.text);
+    if (!recipe.data.tokenizer.empty()) {  // the model file alone can encode and decode
+      const std::string json = read_text_file(recipe.data.tokenizer);
+      f.write(kTokenizer,
+              Tensor::from(std::vector<uint8_t>(json.begin(), json.end()), {int64_t(json.size())}));
+    }
     f.create_group("params");
     for (auto& [name, p] : model.named_parameters())
       f.write("params/" + name, p->master.to(Device::cpu()).to(DType::f32));
@@ -46,6 +57,14 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
     p->master.copy_from(t.to(device));
   }
   out.model->refresh_compute();
+  if (f.exists(kTokenizer)) {
+    if (f.dtype_of(kTokenizer) != DType::u8 || f.shape_of(kTokenizer).size() != 1)
+      user_error("{}: '{}' is not a 1-D u8 dataset", path, kTokenizer);
+    Tensor t = f.read(kTokenizer);
+    std::string json(t.data<uint8_t>(), t.data<uint8_t>() + t.numel());
+    out.tokenizer =
+        std::make_unique<Tokenizer>(Tokenizer::parse(json, fmt::format("{}:{}", path, kTokenizer)));
+  }
   return out;
 }
 

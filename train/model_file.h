@@ -1,13 +1,17 @@
 // Trained-model files (HDF5): the resolved recipe text and every parameter's f32 master under its
 // Hugging Face name. Written to a temporary name and renamed, so a crash never leaves a partial
-// file under the real name. (Full training checkpoints with optimizer state are a later step.)
+// file under the real name. (Training checkpoints,
+// with optimizer and data state, are train/checkpoint.h.)
 //
 // Layout:  /               attributes format="spectra-model", format_version=1, recipe (YAML)
 //          /params/<name>  f32 dataset with the parameter's logical shape
+//          /tokenizer.json u8 dataset: the HF tokenizer.json bytes, for models trained on
+//                          tokenized data (absent for byte-level models)
 #pragma once
 #include <memory>
 #include <string>
 
+#include "data/tokenizer.h"
 #include "layers/lm.h"
 #include "train/recipe.h"
 
@@ -18,6 +22,7 @@ void save_model(const std::string& path, const LM& model, const Recipe& recipe);
 struct LoadedModel {
   Recipe recipe;
   std::unique_ptr<LM> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null: byte-level
 };
 // Throws a UserError naming the file and what is wrong (missing, not HDF5, not a spectra model,
 // missing or mis-shaped parameter).

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include "core/error.h"
+#include "dist/topology.h"
 
 namespace spectra {
 
@@ -58,24 +62,38 @@ std::string grouped(int64_t n) {
 }
 }  // namespace
 
-std::string describe_model(const Recipe& r) {
+namespace {
+// "what" padded to one column, then the text: the aligned blocks inspect and --dry-run print.
+void add_line(std::string& out, const std::string& what, const std::string& text) {
+  out += fmt::format("{:<13}{}\n", what, text);
+}
+
+// The model: kind, shape, parameters, FLOPs per token (both describe_model and describe_plan).
+std::string model_lines(const Recipe& r) {
   const ModelConfig& m = r.model;
   const int64_t n = m.parameter_count_unpadded(), padded = m.parameter_count();
   std::string out;
-  auto line = [&](const char* what, const std::string& text) {
-    out += fmt::format("{:<13}{}\n", what, text);
-  };
-  line("model", fmt::format("{}{}{} ({})", model_kind_name(m.kind), r.size.empty() ? "" : " ",
-                            r.size, r.path));
-  line("shape", fmt::format("{} layers, hidden {}, ffn {}, {} heads x {}, context {}, vocab {} "
-                            "({} rows)",
-                            m.layers, m.hidden, m.ffn, m.heads, m.head_dim(), m.context,
-                            m.vocab_size, m.vocab_rows));
-  line("parameters",
-       fmt::format("{} ({}); allocated with the padded vocabulary: {} ({})", grouped(n),
-                   format_params(n), grouped(padded), format_params(padded)));
-  line("FLOPs/token", fmt::format("{:.3g} (training: forward + backward, attention at context {})",
-                                  m.train_flops_per_token(), m.context));
+  add_line(out, "model",
+           fmt::format("{}{}{} ({})", model_kind_name(m.kind), r.size.empty() ? "" : " ", r.size,
+                       r.path));
+  add_line(out, "shape",
+           fmt::format("{} layers, hidden {}, ffn {}, {} heads x {}, context {}, vocab {} "
+                       "({} rows)",
+                       m.layers, m.hidden, m.ffn, m.heads, m.head_dim(), m.context, m.vocab_size,
+                       m.vocab_rows));
+  add_line(out, "parameters",
+           fmt::format("{} ({}); allocated with the padded vocabulary: {} ({})", grouped(n),
+                       format_params(n), grouped(padded), format_params(padded)));
+  add_line(out, "FLOPs/token",
+           fmt::format("{:.3g} (training: forward + backward, attention at context {})",
+                       m.train_flops_per_token(), m.context));
+  return out;
+}
+}  // namespace
+
+std::string describe_model(const Recipe& r) {
+  std::string out = model_lines(r);
+  auto line = [&](const char* what, const std::string& text) { add_line(out, what, text); };
   const int64_t tokens = r.train.global_batch * r.train.seq_len;
   line("layout",
        fmt::format("tp {} x dp {}, zero {}; {} sequences x {} tokens = {} tokens per "
@@ -96,6 +114,143 @@ std::string describe_model(const Recipe& r) {
                                  "activations {} (micro-batch {} x {})",
                                  gib(p.total()), gib(p.master), compute, gib(p.grads), opt,
                                  gib(p.activations), r.train.micro_batch, r.train.seq_len));
+  return out;
+}
+
+TrainingPlan plan_training(const Recipe& r, const PlanOptions& o) {
+  TrainingPlan p;
+  p.tp = r.parallel.tp;
+  p.world = o.world > 0 ? o.world : p.tp * std::max(1, r.parallel.dp);
+  dist::check_layout(p.tp, r.parallel.dp, p.world, r.path);
+  p.dp = p.world / p.tp;
+  p.micro_batch = r.train.micro_batch;
+  const int64_t global = r.train.global_batch, per_pass = p.micro_batch * p.dp;
+  if (global % per_pass != 0) {
+    // The largest micro-batch that does split the global batch over this dp, if any.
+    int64_t b = p.micro_batch;
+    while (b > 0 && global % (b * p.dp) != 0) b--;
+    std::string fix = b > 0 ? fmt::format("--set train.micro_batch={} splits it", b)
+                            : fmt::format("dp {} does not divide it: plan another world", p.dp);
+    user_error(
+        "{}: train.global_batch {} is not a multiple of train.micro_batch {} x dp {} (world {} / "
+        "parallel.tp {}); {}",
+        r.where("train.global_batch"), global, p.micro_batch, p.dp, p.world, p.tp, fix);
+  }
+  p.accumulation = global / per_pass;
+  p.steps = r.train.steps;
+  p.tokens_per_step = global * r.train.seq_len;
+  p.total_tokens = p.steps * p.tokens_per_step;
+  p.parameters = r.model.parameter_count_unpadded();
+  p.flops_per_token = r.model.train_flops_per_token();
+  for (double f : {0.0, 0.25, 0.5, 2.0 / 3.0, 1.0}) {
+    // The first 0-based step i with i / steps >= f, computed as lr_at() computes its fraction,
+    // so a stage that starts at f (TriLM's 0.5 and 2/3) is in force there.
+    const double n = double(p.steps);
+    int64_t i = std::min(p.steps - 1, int64_t(std::ceil(f * n)));
+    while (i > 0 && double(i - 1) / n >= f) i--;
+    while (i < p.steps - 1 && double(i) / n < f) i++;
+    p.schedule.push_back(
+        {f, i + 1, lr_at(r.schedule, i, p.steps), weight_decay_at(r.schedule, i, p.steps)});
+  }
+  p.memory = plan_memory(r, p.dp);
+  p.gpu_memory = o.gpu_memory_gib * 1073741824.0;
+  p.tokens_per_second = o.tokens_per_second_per_gpu;
+  if (o.tokens_per_second_per_gpu > 0)
+    p.seconds = double(p.total_tokens) / (o.tokens_per_second_per_gpu * p.world);
+  return p;
+}
+
+void require_fit(const TrainingPlan& p, const Recipe& r) {
+  if (p.fits()) return;
+  const MemoryPlan& m = p.memory;
+  const double states = m.total() - m.activations;  // what no micro-batch size changes
+  // The largest micro-batch that fits and still splits the global batch, to suggest.
+  int64_t b = std::min(p.micro_batch - 1,
+                       int64_t((p.gpu_memory - states) / (m.activations / double(p.micro_batch))));
+  while (b > 0 && r.train.global_batch % (b * p.dp) != 0) b--;
+  std::string fix = b > 0 ? fmt::format("--set train.micro_batch={} fits, or raise parallel.tp", b)
+                          : "raise parallel.tp";
+  if (b <= 0 && !r.parallel.zero) fix += " or set parallel.zero: 1 (AdamW state sharded over dp)";
+  user_error(
+      "{}: needs {} per GPU ({} weights, gradients and AdamW state + {} activations at "
+      "micro-batch {}) but --gpu-memory is {:g} GiB; {}",
+      r.where("train.micro_batch"), gib(m.total()), gib(states), gib(m.activations), p.micro_batch,
+      p.gpu_memory / 1073741824.0, fix);
+}
+
+namespace {
+std::string duration(double seconds) {
+  const int64_t m = std::llround(seconds / 60), h = m / 60, d = h / 24;
+  if (d > 0) return fmt::format("{}d {}h", d, h % 24);
+  if (h > 0) return fmt::format("{}h {}m", h, m % 60);
+  return fmt::format("{}m", m);
+}
+std::string percent(double f) { return fmt::format("{:.3g}%", 100 * f); }
+}  // namespace
+
+std::string describe_plan(const TrainingPlan& p, const Recipe& r) {
+  std::string out = model_lines(r);
+  auto line = [&](const std::string& what, const std::string& text) { add_line(out, what, text); };
+  std::string zero =
+      r.parallel.zero ? fmt::format(", ZeRO-1 (AdamW state sharded over dp {})", p.dp) : "";
+  line("world", fmt::format("{} GPU{} = tp {} x dp {}{}{}", p.world, p.world == 1 ? "" : "s", p.tp,
+                            p.dp, r.parallel.dp ? "" : " (parallel.dp auto)", zero));
+  line("batch",
+       fmt::format("{} sequences x {} tokens = {} tokens per step = micro-batch {} x dp {} x {} "
+                   "accumulation steps",
+                   r.train.global_batch, grouped(r.train.seq_len), grouped(p.tokens_per_step),
+                   p.micro_batch, p.dp, p.accumulation));
+  line("training",
+       fmt::format("{} steps = {} tokens ({}); {} on {}", grouped(p.steps), grouped(p.total_tokens),
+                   format_params(p.total_tokens), r.train.precision, r.train.device));
+
+  line("schedule", fmt::format("{:<8}{:<10}{:<12}{}", "at", "step", "lr", "weight decay"));
+  for (const SchedulePoint& s : p.schedule)
+    line("", fmt::format("{:<8}{:<10}{:<12.3e}{:g}", percent(s.fraction), grouped(s.step), s.lr,
+                         s.weight_decay));
+  std::string stages = fmt::format("warmup {} steps; lr", grouped(r.schedule.warmup_steps));
+  for (const LrStage& st : r.schedule.lr)
+    stages += fmt::format(" {:g} {} to {:g}% from {},", st.peak, st.shape, 100 * st.floor,
+                          percent(st.start));
+  stages.pop_back();
+  line("", stages);
+  std::string wd = "weight decay";
+  for (const WdStage& st : r.schedule.weight_decay)
+    wd += fmt::format(" {:g} from {},", st.value, percent(st.start));
+  wd.pop_back();
+  line("", wd);
+  line("", "(step: as the trainer logs it, 1-based; the first step at or after the fraction)");
+
+  const MemoryPlan& m = p.memory;
+  bool first = true;
+  auto mem = [&](const char* what, double bytes, const std::string& note) {
+    line(first ? "memory/GPU" : "", fmt::format("{:<13}{:>10}  {}", what, gib(bytes), note));
+    first = false;
+  };
+  mem("weights", m.master, "f32 master");
+  if (m.compute > 0)
+    mem("compute copy", m.compute,
+        r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision);
+  mem("gradients", m.grads, "f32");
+  mem("AdamW", m.optimizer,
+      r.parallel.zero ? fmt::format("m and v in f32, sharded over dp {}", p.dp) : "m and v in f32");
+  mem("activations", m.activations,
+      fmt::format("micro-batch {} x {} tokens, no recomputation", p.micro_batch,
+                  grouped(r.train.seq_len)));
+  const double headroom = p.gpu_memory - m.total();
+  mem("total", m.total(),
+      fmt::format("of {:g} GiB (--gpu-memory): {} {}", p.gpu_memory / 1073741824.0,
+                  p.fits() ? "fits," : "does not fit,",
+                  p.fits() ? gib(headroom) + " headroom" : gib(-headroom) + " short"));
+  line("", "(not counted: the CUDA context, workspaces, fragmentation: allow a few GiB)");
+  if (p.seconds > 0)
+    line("time", fmt::format("{} at {} tokens/s per GPU x {} GPUs = {} tokens/s",
+                             duration(p.seconds), grouped(std::llround(p.tokens_per_second)),
+                             p.world, grouped(std::llround(p.tokens_per_second * p.world))));
+  else
+    line("time",
+         "unknown: measure tokens/s on one GPU with `spectra bench RECIPE`, then pass "
+         "--tokens-per-second-per-gpu X");
   return out;
 }
 

@@ -1,5 +1,7 @@
 // What a recipe will do, before it runs: parameter count, training FLOPs per token and a memory
-// estimate per GPU for its layout (used by `spectra inspect` and `spectra train --dry-run`).
+// estimate per GPU for its layout (`spectra inspect`), and the whole training plan for a world of
+// N GPUs: layout, batch split, steps, schedule values, memory fit, time (`spectra train
+// --dry-run`).
 //
 // Memory per GPU (bytes), P = the parameters one rank holds: the 7 block projections and the
 // vocabulary-parallel embedding and LM head split over tp, the norms replicated:
@@ -20,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "train/recipe.h"
 
@@ -39,5 +42,43 @@ MemoryPlan plan_memory(const Recipe& r, int dp = 0);
 
 // A few lines: kind and shape, parameters, FLOPs per token, layout, memory per GPU.
 std::string describe_model(const Recipe& r);
+
+struct PlanOptions {
+  int world = 0;  // GPUs to plan for; 0: the smallest world the recipe runs on, tp x max(dp, 1)
+  double gpu_memory_gib = 80;
+  double tokens_per_second_per_gpu = 0;  // 0: not known, no time estimate
+};
+
+// The schedule at a fraction of training. `step` is 1-based, as the trainer logs it: the first
+// step whose start ((step - 1) / steps) is at or after the fraction, so a stage starting there is
+// already in force (TriLM: the reduced peak at 50%, weight decay 0 at 66.7%); 100% is the last.
+struct SchedulePoint {
+  double fraction = 0;
+  int64_t step = 1;
+  double lr = 0, weight_decay = 0;
+};
+
+struct TrainingPlan {
+  int world = 1, tp = 1, dp = 1;
+  int64_t micro_batch = 1, accumulation = 1;  // global_batch = micro_batch x dp x accumulation
+  int64_t steps = 0, tokens_per_step = 0, total_tokens = 0;
+  int64_t parameters = 0;  // with the real vocabulary, as SPECTRA.md counts
+  double flops_per_token = 0;
+  std::vector<SchedulePoint> schedule;  // at 0%, 25%, 50%, 66.7% and 100%
+  MemoryPlan memory;
+  double gpu_memory = 0;         // bytes available per GPU
+  double tokens_per_second = 0;  // per GPU, as given (PlanOptions)
+  double seconds = 0;            // estimated wall time; 0 when no tokens/s per GPU was given
+  bool fits() const { return memory.total() <= gpu_memory; }
+};
+
+// Throws a UserError (one line naming the keys) when the world cannot be laid out as tp x dp or
+// the global batch does not split into micro-batches over dp. A plan that does not fit the GPU
+// memory is returned as such (fits() false): require_fit() turns that into the error.
+TrainingPlan plan_training(const Recipe& r, const PlanOptions& o = {});
+void require_fit(const TrainingPlan& p, const Recipe& r);
+
+// The plan as an aligned block (describe_model's first lines, then the plan).
+std::string describe_plan(const TrainingPlan& p, const Recipe& r);
 
 }  // namespace spectra

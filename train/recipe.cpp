@@ -228,9 +228,9 @@ constexpr Range kNonNeg{0, kInf, false, false};
 constexpr Range kFraction{0, 1, false, true};  // [0, 1)
 constexpr Range kUnit{0, 1, false, false};     // [0, 1]
 
-using Target =
-    std::variant<int64_t*, int*, uint64_t*, double*, float*, std::string*, ModelKind*,
-                 std::vector<std::string>*, std::vector<LrStage>*, std::vector<WdStage>*>;
+using Target = std::variant<int64_t*, int*, uint64_t*, double*, float*, std::string*, ModelKind*,
+                            std::vector<std::string>*, std::vector<double>*, std::vector<LrStage>*,
+                            std::vector<WdStage>*>;
 
 enum Flags : unsigned { kRequired = 1, kPath = 2 };
 
@@ -262,6 +262,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"data.text", &r.data.text, kAny, nullptr, kPath},
       {"data.tokenizer", &r.data.tokenizer, kAny, nullptr, kPath},
       {"data.datasets", &r.data.datasets, kAny, nullptr, kPath},
+      {"data.weights", &r.data.weights, kPositive},
       {"data.val_fraction", &r.data.val_fraction, kFraction},
       {"optimizer.beta1", &r.optimizer.beta1, kFraction},
       {"optimizer.beta2", &r.optimizer.beta2, kFraction},
@@ -418,6 +419,17 @@ class Binder {
                        key_error(v.where(), key, "must be a list of paths ([a.h5, b.h5])");
                      for (size_t i = 0; i < v.seq.size(); i++)
                        p->push_back(string(f, v.seq[i], fmt::format("{}[{}]", key, i)));
+                   },
+                   [&](std::vector<double>* p) {
+                     p->clear();
+                     if (v.kind == Node::Scalar) {
+                       p->push_back(number(f, v, key));
+                       return;
+                     }
+                     if (v.kind != Node::Seq)
+                       key_error(v.where(), key, "must be a list of numbers ([1, 0.5])");
+                     for (size_t i = 0; i < v.seq.size(); i++)
+                       p->push_back(number(f, v.seq[i], fmt::format("{}[{}]", key, i)));
                    },
                    [&](std::vector<LrStage>* p) { stages(*p, v, key); },
                    [&](std::vector<WdStage>* p) { stages(*p, v, key); },
@@ -586,6 +598,19 @@ void finish(Recipe& r, const Binder& b) {
       std::all_of(dev.begin() + 5, dev.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (dev != "auto" && dev != "cpu" && dev != "cuda" && !cuda_n)
     fail("train.device", fmt::format("is '{}'; it must be auto, cpu, cuda or cuda:N", dev));
+  if (dev == "cpu" && r.train.precision != "f32")
+    fail("train.precision", fmt::format("is {} but train.device is cpu, which trains in f32 "
+                                        "(--set train.precision=f32)",
+                                        r.train.precision));
+
+  if (!r.data.text.empty() && !r.data.datasets.empty())
+    fail("data.datasets", fmt::format("is set and so is data.text ({}); train on one: a text "
+                                      "corpus read as bytes or prepared token datasets",
+                                      b.where("data.text")));
+  if (!r.data.weights.empty() && r.data.weights.size() != r.data.datasets.size())
+    fail("data.weights", fmt::format("has {} entries for {} data.datasets; give one mixture "
+                                     "weight per dataset (or none: equal weights)",
+                                     r.data.weights.size(), r.data.datasets.size()));
 
   if (!b.present("schedule.lr")) r.schedule.lr = {LrStage{}};
   if (!b.present("schedule.weight_decay")) r.schedule.weight_decay = {WdStage{}};
@@ -621,6 +646,11 @@ void emit_value(YAML::Emitter& e, const Field& f) {
                  [&](std::vector<std::string>* p) {
                    e << YAML::Flow << YAML::BeginSeq;
                    for (const std::string& s : *p) e << YAML::DoubleQuoted << s;
+                   e << YAML::EndSeq;
+                 },
+                 [&](std::vector<double>* p) {
+                   e << YAML::Flow << YAML::BeginSeq;
+                   for (double x : *p) e << fmt::format("{}", x);
                    e << YAML::EndSeq;
                  },
                  [&](std::vector<LrStage>* p) { stage_list(*p); },

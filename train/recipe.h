@@ -41,10 +41,13 @@ struct Recipe {
   ModelConfig model;
 
   struct Data {
-    std::string text;       // a text file (.txt or .gz) read as bytes (byte-level tokens)
-    std::string tokenizer;  // HF tokenizer.json (later: BPE datasets)
-    std::vector<std::string> datasets;  // prepared HDF5 token files (later)
-    double val_fraction = 0.01;         // held-out tail of the corpus for validation
+    std::string text;  // a text file (.txt or .gz) read as bytes (byte-level tokens), or:
+    std::vector<std::string> datasets;  // token files from `spectra prepare` (file, shard stem
+                                        // or directory each)
+    std::vector<double> weights;        // mixture weight per dataset ({}: equal)
+    std::string tokenizer;       // the HF tokenizer.json the datasets were prepared with: checked
+                                 // against them, and used to decode samples
+    double val_fraction = 0.01;  // held-out tail of the data for validation
   } data;
 
   struct Optimizer {

@@ -217,11 +217,16 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     save_model(r.train.out, lm, r);
     log::info("model written to {}", r.train.out);
   }
-  if (r.eval.sample_tokens > 0 && log::rank() == 0) {
+  const bool decodable = !r.data.text.empty() || !r.data.tokenizer.empty();
+  if (r.eval.sample_tokens > 0 && !decodable)
+    log::info("no sample: set data.tokenizer to decode the model's tokens");
+  if (r.eval.sample_tokens > 0 && decodable && log::rank() == 0) {
     SampleOptions so;
     so.tokens = r.eval.sample_tokens;
     so.seed = r.train.seed;
-    out.sample = generate(lm, r.eval.prompt, so);
+    std::unique_ptr<Tokenizer> tok;
+    if (!r.data.tokenizer.empty()) tok = std::make_unique<Tokenizer>(check_tokenizer(r));
+    out.sample = generate(lm, tok.get(), r.eval.prompt, so);
     fmt::print("sample: {}{}\n", r.eval.prompt, out.sample);
   }
   return out;
