@@ -44,19 +44,25 @@ Var linear(const Var& x, const Var& w) {
   return out;
 }
 
-Var ternary_linear(const Var& x, const Var& w, float eps, Tensor* gamma_out) {
-  Tensor trits = like(x.value(), w.shape());
-  Tensor gamma = Tensor::empty({1}, DType::f32, x.value().device());
-  k::ternary_quantize(w.value(), eps, trits, gamma);
+Var ternary_linear(const Var& x, const Var& w, float eps, TernaryScales scales, Tensor* gamma_out) {
+  Tensor weight = like(x.value(), w.shape());  // the trits, or γ·T with several scales
+  Tensor gamma = Tensor::empty({scales.groups}, DType::f32, x.value().device());
+  const bool one = scales.groups == 1;
+  if (one)
+    k::ternary_quantize(w.value(), eps, weight, gamma);
+  else
+    k::ternary_quantize_groups(w.value(), eps, scales.groups, scales.axis, weight, gamma);
   if (gamma_out) *gamma_out = gamma;
+  const Tensor* alpha = one ? &gamma : nullptr;
   Tensor y = like(x.value(), with_last(x.shape(), w.shape()[0]));
-  k::matmul(x.value(), false, trits, true, y, 1.f, 0.f, &gamma);
+  k::matmul(x.value(), false, weight, true, y, 1.f, 0.f, alpha);
   Var out(y, needs_grad({&x, &w}));
   if (out.requires_grad()) {
-    record([x, w, out, trits, gamma] {
+    record([x, w, out, weight, gamma, one] {
       if (!out.has_grad()) return;
       const Tensor& dy = out.grad();
-      if (x.requires_grad()) k::matmul(dy, false, trits, false, x.grad(), 1.f, 1.f, &gamma);
+      if (x.requires_grad())
+        k::matmul(dy, false, weight, false, x.grad(), 1.f, 1.f, one ? &gamma : nullptr);
       // Straight-through: the latent weight gets the gradient of the effective weight γ·T.
       if (w.requires_grad()) k::matmul(dy, true, x.value(), false, w.grad(), 1.f, 1.f, nullptr);
     });
@@ -165,28 +171,36 @@ Var view(const Var& x, Shape shape) {
 
 Var cross_entropy(const Var& logits, const Tensor& targets, Tensor* token_losses) {
   const Tensor& z = logits.value();
-  int64_t n = targets.numel();
+  const int64_t n = targets.numel(), vocab = z.size(-1);
   DType acc = acc_dtype(z.dtype());
   Tensor loss = Tensor::empty({n}, acc, z.device());
   Tensor lse = Tensor::empty({n}, acc, z.device());
-  k::cross_entropy_forward(z, targets, loss, lse);
+  k::cross_entropy_forward(z, targets, 0, loss, lse);
   if (token_losses) *token_losses = loss;
-  std::vector<double> l = loss.to_doubles(), t = targets.to_doubles();
+  for (double t : targets.to_doubles())
+    SPECTRA_CHECK(t < double(vocab), "cross_entropy: target {} is outside the vocabulary of {}", t,
+                  vocab);
+  return mean_cross_entropy(logits, targets, 0, loss.to_doubles(), lse);
+}
+
+Var mean_cross_entropy(const Var& logits, const Tensor& targets, int64_t vocab_offset,
+                       const std::vector<double>& losses, const Tensor& lse) {
+  const std::vector<double> t = targets.to_doubles();
   double sum = 0;
   int64_t valid = 0;
-  for (int64_t i = 0; i < n; i++)
+  for (size_t i = 0; i < t.size(); i++)
     if (t[i] >= 0) {
-      sum += l[i];
+      sum += losses[i];
       valid++;
     }
   double mean = valid ? sum / double(valid) : 0.0;
   Var out(Tensor::full({1}, mean, DType::f64), needs_grad({&logits}));
   if (out.requires_grad()) {
-    record([logits, targets, lse, out, valid, acc] {
+    record([logits, targets, vocab_offset, lse, out, valid] {
       if (!out.has_grad() || valid == 0) return;
       double g = out.grad().item() / double(valid);  // d(mean)/d(loss_n)
-      Tensor dloss = Tensor::full({targets.numel()}, g, acc, logits.value().device());
-      k::cross_entropy_backward(logits.value(), targets, lse, dloss, logits.grad());
+      Tensor dloss = Tensor::full({targets.numel()}, g, lse.dtype(), logits.value().device());
+      k::cross_entropy_backward(logits.value(), targets, vocab_offset, lse, dloss, logits.grad());
     });
   }
   return out;

@@ -8,10 +8,20 @@ namespace spectra::ag {
 
 // y = x · wᵀ. x [N, in], w [out, in] -> y [N, out].
 Var linear(const Var& x, const Var& w);
-// The TriLM projection: w is the latent f32 weight; forward quantizes it (γ = eps + mean|w|,
-// trits in x's dtype) and computes y = x · (γ·T)ᵀ; backward is straight-through:
+// How many scales γ a ternary weight has: one per block of `groups` equal blocks of rows (axis
+// 0) or columns (axis 1). One process computes a tensor-parallel model's per-shard scales with
+// groups = the shards, split the way the shards are.
+struct TernaryScales {
+  int64_t groups = 1;
+  int axis = 0;
+};
+// The TriLM projection: w is the latent f32 weight; forward quantizes it (γ = eps + mean|w| per
+// group, trits in x's dtype) and computes y = x · (γ·T)ᵀ; backward is straight-through:
 // dx = dy · (γ·T), dw = dyᵀ · x. Returns γ through *gamma_out if given (tests, export).
-Var ternary_linear(const Var& x, const Var& w, float eps, Tensor* gamma_out = nullptr);
+// One group keeps the trits exact and applies γ in the matmul's f32 epilogue; several use the
+// effective weights γ·T in x's dtype.
+Var ternary_linear(const Var& x, const Var& w, float eps, TernaryScales scales = {},
+                   Tensor* gamma_out = nullptr);
 Var rmsnorm(const Var& x, const Var& g, float eps);
 Var swiglu(const Var& gate, const Var& up);
 // x [B, T, H, Dh]; positions pos0 .. pos0+T-1.
@@ -26,5 +36,10 @@ Var view(const Var& x, Shape shape);
 // Mean cross-entropy over the targets that are >= 0; the value is a one-element host tensor
 // (f64). Per-token losses are returned through *token_losses if given.
 Var cross_entropy(const Var& logits, const Tensor& targets, Tensor* token_losses = nullptr);
+// The mean loss as a Var, given the per-token losses (host, whole vocabulary) and lse (device,
+// acc dtype, whole vocabulary) of logits that are columns [vocab_offset, ..) of it: shared by
+// cross_entropy and the vocabulary-parallel one (autograd/parallel.h).
+Var mean_cross_entropy(const Var& logits, const Tensor& targets, int64_t vocab_offset,
+                       const std::vector<double>& losses, const Tensor& lse);
 
 }  // namespace spectra::ag

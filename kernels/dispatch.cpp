@@ -49,6 +49,11 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float
 void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
   DISPATCH(ternary_quantize, T_(&w, &t, &gamma), w, eps, t, gamma);
 }
+void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
+                             Tensor& effective, Tensor& gamma) {
+  DISPATCH(ternary_quantize_groups, T_(&w, &effective, &gamma), w, eps, groups, axis, effective,
+           gamma);
+}
 void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
   DISPATCH(rmsnorm_forward, T_(&x, &g, &y, &rstd), x, g, eps, y, rstd);
 }
@@ -85,13 +90,15 @@ void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tens
 void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t off, Tensor& dtable) {
   DISPATCH(embedding_backward, T_(&ids, &dout, &dtable), ids, dout, off, dtable);
 }
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& lse) {
-  DISPATCH(cross_entropy_forward, T_(&logits, &targets, &loss, &lse), logits, targets, loss, lse);
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                           Tensor& loss, Tensor& lse) {
+  DISPATCH(cross_entropy_forward, T_(&logits, &targets, &loss, &lse), logits, targets, vocab_offset,
+           loss, lse);
 }
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            const Tensor& dloss, Tensor& dlogits) {
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                            const Tensor& lse, const Tensor& dloss, Tensor& dlogits) {
   DISPATCH(cross_entropy_backward, T_(&logits, &targets, &lse, &dloss, &dlogits), logits, targets,
-           lse, dloss, dlogits);
+           vocab_offset, lse, dloss, dlogits);
 }
 void adamw_step(std::vector<AdamWTensor>& ts, const AdamWHyper& h) {
   const Tensor* first = ts.empty() ? nullptr : &ts[0].param;

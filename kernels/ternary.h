@@ -26,4 +26,13 @@ SPECTRA_HD double ternary_trit(double w, double gamma) {
 // shape as w; any float dtype: the trits are exact in all of them).
 SPECTRA_OP(void, ternary_quantize, const Tensor& w, float eps, Tensor& t, Tensor& gamma)
 
+// The same with `groups` scales per matrix: w [rows, cols] splits evenly along `axis` (0: blocks
+// of rows, as column-parallel layers shard; 1: blocks of columns, as row-parallel layers do), and
+// each block has its own γ. One process computes what `groups` tensor-parallel shards do, each
+// with its own scale. Writes the effective weights, effective[i, j] = γ_g · trit (exact: one
+// rounding of γ to the output dtype), and gamma [groups] f32. Each γ is summed as
+// ternary_quantize sums one matrix, so groups = 1 gives its γ bit for bit.
+SPECTRA_OP(void, ternary_quantize_groups, const Tensor& w, float eps, int64_t groups, int axis,
+           Tensor& effective, Tensor& gamma)
+
 }  // namespace spectra::kernels

@@ -1,16 +1,40 @@
 #include "layers/linear.h"
 
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
+#include "kernels/ternary.h"
 
 namespace spectra {
 
-Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, const LayerOptions& opt)
-    : ternary_(ternary), eps_(ternary_eps) {
-  weight_ = &add_parameter("weight", {out, in}, Init::normal, /*decay=*/true, ternary);
+namespace {
+bool parallel(const dist::Group* tp) { return tp && tp->size() > 1; }
+}  // namespace
+
+Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit split,
+               const LayerOptions& opt, int64_t ternary_shards)
+    : ternary_(ternary), eps_(ternary_eps), split_(split), tp_(opt.tp) {
+  const int axis = split == TpSplit::column ? 0 : split == TpSplit::row ? 1 : -1;
+  Split s = axis < 0 ? Split{} : Split{axis, opt.tp_size(), opt.tp_rank()};
+  weight_ = &add_parameter("weight", {out, in}, Init::normal, /*decay=*/true, ternary, s);
+  // The scale blocks follow the TP split (rows for column-parallel, columns for row-parallel).
+  scales_ = {ternary_shards / s.parts, axis == 1 ? 1 : 0};
 }
 
 ag::Var Linear::forward(const ag::Var& x) const {
-  return ternary_ ? ag::ternary_linear(x, weight_->var(), eps_) : ag::linear(x, weight_->var());
+  const bool tp = parallel(tp_);
+  ag::Var in = tp && split_ == TpSplit::column ? ag::tp_copy(x, *tp_) : x;
+  ag::Var y = ternary_ ? ag::ternary_linear(in, weight_->var(), eps_, scales_)
+                       : ag::linear(in, weight_->var());
+  return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
+}
+
+Tensor Linear::effective_weight() const {
+  const Tensor w = weight_->master.to(DType::f32);
+  if (!ternary_) return w;
+  Tensor out = Tensor::empty(w.shape(), DType::f32, w.device());
+  Tensor gamma = Tensor::empty({scales_.groups}, DType::f32, w.device());
+  kernels::ternary_quantize_groups(w, eps_, scales_.groups, scales_.axis, out, gamma);
+  return out;
 }
 
 RMSNorm::RMSNorm(int64_t dim, float eps, const LayerOptions& opt) : eps_(eps) {
@@ -19,10 +43,15 @@ RMSNorm::RMSNorm(int64_t dim, float eps, const LayerOptions& opt) : eps_(eps) {
 
 ag::Var RMSNorm::forward(const ag::Var& x) const { return ag::rmsnorm(x, gain_->var(), eps_); }
 
-Embedding::Embedding(int64_t rows, int64_t dim, const LayerOptions& opt) {
-  table_ = &add_parameter("weight", {rows, dim}, Init::normal, /*decay=*/true, false);
+Embedding::Embedding(int64_t rows, int64_t dim, const LayerOptions& opt)
+    : tp_(opt.tp), offset_(rows / opt.tp_size() * opt.tp_rank()) {
+  table_ = &add_parameter("weight", {rows, dim}, Init::normal, /*decay=*/true, false,
+                          Split{0, opt.tp_size(), opt.tp_rank()});
 }
 
-ag::Var Embedding::forward(const Tensor& ids) const { return ag::embedding(ids, table_->var()); }
+ag::Var Embedding::forward(const Tensor& ids) const {
+  ag::Var rows = ag::embedding(ids, table_->var(), offset_);
+  return parallel(tp_) ? ag::tp_reduce(rows, *tp_) : rows;
+}
 
 }  // namespace spectra

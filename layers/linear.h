@@ -2,6 +2,8 @@
 // of SPECTRA.md: the forward pass uses γ·round(clamp(W/γ, -1, 1)), γ = eps + mean|W| over this
 // (shard of the) matrix, and the latent f32 W learns through the straight-through estimator.
 #pragma once
+#include "autograd/ops.h"
+#include "dist/group.h"
 #include "layers/module.h"
 
 namespace spectra {
@@ -10,19 +12,39 @@ struct LayerOptions {
   DType param_dtype = DType::f32;  // master weights
   Device device;
   int64_t arena_multiple = 1;  // pad the parameter arenas to a multiple (ZeRO shards evenly)
+  // The tensor-parallel group (null: none). Layers split their weights over it, Megatron style.
+  const dist::Group* tp = nullptr;
+
+  int tp_size() const { return tp ? tp->size() : 1; }
+  int tp_rank() const { return tp ? tp->rank() : 0; }
 };
+
+// Megatron's two ways to split a projection over the TP group: column-parallel splits the
+// output features (W's rows; the input is replicated), row-parallel the input features (W's
+// columns; the outputs are partial sums, all-reduced).
+enum class TpSplit : uint8_t { none, column, row };
 
 class Linear : public Module {
  public:
-  Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, const LayerOptions& opt);
+  // ternary_shards: TriLM scales per full matrix, in blocks along the TP split (a multiple of
+  // the TP size: each rank's shard has ternary_shards / tp of them).
+  Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit split,
+         const LayerOptions& opt, int64_t ternary_shards = 1);
+  // x: [N, in] (column / none) or [N, in/tp] (row) -> [N, out/tp] (column) or [N, out].
   ag::Var forward(const ag::Var& x) const;
   Parameter& weight() { return *weight_; }
   bool ternary() const { return ternary_; }
+  // The weight the forward pass uses, full size on this rank's shard: γ·T for a TriLM
+  // projection (what an export writes), the weight itself otherwise. f32.
+  Tensor effective_weight() const;
 
  private:
   Parameter* weight_;
   bool ternary_;
   float eps_;
+  TpSplit split_;
+  const dist::Group* tp_;
+  ag::TernaryScales scales_;
 };
 
 class RMSNorm : public Module {
@@ -35,6 +57,8 @@ class RMSNorm : public Module {
   float eps_;
 };
 
+// Vocabulary-parallel under TP: each rank holds rows/tp rows, looks up the ids that fall in
+// them (zeros elsewhere), and the group sums the outputs.
 class Embedding : public Module {
  public:
   Embedding(int64_t rows, int64_t dim, const LayerOptions& opt);
@@ -42,6 +66,8 @@ class Embedding : public Module {
 
  private:
   Parameter* table_;
+  const dist::Group* tp_;
+  int64_t offset_;  // the first row this rank holds
 };
 
 }  // namespace spectra

@@ -1,6 +1,7 @@
 #include "layers/lm.h"
 
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 
@@ -12,7 +13,7 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
       compute_dtype_(compute_dtype),
       embed_(cfg.vocab_rows, cfg.hidden, opt),
       norm_(cfg.hidden, cfg.norm_eps, opt),
-      head_(cfg.hidden, cfg.vocab_rows, /*ternary=*/false, 0.f, opt) {
+      head_(cfg.hidden, cfg.vocab_rows, /*ternary=*/false, 0.f, TpSplit::column, opt) {
   for (int64_t i = 0; i < cfg.layers; i++) {
     layers_.emplace_back(cfg, opt);
     layers_container_.add_child(std::to_string(i), &layers_.back());
@@ -48,11 +49,16 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
 
 void LM::initialize(uint64_t seed) {
   for (auto& [name, p] : named_parameters()) {
+    // Element i of this rank's block draws the number of its place in the full tensor, so
+    // every layout starts from the same model.
     Tensor host = Tensor::empty(p->master.shape(), DType::f64);
     double* h = host.data<double>();
     uint64_t key = hash_name(name, seed);
     for (int64_t i = 0; i < host.numel(); i++)
-      h[i] = p->init == Init::ones ? 1.0 : double(cfg_.init_std) * double(philox_normal(key, i));
+      h[i] = p->init == Init::ones
+                 ? 1.0
+                 : double(cfg_.init_std) *
+                       double(philox_normal(key, uint64_t(p->split.full_index(p->full, i))));
     p->master.copy_from(host.to(p->master.dtype()).to(p->master.device()));
   }
   refresh_compute();
@@ -74,7 +80,10 @@ ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
 
 ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                  Tensor* token_losses) const {
-  return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);
+  if (!opt_.tp) return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);
+  const int64_t first_row = cfg_.vocab_rows / opt_.tp_size() * opt_.tp_rank();
+  return ag::vocab_parallel_cross_entropy(logits(ids, batch, seq), targets, first_row, *opt_.tp,
+                                          token_losses);
 }
 
 }  // namespace spectra

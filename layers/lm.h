@@ -21,6 +21,7 @@ class LM : public Module {
   const ModelConfig& config() const { return cfg_; }
   Device device() const { return opt_.device; }
   DType compute_dtype() const { return compute_dtype_; }
+  const dist::Group* tp_group() const { return opt_.tp; }  // null: no tensor parallelism
 
   // Fills every parameter from (seed, its name): normal(0, init_std) for weights, 1 for norm
   // gains. Independent of creation order, device and parallel layout.
@@ -36,7 +37,8 @@ class LM : public Module {
   const Tensor& grad_arena() const { return grad_arena_; }
   int64_t parameter_elements() const { return elements_; }
 
-  // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype.
+  // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype (under tensor
+  // parallelism: this rank's vocab_rows/tp columns of them).
   ag::Var logits(const Tensor& ids, int64_t batch, int64_t seq) const;
   // Mean next-token cross-entropy; targets < 0 are ignored.
   ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,

@@ -19,6 +19,10 @@ struct ModelConfig {
   float rope_theta = 10000.f;
   float norm_eps = 1e-5f;
   float ternary_eps = 1e-5f;  // TriLM γ = eps + mean|W|
+  // TriLM scales per projection: γ per block of 1/ternary_shards of each matrix, split as
+  // tensor parallelism splits it (the paper's per-shard scales). Recipes default it to
+  // parallel.tp; a single process set to 2 computes what a tp=2 run does.
+  int64_t ternary_shards = 1;
   float init_std = 0.02f;
 
   int64_t head_dim() const { return hidden / heads; }

@@ -14,13 +14,33 @@
 
 #include "autograd/var.h"
 #include "core/tensor.h"
+#include "dist/group.h"
 
 namespace spectra {
 
 enum class Init : uint8_t { normal, ones };
 
+// How a parameter is split across the tensor-parallel group: this rank holds part `index` of
+// `parts` equal blocks of dimension `axis` (0: rows, 1: columns) of the full tensor; axis -1:
+// replicated. Checkpoints and model files hold full tensors; these map between the two.
+struct Split {
+  int axis = -1;
+  int parts = 1, index = 0;
+
+  Shape local_shape(Shape full) const;
+  // The full tensor's flat index of this rank's local element i.
+  int64_t full_index(const Shape& full, int64_t local_i) const;
+  // This rank's block of a full host tensor, contiguous.
+  Tensor shard(const Tensor& full) const;
+  // The full tensor from every rank's block, concatenated in rank order ([parts·local] as an
+  // all-gather along dim 0 delivers them).
+  Tensor unshard(const Tensor& gathered, const Shape& full) const;
+};
+
 struct Parameter {
-  Shape shape;
+  Shape shape;  // this rank's (local) shape
+  Shape full;   // the whole tensor's shape (the same when replicated)
+  Split split;
   Tensor master;   // f32 (f64 in gradient-check models)
   Tensor grad;     // same dtype as master
   Tensor compute;  // undefined when the model computes in the master's dtype
@@ -44,13 +64,20 @@ class Module {
   std::vector<NamedParameter> named_parameters(const std::string& prefix = "") const;
 
  protected:
-  Parameter& add_parameter(std::string name, Shape shape, Init init, bool decay, bool ternary);
+  // `full` is the whole tensor's shape; the parameter holds split's block of it.
+  Parameter& add_parameter(std::string name, Shape full, Init init, bool decay, bool ternary,
+                           Split split = {});
   void add_child(std::string name, Module* child);
 
  private:
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> params_;
   std::vector<std::pair<std::string, Module*>> children_;
 };
+
+// A parameter's full tensor on the host from this rank's `local` part of it (its master, a
+// gradient, an optimizer moment): gathered over the TP group when split (a collective: every
+// rank of the group calls it), else `local` itself.
+Tensor full_tensor(const Parameter& p, const Tensor& local, const dist::Group* tp);
 
 // A Module that only groups children under a name ("model", "model.layers").
 class ModuleGroup : public Module {

@@ -5,11 +5,11 @@
 namespace spectra {
 
 Attention::Attention(const ModelConfig& c, const LayerOptions& o)
-    : q_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
-      k_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
-      v_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
-      o_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, o),
-      heads_(c.heads),
+    : q_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
+      k_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
+      v_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
+      o_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, TpSplit::row, o, c.ternary_shards),
+      heads_(c.heads / o.tp_size()),
       head_dim_(c.head_dim()),
       theta_(c.rope_theta) {
   add_child("q_proj", &q_);
@@ -28,9 +28,9 @@ ag::Var Attention::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
 }
 
 MLP::MLP(const ModelConfig& c, const LayerOptions& o)
-    : gate_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, o),
-      up_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, o),
-      down_(c.ffn, c.hidden, c.ternary(), c.ternary_eps, o) {
+    : gate_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
+      up_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
+      down_(c.ffn, c.hidden, c.ternary(), c.ternary_eps, TpSplit::row, o, c.ternary_shards) {
   add_child("gate_proj", &gate_);
   add_child("up_proj", &up_);
   add_child("down_proj", &down_);

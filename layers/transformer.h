@@ -2,6 +2,9 @@
 //   h = x + o_proj(attention(rope(q_proj(n1(x))), rope(k_proj(n1(x))), v_proj(n1(x))))
 //   y = h + down_proj(silu(gate_proj(n2(h))) · up_proj(n2(h)))
 // The seven projections are ternary in a TriLM and float in a FloatLM; nothing else differs.
+// Under tensor parallelism (LayerOptions::tp) q/k/v and gate/up are column-parallel and o and
+// down row-parallel, so each rank computes heads/tp heads and ffn/tp of the MLP, and each block
+// communicates twice forward (after o and down) and twice backward (before q/k/v, gate/up).
 #pragma once
 #include "layers/linear.h"
 #include "layers/model_config.h"
@@ -16,7 +19,7 @@ class Attention : public Module {
 
  private:
   Linear q_, k_, v_, o_;
-  int64_t heads_, head_dim_;
+  int64_t heads_, head_dim_;  // heads_: this rank's
   float theta_;
 };
 

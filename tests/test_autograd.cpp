@@ -204,7 +204,7 @@ TEST(Autograd, TernaryForwardUsesOnlyThreeValues) {
   Tensor eye = Tensor::zeros({10, 10});
   for (int i = 0; i < 10; i++) eye.data<float>()[i * 10 + i] = 1.f;
   Tensor gamma;
-  ag::Var y = ag::ternary_linear(ag::Var(eye), ag::Var(w), 1e-5f, &gamma);
+  ag::Var y = ag::ternary_linear(ag::Var(eye), ag::Var(w), 1e-5f, {}, &gamma);
   EXPECT_FLOAT_EQ(float(gamma.item()), float(1e-5 + mean_abs));
   float g = float(gamma.item());
   int nonzero = 0;

@@ -1,6 +1,7 @@
-// Data parallelism under real `mpirun`: 2 and 4 ranks, with and without ZeRO-1, train the same
-// model as one process (same losses for 5 steps, same parameters after them, relative
-// difference <= 1e-5 in f32), and impossible layouts fail before any work with one error line.
+// Data and tensor parallelism under real `mpirun`: 2 and 4 ranks (dp 2 and 4, tp 2, tp 2 x dp 2),
+// with and without ZeRO-1, train the same model as one process (same losses for 5 steps, same
+// parameters after them, relative difference <= 1e-5 in f32), checkpoints resume across
+// layouts, and impossible layouts fail before any work with one error line.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -11,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "data/hdf5.h"
+#include "kernels/ternary.h"
 
 namespace {
 
@@ -99,10 +102,84 @@ TEST(DataParallel, CheckpointsResumeUnderAnotherLayout) {
   }
 }
 
+// Tensor parallelism (Megatron splits, per-shard TriLM scales) alone and with data parallelism,
+// with and without ZeRO-1, trains what one process does when that process computes the same
+// per-shard scales (model.ternary_shards=2).
+TEST(TensorParallel, MatchesOneProcess) {
+  const std::string shards = " --set model.ternary_shards=2";
+  std::vector<double> ref = train("", "ref_s2", shards);
+  ASSERT_EQ(ref.size(), 5u);
+  for (auto [ranks, dp] : {std::pair{2, 1}, {4, 2}})
+    for (int zero : {0, 1}) {
+      if (dp == 1 && zero == 1) continue;  // ZeRO-1 shards over dp: nothing to shard
+      std::string name = "tp2dp" + std::to_string(dp) + "z" + std::to_string(zero);
+      std::vector<double> got = train(
+          mpirun(ranks), name, "--set parallel.tp=2 --set parallel.zero=" + std::to_string(zero));
+      ASSERT_EQ(got.size(), ref.size()) << name;
+      for (size_t i = 0; i < ref.size(); i++)
+        EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << name << " step " << i + 1;
+      EXPECT_LE(max_param_rel_diff(name, "ref_s2"), 1e-5) << name;
+    }
+  // A FloatLM has no scales: tp=2 matches the plain single process.
+  std::vector<double> fref = train("", "float_ref", "--set model.kind=floatlm");
+  std::vector<double> fgot =
+      train(mpirun(2), "float_tp2", "--set model.kind=floatlm --set parallel.tp=2");
+  ASSERT_EQ(fgot.size(), fref.size());
+  for (size_t i = 0; i < fref.size(); i++) EXPECT_NEAR(fgot[i], fref[i], 1e-5 * fref[i]);
+  EXPECT_LE(max_param_rel_diff("float_tp2", "float_ref"), 1e-5);
+}
+
+// SPECTRA.md: a TriLM trained with tp=2 has exactly 2 distinct nonzero magnitudes in each
+// split projection once gathered (one γ per shard), where a single scale gives one.
+TEST(TensorParallel, GatheredProjectionsHaveOneScalePerShard) {
+  train(mpirun(2), "tp2", "--set parallel.tp=2");
+  spectra::h5::File f = spectra::h5::File::open_read((kDir / "tp2.h5").string());
+  int projections = 0;
+  for (const std::string& name : f.list("params")) {
+    if (name.find("_proj") == std::string::npos) continue;
+    projections++;
+    const bool row_parallel =
+        name.find("o_proj") != std::string::npos || name.find("down_proj") != std::string::npos;
+    spectra::Tensor w = f.read("params/" + name);
+    auto magnitudes = [&](int64_t groups) {
+      spectra::Tensor e = spectra::Tensor::empty(w.shape());
+      spectra::Tensor gamma = spectra::Tensor::empty({groups});
+      spectra::kernels::ternary_quantize_groups(w, 1e-5f, groups, row_parallel ? 1 : 0, e, gamma);
+      std::set<double> m;
+      for (double x : e.to_doubles())
+        if (x != 0) m.insert(std::abs(x));
+      return m.size();
+    };
+    EXPECT_EQ(magnitudes(2), 2u) << name;
+    EXPECT_EQ(magnitudes(1), 1u) << name;
+  }
+  EXPECT_EQ(projections, 2 * 7);
+}
+
+// Checkpoints hold full tensors: one written under tp=2 resumes in one process and the reverse.
+TEST(TensorParallel, CheckpointsResumeAcrossTensorParallelLayouts) {
+  const std::string shards = " --set model.ternary_shards=2";
+  std::vector<double> ref = train("", "ref_s2", shards);
+  for (auto [first, second] : {std::pair{mpirun(2), std::string()}, {std::string(), mpirun(2)}}) {
+    const std::string dir = (kDir / "tp_ckpt").string();
+    std::filesystem::remove_all(dir);
+    auto layout = [&](const std::string& launcher) {
+      return " --set checkpoint.dir=" + dir + shards +
+             (launcher.empty() ? "" : " --set parallel.tp=2");
+    };
+    train(first, "tp_part", layout(first) + " --stop-at 3");
+    std::vector<double> got = train(second, "tp_part", layout(second) + " --resume auto");
+    ASSERT_EQ(got.size(), 5u);
+    for (size_t i = 0; i < ref.size(); i++)
+      EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << "step " << i + 1;
+    EXPECT_LE(max_param_rel_diff("tp_part", "ref_s2"), 1e-5);
+  }
+}
+
 TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {
   std::string recipe = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm.yaml";
-  for (std::string bad :
-       {"--set parallel.tp=3", "--set parallel.dp=3", "--set train.global_batch=24"}) {
+  for (std::string bad : {"--set parallel.tp=3", "--set parallel.tp=4", "--set parallel.dp=3",
+                          "--set train.global_batch=24"}) {
     CommandResult r = run_command(mpirun(2) + SPECTRA_BIN + " train " + recipe + " " + bad);
     EXPECT_NE(r.code, 0) << bad;
     size_t errors = 0;

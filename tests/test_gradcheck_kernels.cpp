@@ -150,12 +150,12 @@ TEST(GradcheckKernels, CrossEntropyWithIgnoredTargets) {
   tg.data<int32_t>()[4] = -1;
   Tensor loss_t = empty({7}), lse = empty({7});
   auto loss = [&] {
-    cpu::cross_entropy_forward(z, tg, loss_t, lse);
+    cpu::cross_entropy_forward(z, tg, 0, loss_t, lse);
     return dot(loss_t, r);
   };
   loss();
   Tensor dz = zeros({7, 11});
-  cpu::cross_entropy_backward(z, tg, lse, r, dz);
+  cpu::cross_entropy_backward(z, tg, 0, lse, r, dz);
   expect_fd("cross_entropy dlogits", z, dz, loss);
   for (int64_t j = 0; j < 11; j++) EXPECT_EQ(dz.data<double>()[11 + j], 0.0);  // ignored row
 }

@@ -141,6 +141,41 @@ TEST_P(KernelsCpu, TernaryQuantizeValuesAndGamma) {
     }
 }
 
+// Per-block scales: every row block (axis 0) or column block (axis 1) has γ = eps + mean|block|
+// and effective weights γ·trit; one group is ternary_quantize's γ and trits, bit for bit.
+TEST_P(KernelsCpu, TernaryQuantizeGroups) {
+  const DType dt = GetParam();
+  const float eps = 1e-5f;
+  for (int axis : {0, 1})
+    for (int64_t groups : {1, 2, 3}) {
+      const int64_t rows = 6, cols = 12;
+      Tensor w = randn({rows, cols}, dt, 0.02), e = poisoned({rows, cols}, dt);
+      Tensor gamma = poisoned({groups}, DType::f32);
+      cpu::ternary_quantize_groups(w, eps, groups, axis, e, gamma);
+      Vec W = w.to_doubles(), E = e.to_doubles();
+      const int64_t span = (axis == 0 ? rows : cols) / groups;
+      auto group_of = [&](int64_t i) { return (axis == 0 ? i / cols : i % cols) / span; };
+      for (int64_t g = 0; g < groups; g++) {
+        double sum = 0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < rows * cols; i++)
+          if (group_of(i) == g) sum += std::abs(W[size_t(i)]), n++;
+        EXPECT_EQ(gamma.data<float>()[g], float(double(eps) + sum / double(n))) << axis << " " << g;
+      }
+      for (int64_t i = 0; i < rows * cols; i++) {
+        const double g = gamma.data<float>()[group_of(i)], r = W[size_t(i)] / g;
+        if (std::abs(std::abs(r) - 0.5) < 1e-6) continue;
+        EXPECT_EQ(E[size_t(i)], double(dt == DType::f32 ? double(float(g)) : g) *
+                                    std::max(-1.0, std::min(1.0, std::round(r))));
+      }
+      if (groups == 1) {
+        Tensor t = poisoned({rows, cols}, dt), g1 = poisoned({1}, DType::f32);
+        cpu::ternary_quantize(w, eps, t, g1);
+        EXPECT_EQ(g1.item(), gamma.item());
+      }
+    }
+}
+
 TEST_P(KernelsCpu, TernaryTiesRoundHalfAwayFromZero) {
   const DType dt = GetParam();
   // mean|w| = 1 (then 2), eps 0: w/γ hits the ties ±0.5 and ±1.5 exactly.
@@ -280,7 +315,7 @@ TEST_P(KernelsCpu, CrossEntropyForwardIgnoresNegativeTargets) {
     tg.data<int32_t>()[n / 2] = -1;
     if (n > 2) tg.data<int32_t>()[0] = -100;
     Tensor loss = poisoned({n}, dt), lse = poisoned({n}, dt);
-    cpu::cross_entropy_forward(z, tg, loss, lse);
+    cpu::cross_entropy_forward(z, tg, 0, loss, lse);
     Vec Z = z.to_doubles(), L(static_cast<size_t>(n)), S(static_cast<size_t>(n));
     for (int64_t r = 0; r < n; r++) {
       double mx = -INFINITY, sum = 0;
@@ -293,6 +328,49 @@ TEST_P(KernelsCpu, CrossEntropyForwardIgnoresNegativeTargets) {
     EXPECT_LE(rel_err(loss, L), tol(dt)) << n << "x" << v;
     EXPECT_LE(rel_err(lse, S), tol(dt)) << n << "x" << v;
     EXPECT_EQ(loss.to_doubles()[size_t(n / 2)], 0.0);
+  }
+}
+
+// Vocabulary-parallel shards: each shard's loss, lse and gradient, combined as
+// autograd/parallel.cpp does (lse = log Σ exp(lse_s); the target term from its owner), equal
+// the unsharded kernel's.
+TEST_P(KernelsCpu, CrossEntropyShardsCombineToTheWhole) {
+  const DType dt = GetParam();
+  const int64_t n = 9, v = 12, shards = 3, w = v / shards;
+  Tensor z = randn({n, v}, dt, 3.0), tg = ids(n, 0, v), dl = randn({n}, dt);
+  tg.data<int32_t>()[4] = -1;
+  Tensor loss = poisoned({n}, dt), lse = poisoned({n}, dt), g = Tensor::zeros({n, v}, dt);
+  cpu::cross_entropy_forward(z, tg, 0, loss, lse);
+  cpu::cross_entropy_backward(z, tg, 0, lse, dl, g);
+  Vec L = loss.to_doubles(), S = lse.to_doubles(), G = g.to_doubles(), Z = z.to_doubles();
+  Vec sum_exp(size_t(n), 0.0), target(size_t(n), 0.0);
+  std::vector<Tensor> parts;
+  for (int64_t s = 0; s < shards; s++) {
+    Vec zs;
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t j = 0; j < w; j++) zs.push_back(Z[size_t(r * v + s * w + j)]);
+    Tensor part = Tensor::from(zs, {n, w}).to(dt), pl = poisoned({n}, dt), ps = poisoned({n}, dt);
+    cpu::cross_entropy_forward(part, tg, s * w, pl, ps);
+    Vec PL = pl.to_doubles(), PS = ps.to_doubles();
+    for (int64_t r = 0; r < n; r++) {
+      sum_exp[size_t(r)] += std::exp(PS[size_t(r)]);
+      target[size_t(r)] += PS[size_t(r)] - PL[size_t(r)];  // the logit on its owner, else 0
+    }
+    parts.push_back(part);
+  }
+  Vec combined(size_t(n));
+  for (int64_t r = 0; r < n; r++) {
+    const double l = std::log(sum_exp[size_t(r)]);
+    EXPECT_NEAR(l, S[size_t(r)], 1e-5 * std::abs(S[size_t(r)])) << r;
+    if (tg.data<int32_t>()[r] >= 0) EXPECT_NEAR(l - target[size_t(r)], L[size_t(r)], 1e-5) << r;
+  }
+  for (int64_t s = 0; s < shards; s++) {
+    Tensor gs = Tensor::zeros({n, w}, dt);
+    cpu::cross_entropy_backward(parts[size_t(s)], tg, s * w, lse, dl, gs);
+    Vec GS = gs.to_doubles();
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t j = 0; j < w; j++)
+        EXPECT_NEAR(GS[size_t(r * w + j)], G[size_t(r * v + s * w + j)], tol(dt)) << r << "," << j;
   }
 }
 
@@ -460,8 +538,8 @@ std::vector<BackwardCase> backward_cases() {
                 [tg](const std::vector<Tensor>& in, std::vector<Tensor>& g) {
                   Tensor loss = Tensor::empty({7}, in[0].dtype()),
                          lse = Tensor::empty({7}, in[0].dtype());
-                  cpu::cross_entropy_forward(in[0], tg, loss, lse);
-                  cpu::cross_entropy_backward(in[0], tg, lse, in[1], g[0]);
+                  cpu::cross_entropy_forward(in[0], tg, 0, loss, lse);
+                  cpu::cross_entropy_backward(in[0], tg, 0, lse, in[1], g[0]);
                 }});
   cs.push_back({"linear",
                 {randn({7, 13}, f), randn({5, 13}, f), randn({7, 5}, f)},
@@ -519,10 +597,10 @@ TEST(KernelsCpuContracts, ErrorsNameTheOp) {
   Tensor o = Tensor::empty({1, 6, 2, 8}), lse = Tensor::empty({1, 2, 6});
   expect_error([&] { cpu::attention_forward(q, k, k, 1.f, o, lse); }, "attention_forward:");
   Tensor z = randn({2, 5}, DType::f32), loss = Tensor::empty({2});
-  Tensor tg = Tensor::from(std::vector<int32_t>{1, 5}, {2});
+  Tensor tg = Tensor::from(std::vector<int64_t>{1, 4}, {2});
   Tensor lse2 = rstd.slice(0, 2);
-  expect_error([&] { cpu::cross_entropy_forward(z, tg, loss, lse2); },
-               "cross_entropy_forward: target 5 at row 1 is outside the vocabulary of 5");
+  expect_error([&] { cpu::cross_entropy_forward(z, tg, 0, loss, lse2); },
+               "cross_entropy_forward: targets");
   Tensor gd = Tensor::empty({1}, DType::f64), t = Tensor::empty({4, 8});
   expect_error([&] { cpu::ternary_quantize(x, 1e-5f, t, gd); }, "ternary_quantize: gamma");
   Tensor fid = Tensor::empty({3}), table = randn({4, 8}, DType::f32), out = Tensor::empty({3, 8});

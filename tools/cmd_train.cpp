@@ -67,11 +67,6 @@ void run(const TrainArgs& a) {
       p = resolve_placement(r);
       dist::check_layout(r.parallel.tp, r.parallel.dp, dist::world_size(), r.path);
     }
-    if (r.parallel.tp > 1 && !a.dry_run)
-      user_error(
-          "{}: parallel.tp {}: tensor parallelism is not implemented yet; train with "
-          "--set parallel.tp=1 (data parallelism: parallel.dp)",
-          r.path, r.parallel.tp);
   } catch (const UserError& e) {
     error = e.what();
   }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <regex>
 
 #include "core/log.h"
@@ -51,6 +52,7 @@ std::vector<std::pair<std::string, std::string>> model_fields(const ModelConfig&
           {"model.ffn", std::to_string(m.ffn)},
           {"model.heads", std::to_string(m.heads)},
           {"model.layers", std::to_string(m.layers)},
+          {"model.ternary_shards", std::to_string(m.ternary_shards)},
           {"model.vocab_size", std::to_string(m.vocab_size)}};
 }
 
@@ -59,6 +61,25 @@ int64_t step_of(const fs::path& p) {
   std::smatch m;
   std::string name = p.filename().string();
   return std::regex_match(name, m, re) ? std::stoll(m[1]) : -1;
+}
+
+// Every parameter's master, m and v as full host tensors, one parameter at a time (so a large
+// model is never whole in memory twice), passed to `write` (null on the ranks that only help
+// gather). Collective over the model's TP group.
+void gather_parameters(const LM& model, const Tensor (&moments)[2],
+                       const std::function<void(const std::string&, const Tensor (&)[3])>& write) {
+  const dist::Group* tp = model.tp_group();
+  auto host = [](const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t; };
+  const Tensor host_m = host(moments[0]), host_v = host(moments[1]);
+  int64_t off = 0;
+  for (auto& [name, p] : model.named_parameters()) {
+    const int64_t n = p->master.numel();
+    Tensor parts[3] = {host(p->master), host_m.slice(off, off + n).view(p->shape),
+                       host_v.slice(off, off + n).view(p->shape)};
+    for (Tensor& t : parts) t = full_tensor(*p, t, tp);
+    if (write) write(name, parts);
+    off += n;
+  }
 }
 
 }  // namespace
@@ -78,7 +99,12 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
   Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
   const std::string dir = r.checkpoint.dir;
   const std::string path = (fs::path(dir) / fmt::format("step-{:08}.h5", st.step)).string();
-  if (world_rank != 0) return path;
+  // Rank 0 writes; the rest of its TP group (ranks 0 .. tp-1) gathers the split tensors with it.
+  const dist::Group* tp = model.tp_group();
+  if (world_rank != 0) {
+    if (tp && world_rank < tp->size()) gather_parameters(model, moments, nullptr);
+    return path;
+  }
 
   fs::create_directories(dir);
   for (const auto& e : fs::directory_iterator(dir))  // a write a crash interrupted earlier
@@ -97,22 +123,13 @@ std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
     f.set_attr("loss_scale_clean_steps", opt.scaler().clean_steps);
     f.set_attr("data_state", st.data_state);
     for (const char* g : kGroups) f.create_group(g);
-    auto host = [](const Tensor& t) {
-      return t.is_cuda() ? t.to(Device::cpu()) : t;
-    };  // no copy on the CPU
-    Tensor host_m = host(moments[0]), host_v = host(moments[1]);
-    int64_t off = 0;
-    for (auto& [name, p] : model.named_parameters()) {
-      const int64_t n = p->master.numel();
-      const Tensor parts[3] = {host(p->master), host_m.slice(off, off + n).view(p->shape),
-                               host_v.slice(off, off + n).view(p->shape)};
+    gather_parameters(model, moments, [&](const std::string& name, const Tensor(&parts)[3]) {
       for (int k = 0; k < 3; k++) {
         std::string ds = std::string(kGroups[k]) + "/" + name;
         f.write(ds, parts[k]);
         f.set_attr("crc32", int64_t(crc_of(parts[k])), ds);
       }
-      off += n;
-    }
+    });
     f.close();
   }
   if (std::string bad = verify_checkpoint(tmp); !bad.empty())
@@ -176,25 +193,32 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   auto want = model_fields(r.model), have = model_fields(saved.model);
   for (size_t i = 0; i < want.size(); i++)
     if (want[i].second != have[i].second)
-      user_error("{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it",
-                 path, have[i].first, have[i].second, want[i].first, want[i].second);
+      user_error(
+          "{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it "
+          "(--set {}={})",
+          path, have[i].first, have[i].second, want[i].first, want[i].second, have[i].first,
+          have[i].second);
   const int64_t arena = model.master_arena().numel();
   Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
   int64_t off = 0;
   // Each dataset is read once, straight into its place, and its checksum checked there.
   Tensor w = Tensor::empty({arena});
+  // A split parameter is read whole and this rank's block kept.
   for (auto& [name, p] : model.named_parameters()) {
     const int64_t n = p->master.numel();
+    const bool split = p->split.parts > 1;
     Tensor dst[3] = {w.slice(off, off + n), m.slice(off, off + n), v.slice(off, off + n)};
     for (int k = 0; k < 3; k++) {
       const std::string ds = std::string(kGroups[k]) + "/" + name;
       if (!f.exists(ds)) user_error("{}: refusing checkpoint: missing '{}'", path, ds);
-      if (f.shape_of(ds) != p->shape)
+      if (f.shape_of(ds) != p->full)
         user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)),
-                   shape_str(p->shape));
-      f.read_into(ds, dst[k]);
-      if (int64_t(crc_of(dst[k])) != f.attr_int("crc32", ds))
+                   shape_str(p->full));
+      Tensor whole = split ? Tensor::empty({shape_numel(p->full)}) : dst[k];
+      f.read_into(ds, whole);
+      if (int64_t(crc_of(whole)) != f.attr_int("crc32", ds))
         user_error("{}: refusing checkpoint: checksum mismatch in '{}' (corrupt file)", path, ds);
+      if (split) dst[k].copy_from(p->split.shard(whole.view(p->full)).view({n}));
     }
     off += n;
   }

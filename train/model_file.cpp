@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "data/hdf5.h"
 #include "data/text.h"
@@ -13,25 +14,29 @@ static constexpr const char* kFormat = "spectra-model";
 static constexpr int64_t kFormatVersion = 1;
 static constexpr const char* kTokenizer = "tokenizer.json";
 
-void save_model(const std::string& path, const LM& model, const Recipe& recipe) {
-  std::string tmp = path + ".tmp";
-  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir);
-  {
-    h5::File f = h5::File::create(tmp);
-    f.set_attr("format", std::string(kFormat));
-    f.set_attr("format_version", kFormatVersion);
-    f.set_attr("recipe", recipe.text);
+void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write) {
+  const std::string tmp = path + ".tmp";
+  std::optional<h5::File> f;
+  if (write) {
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+    f.emplace(h5::File::create(tmp));
+    f->set_attr("format", std::string(kFormat));
+    f->set_attr("format_version", kFormatVersion);
+    f->set_attr("recipe", recipe.text);
     if (!recipe.data.tokenizer.empty()) {  // the model file alone can encode and decode
       const std::string json = read_text_file(recipe.data.tokenizer);
-      f.write(kTokenizer,
-              Tensor::from(std::vector<uint8_t>(json.begin(), json.end()), {int64_t(json.size())}));
+      f->write(kTokenizer, Tensor::from(std::vector<uint8_t>(json.begin(), json.end()),
+                                        {int64_t(json.size())}));
     }
-    f.create_group("params");
-    for (auto& [name, p] : model.named_parameters())
-      f.write("params/" + name, p->master.to(Device::cpu()).to(DType::f32));
-    f.close();
+    f->create_group("params");
   }
+  for (auto& [name, p] : model.named_parameters()) {
+    Tensor full = full_tensor(*p, p->master, model.tp_group());  // collective when split
+    if (f) f->write("params/" + name, full.to(DType::f32));
+  }
+  if (!f) return;
+  f->close();
   std::filesystem::rename(tmp, path);  // atomic on POSIX: readers see the old or the new file
 }
 

@@ -17,7 +17,9 @@
 
 namespace spectra {
 
-void save_model(const std::string& path, const LM& model, const Recipe& recipe);
+// Under tensor parallelism every rank of the model's TP group calls it (the split parameters
+// are gathered whole) and one of them, `write`, writes.
+void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write = true);
 
 struct LoadedModel {
   Recipe recipe;

@@ -18,7 +18,11 @@ void LossScaler::update(bool overflow) {
 }
 
 AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Group* dp, int zero)
-    : model_(model), cfg_(cfg), dp_(dp && dp->size() > 1 ? dp : nullptr), zero_(dp_ ? zero : 0) {
+    : model_(model),
+      cfg_(cfg),
+      dp_(dp && dp->size() > 1 ? dp : nullptr),
+      tp_(model.tp_group() && model.tp_group()->size() > 1 ? model.tp_group() : nullptr),
+      zero_(dp_ ? zero : 0) {
   const Tensor& arena = model.master_arena();
   const int64_t n = arena.numel();
   hi_ = n;
@@ -49,6 +53,7 @@ AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Gro
       // Whole parameters write their compute copy here; ZeRO shards refresh it after the gather.
       if (!zero_ && p->compute.defined()) t.compute = p->compute.view({pn});
       segments_.push_back(t);
+      segment_split_.push_back(p->split.parts > 1);
     }
     off += pn;
   }
@@ -86,14 +91,38 @@ void AdamW::reduce_gradients() {
   }
 }
 
+// Σ grad² over the whole model under tensor parallelism: a split parameter's squares differ
+// across the TP group and are summed over it; a replicated one (a norm gain) has the same
+// gradient on every TP rank and counts once. Under ZeRO-1 the DP shards are summed first.
+double AdamW::tp_sum_squares(bool& nonfinite) const {
+  std::vector<Tensor> split, replicated;
+  for (size_t i = 0; i < segments_.size(); i++)
+    (segment_split_[i] ? split : replicated).push_back(segments_[i].grad);
+  bool bad_split = false, bad_replicated = false;
+  Tensor t = Tensor::empty({2}, DType::f64);
+  t.data<double>()[0] = split.empty() ? 0.0 : kernels::sum_squares(split, &bad_split);
+  t.data<double>()[1] =
+      replicated.empty() ? 0.0 : kernels::sum_squares(replicated, &bad_replicated);
+  nonfinite = bad_split || bad_replicated;
+  if (zero_) {
+    dp_->all_reduce(t);
+    nonfinite = dp_->any(nonfinite);
+  }
+  Tensor shards = t.slice(0, 1);
+  tp_->all_reduce(shards);
+  nonfinite = tp_->any(nonfinite);
+  return t.data<double>()[0] + t.data<double>()[1];
+}
+
 StepStats AdamW::step(double lr, double weight_decay) {
   StepStats s;
   reduce_gradients();
   const int replicas = dp_ ? dp_->size() : 1;
   const double loss_scale = scaler_.scale;  // the scale this step's gradients carry
   bool nonfinite = false;
-  double ss = kernels::sum_squares({zero_ ? grad_shard_ : model_.grad_arena()}, &nonfinite);
-  if (zero_) {  // each rank holds a different shard: sum the squares, agree on overflow
+  double ss = tp_ ? tp_sum_squares(nonfinite)
+                  : kernels::sum_squares({zero_ ? grad_shard_ : model_.grad_arena()}, &nonfinite);
+  if (zero_ && !tp_) {  // each rank holds a different shard: sum the squares, agree on overflow
     Tensor t = Tensor::full({1}, ss, DType::f64);
     dp_->all_reduce(t);
     ss = t.item();

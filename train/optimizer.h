@@ -36,7 +36,9 @@ struct StepStats {
 class AdamW {
  public:
   // dp: the data-parallel group (nullptr: a single replica). zero 1 needs the model's arenas
-  // padded to a multiple of the group size (LayerOptions::arena_multiple).
+  // padded to a multiple of the group size (LayerOptions::arena_multiple). Under tensor
+  // parallelism (the model's TP group) each TP rank updates its own shards; the gradient norm
+  // is the whole model's.
   AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16_loss_scaling,
         const dist::Group* dp = nullptr, int zero = 0);
   StepStats step(double lr, double weight_decay);
@@ -52,14 +54,17 @@ class AdamW {
 
  private:
   void reduce_gradients();
+  double tp_sum_squares(bool& nonfinite) const;
 
   LM& model_;
   Recipe::Optimizer cfg_;
   const dist::Group* dp_;
+  const dist::Group* tp_;  // null without tensor parallelism
   int zero_;
   int64_t lo_ = 0, hi_ = 0;  // the arena range this rank updates
   Tensor m_, v_, grad_shard_;
   std::vector<kernels::AdamWTensor> segments_;
+  std::vector<bool> segment_split_;  // the segment's parameter is split over the TP group
   LossScaler scaler_;
   int64_t step_ = 0;
 };

@@ -258,6 +258,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"model.rope_theta", &m.rope_theta, kPositive},
       {"model.norm_eps", &m.norm_eps, kPositive},
       {"model.ternary_eps", &m.ternary_eps, kPositive},
+      {"model.ternary_shards", &m.ternary_shards, kPositive},
       {"model.init_std", &m.init_std, kPositive},
       {"data.text", &r.data.text, kAny, nullptr, kPath},
       {"data.tokenizer", &r.data.tokenizer, kAny, nullptr, kPath},
@@ -562,6 +563,18 @@ void finish(Recipe& r, const Binder& b) {
     fail("parallel.tp", fmt::format("tp {} does not divide model.ffn {}; use a divisor of both "
                                     "heads and ffn",
                                     tp, m.ffn));
+  // TriLM scales per projection: the TP shards' by default (the paper's per-shard γ).
+  if (!b.present("model.ternary_shards")) m.ternary_shards = tp;
+  if (m.ternary_shards % tp != 0)
+    fail("model.ternary_shards",
+         fmt::format("{} is not a multiple of parallel.tp {}; every TP shard needs whole scale "
+                     "blocks (omit it: it defaults to parallel.tp)",
+                     m.ternary_shards, tp));
+  if (m.hidden % m.ternary_shards != 0 || m.ffn % m.ternary_shards != 0)
+    fail("model.ternary_shards",
+         fmt::format("{} does not divide model.hidden {} and model.ffn {}; scale blocks split "
+                     "the projections evenly",
+                     m.ternary_shards, m.hidden, m.ffn));
   // The Megatron/GPT-NeoX rule: pad the vocabulary to a multiple of 128 per TP rank.
   if (!b.present("model.vocab_rows")) {
     int64_t q = 128 * int64_t(tp);

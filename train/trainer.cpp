@@ -83,11 +83,6 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 
 TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
-  if (topo.tp > 1)
-    user_error(
-        "{}: parallel.tp {}: tensor parallelism is not implemented yet; train with tp 1 "
-        "(data parallelism: parallel.dp)",
-        r.path, topo.tp);
   const int64_t per_step = r.train.micro_batch * topo.dp;
   if (r.train.global_batch % per_step != 0)
     user_error(
@@ -100,7 +95,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
 
   const int zero = topo.dp > 1 ? r.parallel.zero : 0;
-  LM lm(r.model, LayerOptions{DType::f32, place.device, zero ? topo.dp : 1}, place.compute_dtype);
+  // The model splits itself over the TP group; ranks of a TP group draw the same batches.
+  LM lm(r.model, LayerOptions{DType::f32, place.device, zero ? topo.dp : 1, &topo.tp_group},
+        place.compute_dtype);
   lm.initialize(r.train.seed);
   AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, zero);
   MetricsLog metrics(r.log.metrics, topo.world.rank());
@@ -127,7 +124,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
       model_kind_name(m.kind), r.path, format_count(double(m.parameter_count())),
       place.device.str(), r.train.precision, r.train.steps, r.train.global_batch, r.train.seq_len,
       accum, r.train.micro_batch);
-  if (topo.dp > 1) log::info("data parallel over {} ranks{}", topo.dp, zero ? ", ZeRO-1" : "");
+  if (topo.world.size() > 1)
+    log::info("{} ranks: tensor parallel {} x data parallel {}{}", topo.world.size(), topo.tp,
+              topo.dp, zero ? ", ZeRO-1" : "");
   auto checkpoint = [&](int64_t steps_done) {
     std::string path = save_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
     log::info("checkpoint {} written", path);
@@ -213,13 +212,18 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
                format_count(double(r.train.steps) * tokens_per_step) + " tokens",
                format_duration(clock.seconds()));
 
-  if (!r.train.out.empty() && topo.world.rank() == 0) {  // replicas are identical
-    save_model(r.train.out, lm, r);
+  // Replicas are identical: the first TP group (ranks 0 .. tp-1) gathers, rank 0 writes.
+  if (!r.train.out.empty() && topo.world.rank() < topo.tp) {
+    save_model(r.train.out, lm, r, topo.world.rank() == 0);
     log::info("model written to {}", r.train.out);
   }
   const bool decodable = !r.data.text.empty() || !r.data.tokenizer.empty();
   if (r.eval.sample_tokens > 0 && !decodable)
     log::info("no sample: set data.tokenizer to decode the model's tokens");
+  if (r.eval.sample_tokens > 0 && decodable && topo.tp > 1) {
+    log::info("no sample under tensor parallelism: sample the model file (spectra generate)");
+    return out;
+  }
   if (r.eval.sample_tokens > 0 && decodable && log::rank() == 0) {
     SampleOptions so;
     so.tokens = r.eval.sample_tokens;

@@ -25,4 +25,36 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
   });
 }
 
+void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
+                             Tensor& effective, Tensor& gamma) {
+  SPECTRA_CHECK(w.dim() == 2 && w.shape() == effective.shape() && (axis == 0 || axis == 1) &&
+                    groups > 0 && w.size(axis) % groups == 0,
+                "ternary_quantize_groups: w {} and effective {} with {} groups along axis {}",
+                desc(w), desc(effective), groups, axis);
+  check_vector("ternary_quantize_groups", gamma, "gamma", groups, DType::f32);
+  const int64_t rows = w.size(0), cols = w.size(1);
+  // Group g is the sub-matrix [r0, r0 + gr) x [c0, c0 + gc); its element k (row-major within
+  // the group) is w[r0 + k / gc, c0 + k % gc].
+  const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
+  dispatch_float("ternary_quantize_groups", w.dtype(), [&](auto wz) {
+    using W = decltype(wz);
+    const W* x = w.data<W>();
+    for (int64_t g = 0; g < groups; g++) {
+      const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
+      auto at = [&](int64_t k) { return (r0 + k / gc) * cols + c0 + k % gc; };
+      const double sum =
+          ordered_sum(gr * gc, [&](int64_t k) { return std::abs(double(x[at(k)])); });
+      const float gamma_g = float(double(eps) + sum / double(std::max<int64_t>(gr * gc, 1)));
+      gamma.data<float>()[g] = gamma_g;
+      dispatch_storage("ternary_quantize_groups", effective.dtype(), [&](auto tz) {
+        using T = decltype(tz);
+        T* out = effective.data<T>();
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < gr * gc; k++)
+          out[at(k)] = narrow<T>(double(gamma_g) * double(ternary_trit(x[at(k)], W(gamma_g))));
+      });
+    }
+  });
+}
+
 }  // namespace spectra::kernels::cpu

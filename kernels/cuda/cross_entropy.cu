@@ -9,8 +9,8 @@ namespace {
 constexpr int kThreads = 512;
 
 template <typename T>
-__global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, float* lse,
-                       int64_t v) {
+__global__ void ce_fwd(const T* logits, const int32_t* targets, int64_t offset, float* loss,
+                       float* lse, int64_t v) {
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const T* z = logits + r * v;
@@ -23,17 +23,17 @@ __global__ void ce_fwd(const T* logits, const int32_t* targets, float* loss, flo
   if (threadIdx.x == 0) {
     float l = m + logf(s);
     lse[r] = l;
-    int32_t t = targets[r];
-    loss[r] = t < 0 ? 0.f : l - to_f32(z[t]);
+    const int64_t t = targets[r], local = t - offset;  // another shard's target: no term
+    loss[r] = t < 0 ? 0.f : (local >= 0 && local < v) ? l - to_f32(z[local]) : l;
   }
 }
 
 template <typename T>
-__global__ void ce_bwd(const T* logits, const int32_t* targets, const float* lse,
+__global__ void ce_bwd(const T* logits, const int32_t* targets, int64_t offset, const float* lse,
                        const float* dloss, T* dlogits, int64_t v) {
   const int64_t r = blockIdx.x;
-  const int32_t t = targets[r];
-  if (t < 0) return;
+  if (targets[r] < 0) return;
+  const int64_t t = targets[r] - offset;  // outside [0, v): the one-hot is another shard's
   const float l = lse[r], d = dloss[r];
   const T* z = logits + r * v;
   T* g = dlogits + r * v;
@@ -55,21 +55,22 @@ void check(const char* op, const Tensor& logits, const Tensor& targets, const Te
 }
 }  // namespace
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                           Tensor& loss, Tensor& lse) {
   check("cross_entropy_forward", logits, targets, loss, lse);
   const int64_t n = rows_of(logits), v = logits.size(-1);
   if (n == 0) return;
   dispatch_act("cross_entropy_forward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
     ce_fwd<<<unsigned(n), kThreads, 0, stream()>>>(static_cast<const T*>(logits.raw()),
-                                                   targets.data<int32_t>(), loss.data<float>(),
-                                                   lse.data<float>(), v);
+                                                   targets.data<int32_t>(), vocab_offset,
+                                                   loss.data<float>(), lse.data<float>(), v);
   });
   CUDA_CHECK_LAUNCH("cross_entropy_forward");
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            const Tensor& dloss, Tensor& dlogits) {
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                            const Tensor& lse, const Tensor& dloss, Tensor& dlogits) {
   check("cross_entropy_backward", logits, targets, lse, dloss);
   check_same("cross_entropy_backward", logits, "logits", dlogits, "dlogits");
   const int64_t n = rows_of(logits), v = logits.size(-1);
@@ -77,8 +78,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
   dispatch_act("cross_entropy_backward", logits.dtype(), [&](auto z) {
     using T = decltype(z);
     ce_bwd<<<unsigned(n), kThreads, 0, stream()>>>(
-        static_cast<const T*>(logits.raw()), targets.data<int32_t>(), lse.data<float>(),
-        dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
+        static_cast<const T*>(logits.raw()), targets.data<int32_t>(), vocab_offset,
+        lse.data<float>(), dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
   });
   CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }

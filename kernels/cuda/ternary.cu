@@ -9,12 +9,15 @@ namespace spectra::kernels::cuda {
 namespace {
 constexpr int kBlocks = 256, kThreads = 256;
 
-__global__ void abs_sum_partial(const float* w, int64_t n, float* partial) {
+// Σ|w| over the sub-matrix of w [*, cols] starting at column c0 of row r0, gc columns wide
+// (the whole matrix: r0 = c0 = 0, gc = cols); element k of the n is w[r0 + k / gc, c0 + k % gc].
+__global__ void abs_sum_partial(const float* w, int64_t n, int64_t cols, int64_t r0, int64_t c0,
+                                int64_t gc, float* partial) {
   __shared__ float scratch[32];
   float s = 0.f;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    s += fabsf(w[i]);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
+       k += int64_t(gridDim.x) * blockDim.x)
+    s += fabsf(w[(r0 + k / gc) * cols + c0 + k % gc]);
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
@@ -35,6 +38,17 @@ __global__ void quantize(const float* w, int64_t n, const float* gamma, T* t) {
        i += int64_t(gridDim.x) * blockDim.x)
     t[i] = from_f32<T>(ternary_trit(w[i], g));
 }
+
+// effective = γ_g · trit, with g the element's row block (axis 0) or column block (axis 1).
+template <typename T>
+__global__ void quantize_groups(const float* w, int64_t n, int64_t cols, int axis, int64_t gr,
+                                int64_t gc, const float* gamma, T* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = gamma[axis == 0 ? i / cols / gr : i % cols / gc];
+    out[i] = from_f32<T>(g * ternary_trit(w[i], g));
+  }
+}
 }  // namespace
 
 void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
@@ -42,8 +56,8 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
   check_dtype("ternary_quantize", gamma, "gamma", DType::f32);
   check_shape("ternary_quantize", w, "w", t, "t");
   Tensor partial = scratch({kBlocks});
-  abs_sum_partial<<<kBlocks, kThreads, 0, stream()>>>(w.data<float>(), w.numel(),
-                                                      partial.data<float>());
+  abs_sum_partial<<<kBlocks, kThreads, 0, stream()>>>(w.data<float>(), w.numel(), w.numel(), 0, 0,
+                                                      w.numel(), partial.data<float>());
   gamma_from_partials<<<1, kThreads, 0, stream()>>>(partial.data<float>(), kBlocks, w.numel(), eps,
                                                     gamma.data<float>());
   dispatch_act("ternary_quantize", t.dtype(), [&](auto z) {
@@ -52,6 +66,34 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
         w.data<float>(), w.numel(), gamma.data<float>(), static_cast<T*>(t.raw()));
   });
   CUDA_CHECK_LAUNCH("ternary_quantize");
+}
+
+void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
+                             Tensor& effective, Tensor& gamma) {
+  check_dtype("ternary_quantize_groups", w, "w", DType::f32);
+  check_dtype("ternary_quantize_groups", gamma, "gamma", DType::f32);
+  check_shape("ternary_quantize_groups", w, "w", effective, "effective");
+  if (w.dim() != 2 || (axis != 0 && axis != 1) || groups < 1 || w.size(axis) % groups != 0 ||
+      gamma.numel() != groups)
+    throw Error(fmt::format("ternary_quantize_groups: w {} and gamma {} with {} groups along {}",
+                            w.str(), gamma.str(), groups, axis));
+  const int64_t rows = w.size(0), cols = w.size(1);
+  const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
+  Tensor partial = scratch({kBlocks});
+  for (int64_t g = 0; g < groups; g++) {  // a few groups: one reduction each, in fixed order
+    abs_sum_partial<<<kBlocks, kThreads, 0, stream()>>>(
+        w.data<float>(), gr * gc, cols, axis == 0 ? g * gr : 0, axis == 1 ? g * gc : 0, gc,
+        partial.data<float>());
+    gamma_from_partials<<<1, kThreads, 0, stream()>>>(partial.data<float>(), kBlocks, gr * gc, eps,
+                                                      gamma.data<float>() + g);
+  }
+  dispatch_act("ternary_quantize_groups", effective.dtype(), [&](auto z) {
+    using T = decltype(z);
+    quantize_groups<<<blocks_for(w.numel(), kThreads), kThreads, 0, stream()>>>(
+        w.data<float>(), w.numel(), cols, axis, gr, gc, gamma.data<float>(),
+        static_cast<T*>(effective.raw()));
+  });
+  CUDA_CHECK_LAUNCH("ternary_quantize_groups");
 }
 
 }  // namespace spectra::kernels::cuda

@@ -112,6 +112,26 @@ TEST_P(KernelsCuda, TernaryQuantize) {
   }
 }
 
+// Per-block scales (the single-process form of per-shard γ): γ per block and γ·trit.
+TEST_P(KernelsCuda, TernaryQuantizeGroups) {
+  DType dt = GetParam();
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{6, 12}, {384, 1536}})
+    for (int axis : {0, 1})
+      for (int64_t groups : {1, 2, 3}) {
+        Tensor w = randn({rows, cols}, DType::f32, 0.02);
+        Tensor e_cpu = Tensor::empty({rows, cols}), g_cpu = Tensor::empty({groups});
+        cpu::ternary_quantize_groups(w, 1e-5f, groups, axis, e_cpu, g_cpu);
+        Tensor e_gpu = poisoned({rows, cols}, dt), g_gpu = poisoned({groups}, DType::f32);
+        kernels::ternary_quantize_groups(w.to(Device::cuda()), 1e-5f, groups, axis, e_gpu, g_gpu);
+        EXPECT_LE(rel_err(g_gpu, g_cpu), 1e-6) << axis << " " << groups;
+        std::vector<double> a = e_gpu.to_doubles(), b = e_cpu.to_doubles();
+        int64_t differ = 0;
+        for (size_t i = 0; i < a.size(); i++)
+          differ += std::abs(a[i] - b[i]) > tol(dt) * std::abs(b[i]) + 1e-12;
+        EXPECT_LE(differ, rows * cols / 10000 + 1) << axis << " " << groups;
+      }
+}
+
 TEST_P(KernelsCuda, RmsNorm) {
   DType dt = GetParam();
   for (auto [n, d] : {std::pair{1, 64}, {7, 13}, {300, 1792}}) {
@@ -223,20 +243,23 @@ TEST_P(KernelsCuda, Embedding) {
 
 TEST_P(KernelsCuda, CrossEntropy) {
   DType dt = GetParam();
-  for (auto [n, v] : {std::pair{1, 3}, {37, 1000}, {300, 50304}}) {
-    Tensor z = randn({n, v}, dt, 3.0), tg = ids(n, 0, v, true);
-    Tensor loss = Tensor::empty({n}), lse = Tensor::empty({n});
-    cpu::cross_entropy_forward(z, tg, loss, lse);
-    Tensor lg = poisoned({n}, DType::f32), sg = poisoned({n}, DType::f32), zg = dev(z, dt),
-           tgg = tg.to(Device::cuda());
-    kernels::cross_entropy_forward(zg, tgg, lg, sg);
-    EXPECT_LE(rel_err(lg, loss), tol(dt));
-    EXPECT_LE(rel_err(sg, lse), tol(dt));
-    Tensor dl = randn({n}), g0 = randn({n, v}, dt), g = g0.clone(), gg = dev(g0, dt);
-    cpu::cross_entropy_backward(z, tg, lse, dl, g);
-    kernels::cross_entropy_backward(zg, tgg, sg, dl.to(Device::cuda()), gg);
-    EXPECT_LE(rel_err(gg, g), tol(dt));
-  }
+  // Offset v / 2 with targets in [0, 2v): a vocabulary-parallel shard, where some targets are
+  // other shards' (no one-hot here) and some are this one's.
+  for (auto [n, v] : {std::pair{1, 3}, {37, 1000}, {300, 50304}})
+    for (int64_t off : {int64_t(0), int64_t(v / 2)}) {
+      Tensor z = randn({n, v}, dt, 3.0), tg = ids(n, 0, off ? 2 * v : v, true);
+      Tensor loss = Tensor::empty({n}), lse = Tensor::empty({n});
+      cpu::cross_entropy_forward(z, tg, off, loss, lse);
+      Tensor lg = poisoned({n}, DType::f32), sg = poisoned({n}, DType::f32), zg = dev(z, dt),
+             tgg = tg.to(Device::cuda());
+      kernels::cross_entropy_forward(zg, tgg, off, lg, sg);
+      EXPECT_LE(rel_err(lg, loss), tol(dt)) << off;
+      EXPECT_LE(rel_err(sg, lse), tol(dt)) << off;
+      Tensor dl = randn({n}), g0 = randn({n, v}, dt), g = g0.clone(), gg = dev(g0, dt);
+      cpu::cross_entropy_backward(z, tg, off, lse, dl, g);
+      kernels::cross_entropy_backward(zg, tgg, off, sg, dl.to(Device::cuda()), gg);
+      EXPECT_LE(rel_err(gg, g), tol(dt)) << off;
+    }
 }
 
 TEST_P(KernelsCuda, AdamWOverManyTensors) {
