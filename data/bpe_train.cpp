@@ -94,7 +94,7 @@ void BpeTrainer::add_text(std::string_view text) {
   for (std::string& w : words) counts_[std::move(w)]++;
 }
 
-std::string BpeTrainer::train(void (*progress)(int64_t, int64_t)) {
+std::string BpeTrainer::train(const std::function<void(int64_t, int64_t)>& progress) {
   size_t n_special = options_.special_tokens.size();
   std::vector<std::string> tokens = options_.special_tokens;
   for (int b = 0; b < 256; b++) tokens.push_back(bytelevel::char_of(uint8_t(b)));

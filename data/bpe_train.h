@@ -11,6 +11,7 @@
 // result depends only on the text and the options.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,7 +34,7 @@ class BpeTrainer {
   ~BpeTrainer();
   void add_text(std::string_view text);  // UserError on invalid UTF-8
   // Runs the merges; `progress` (if set) is called now and then with (merges done, target).
-  std::string train(void (*progress)(int64_t, int64_t) = nullptr);
+  std::string train(const std::function<void(int64_t, int64_t)>& progress = {});
   size_t distinct_words() const { return counts_.size(); }
 
  private:

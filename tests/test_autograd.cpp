@@ -128,6 +128,17 @@ TEST(Gradcheck, EachOp) {
          return ag::weighted_sum(ag::ternary_linear(v[0], ag::Var(w), 1e-5f));
        },
        {randn({4, 8}, 15)}},
+      // Per-block scales (the single-process form of tp=2): row blocks and column blocks.
+      {"ternary_linear dx, 2 row-block scales",
+       [w = randn({6, 8}, 17, 0.02)](const V& v) {
+         return ag::weighted_sum(ag::ternary_linear(v[0], ag::Var(w), 1e-5f, {2, 0}));
+       },
+       {randn({4, 8}, 18)}},
+      {"ternary_linear dx, 2 column-block scales",
+       [w = randn({6, 8}, 19, 0.02)](const V& v) {
+         return ag::weighted_sum(ag::ternary_linear(v[0], ag::Var(w), 1e-5f, {2, 1}));
+       },
+       {randn({4, 8}, 20)}},
   };
   for (const Case& c : cases) {
     ag::GradCheck r = ag::gradcheck(c.f, c.inputs);

@@ -142,6 +142,7 @@ TEST_F(TrainData, DataThatDoesNotFitTheRecipeIsRefused) {
   refused(train_command("bad", 2, "--set data.text=" + kCorpus), "data.text");
   // The dry run checks the same.
   refused(train_command("bad", 2, "--dry-run", "bpe400", "bpe512"), "tokenizer sha256");
+  refused(train_command("bad", 2, "--dry-run", "missing"), "data.datasets");
 }
 
 // Issue 7: every suite recipe passes its dry run (recipe, layout, memory and the data it

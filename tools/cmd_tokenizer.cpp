@@ -4,6 +4,7 @@
 //   train:  text/JSONL files -> a tokenizer.json that Hugging Face `tokenizers` loads
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -59,10 +60,14 @@ void train(const TrainArgs& a) {
   fmt::print(stderr, "tokenizer train: {} documents, {}B of text, {} distinct words ({:.1f}s)\n",
              format_count(double(docs)), format_count(double(bytes)),
              format_count(double(trainer.distinct_words())), clock.seconds());
-  std::string json = trainer.train([](int64_t done, int64_t target) {
-    fmt::print(stderr, "\rtokenizer train: {} of {} merges", done, target);
+  // A rewritten line on a terminal; in a log, the final count only.
+  const bool tty = isatty(fileno(stderr));
+  int64_t merges = 0, wanted = 0;
+  std::string json = trainer.train([&](int64_t done, int64_t target) {
+    merges = done, wanted = target;
+    if (tty) fmt::print(stderr, "\rtokenizer train: {} of {} merges", done, target);
   });
-  fmt::print(stderr, "\n");
+  fmt::print(stderr, "{}tokenizer train: {} of {} merges\n", tty ? "\r" : "", merges, wanted);
   std::string tmp = a.out + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) user_error("{}: cannot create", tmp);
