@@ -155,23 +155,27 @@ TEST(TensorParallel, GatheredProjectionsHaveOneScalePerShard) {
   EXPECT_EQ(projections, 2 * 7);
 }
 
-// Checkpoints hold full tensors: one written under tp=2 resumes in one process and the reverse.
+// Checkpoints hold full tensors: one written under tp=2 resumes in one process and the reverse,
+// and one written by tp 2 x dp 2 with ZeRO-1 (moments gathered over dp, then tp) in one process.
 TEST(TensorParallel, CheckpointsResumeAcrossTensorParallelLayouts) {
   const std::string shards = " --set model.ternary_shards=2";
   std::vector<double> ref = train("", "ref_s2", shards);
-  for (auto [first, second] : {std::pair{mpirun(2), std::string()}, {std::string(), mpirun(2)}}) {
+  const std::string tp2 = mpirun(2) + "|--set parallel.tp=2",
+                    tp2dp2 = mpirun(4) + "|--set parallel.tp=2 --set parallel.zero=1", one = "|";
+  for (auto [first, second] : {std::pair{tp2, one}, {one, tp2}, {tp2dp2, one}}) {
     const std::string dir = (kDir / "tp_ckpt").string();
     std::filesystem::remove_all(dir);
-    auto layout = [&](const std::string& launcher) {
-      return " --set checkpoint.dir=" + dir + shards +
-             (launcher.empty() ? "" : " --set parallel.tp=2");
+    auto run = [&](const std::string& layout, const std::string& extra) {
+      const size_t bar = layout.find('|');
+      return train(layout.substr(0, bar), "tp_part",
+                   layout.substr(bar + 1) + " --set checkpoint.dir=" + dir + shards + extra);
     };
-    train(first, "tp_part", layout(first) + " --stop-at 3");
-    std::vector<double> got = train(second, "tp_part", layout(second) + " --resume auto");
-    ASSERT_EQ(got.size(), 5u);
+    run(first, " --stop-at 3");
+    std::vector<double> got = run(second, " --resume auto");
+    ASSERT_EQ(got.size(), 5u) << first << " -> " << second;
     for (size_t i = 0; i < ref.size(); i++)
-      EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << "step " << i + 1;
-    EXPECT_LE(max_param_rel_diff("tp_part", "ref_s2"), 1e-5);
+      EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << first << " -> " << second << " step " << i + 1;
+    EXPECT_LE(max_param_rel_diff("tp_part", "ref_s2"), 1e-5) << first << " -> " << second;
   }
 }
 
