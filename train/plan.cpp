@@ -81,6 +81,13 @@ std::string model_lines(const Recipe& r) {
                        "({} rows)",
                        m.layers, m.hidden, m.ffn, m.heads, m.head_dim(), m.context, m.vocab_size,
                        m.vocab_rows));
+  if (m.ternary())
+    add_line(out, "scales",
+             m.ternary_shards == 1
+                 ? std::string("one TriLM scale per projection")
+                 : fmt::format("{} TriLM scales per projection, one per block of 1/{} along its "
+                               "tensor-parallel split",
+                               m.ternary_shards, m.ternary_shards));
   add_line(out, "parameters",
            fmt::format("{} ({}); allocated with the padded vocabulary: {} ({})", grouped(n),
                        format_params(n), grouped(padded), format_params(padded)));
