@@ -36,8 +36,9 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
-void compare(ModelKind kind, int64_t head_dim, DType compute, double tol) {
+void compare(ModelKind kind, int64_t head_dim, DType compute, double tol, int64_t shards = 1) {
   ModelConfig c = config(kind, head_dim);
+  c.ternary_shards = shards;
   const int64_t b = 2, t = 100;  // not a multiple of any tile size
   LM cpu(c, {DType::f32, Device::cpu()}, DType::f32);
   LM gpu(c, {DType::f32, Device::cuda()}, compute);
@@ -86,6 +87,10 @@ TEST_F(ModelCuda, FloatLMF32MatchesCpu) { compare(ModelKind::floatlm, 64, DType:
 TEST_F(ModelCuda, TriLMF32MatchesCpu) { compare(ModelKind::trilm, 64, DType::f32, 1e-4); }
 TEST_F(ModelCuda, TriLMHeadDim128F32MatchesCpu) {
   compare(ModelKind::trilm, 128, DType::f32, 1e-4);
+}
+// Two scales per projection (what one process computes for a tp=2 TriLM): per-block γ·T.
+TEST_F(ModelCuda, TriLMTwoScalesF32MatchesCpu) {
+  compare(ModelKind::trilm, 64, DType::f32, 1e-4, 2);
 }
 TEST_F(ModelCuda, FloatLMBf16MatchesCpu) { compare(ModelKind::floatlm, 64, DType::bf16, 3e-2); }
 TEST_F(ModelCuda, TriLMBf16MatchesCpu) { compare(ModelKind::trilm, 64, DType::bf16, 3e-2); }
