@@ -76,6 +76,7 @@ class Loader {
   // across ranks like training batches, wrapping around.
   TokenBatch val_batch(int64_t index) const;
   int64_t val_windows() const { return val_total_; }
+  size_t sources() const { return sources_.size(); }
   int64_t train_windows(size_t source) const { return sources_[source].train; }
   uint64_t epoch(size_t source) const;  // epochs of source completed by the returned batches
   int64_t vocab_size() const { return vocab_size_; }  // the datasets' vocabulary

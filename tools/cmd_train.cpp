@@ -27,7 +27,7 @@ struct TrainArgs {
 };
 
 // Every file the recipe names must exist and hold usable data before any work starts.
-void check_data(const Recipe& r) {
+std::unique_ptr<BatchSource> check_data(const Recipe& r) {
   auto missing = [&](const char* key, const std::string& file) {
     user_error("{}: key '{}': '{}' does not exist; fix the path or prepare the file first",
                r.where(key), key, file);
@@ -44,7 +44,7 @@ void check_data(const Recipe& r) {
                  r.where("data.datasets"), e.what());
     }
   }
-  make_batch_source(r, 0, 1);  // opens every shard: format, tokenizer, vocabulary, size
+  return make_batch_source(r, 0, 1);  // opens every shard: format, tokenizer, vocabulary, size
 }
 
 void run(const TrainArgs& a) {
@@ -52,10 +52,12 @@ void run(const TrainArgs& a) {
   Recipe r;
   Placement p;
   TrainingPlan plan;
-  std::string error;
+  std::string error, data_line;
+  int64_t data_tokens = 0;
   try {
     r = load_recipe(a.recipe, a.overrides);
-    check_data(r);
+    std::unique_ptr<BatchSource> data = check_data(r);
+    if (data) data_line = data->describe(), data_tokens = data->train_tokens();
     if (a.dry_run) {
       // A dry run plans a world of --world GPUs from any machine (a laptop planning a cluster
       // run), so it checks that layout and its memory, not this machine's GPU or job size.
@@ -73,7 +75,8 @@ void run(const TrainArgs& a) {
   dist::fail_together(error);
   if (a.dry_run) {
     if (dist::world_rank() == 0)
-      fmt::print("{}nothing was trained (--dry-run)\n", describe_plan(plan, r));
+      fmt::print("{}nothing was trained (--dry-run)\n",
+                 describe_plan(plan, r, data_line, data_tokens));
     return;
   }
   train(r, TrainOptions{a.resume, a.stop_at});

@@ -1,6 +1,10 @@
 #include "train/batch_source.h"
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
+
+#include "core/progress.h"
 
 #include "data/loader.h"
 #include "data/text.h"
@@ -15,7 +19,8 @@ namespace {
 class ByteSource : public BatchSource {
  public:
   ByteSource(const Recipe& r, int rank, int size)
-      : corpus_(read_text_file(r.data.text), r.data.val_fraction),
+      : path_(r.data.text),
+        corpus_(read_text_file(r.data.text), r.data.val_fraction),
         seed_(r.train.seed),
         batch_(r.train.micro_batch),
         seq_(r.train.seq_len),
@@ -46,8 +51,15 @@ class ByteSource : public BatchSource {
     index_ = global / size_;
   }
   double bytes_per_token() const override { return 1.0; }
+  int64_t train_tokens() const override { return corpus_.train_bytes(); }
+  std::string describe() const override {
+    return fmt::format("{} read as bytes: {} training tokens, {} held out", path_,
+                       format_count(double(corpus_.train_bytes())),
+                       format_count(double(corpus_.val_bytes())));
+  }
 
  private:
+  std::string path_;
   ByteCorpus corpus_;
   uint64_t seed_;
   int64_t batch_, seq_;
@@ -58,7 +70,8 @@ class ByteSource : public BatchSource {
 // Prepared token datasets through data/loader.h, whose state is already layout-independent.
 class DatasetSource : public BatchSource {
  public:
-  DatasetSource(const Recipe& r, int rank, int size) : loader_(options(r, rank, size)) {}
+  DatasetSource(const Recipe& r, int rank, int size)
+      : seq_(r.train.seq_len), loader_(options(r, rank, size)) {}
 
   TokenBatch next() override { return loader_.next(); }
   TokenBatch val_batch(int64_t i) override { return loader_.val_batch(i); }
@@ -77,8 +90,22 @@ class DatasetSource : public BatchSource {
     loader_.restore(LoaderState::from_json(j["loader"].dump()));
   }
   double bytes_per_token() const override { return loader_.bytes_per_token(); }
+  int64_t train_tokens() const override {
+    int64_t windows = 0;
+    for (size_t i = 0; i < loader_.sources(); i++) windows += loader_.train_windows(i);
+    return windows * seq_;
+  }
+  std::string describe() const override {
+    return fmt::format(
+        "{} dataset{}: {} training tokens in windows of {}, {} held-out windows; {:.2f} bytes "
+        "per token; tokenizer sha256 {}",
+        loader_.sources(), loader_.sources() == 1 ? "" : "s", format_count(double(train_tokens())),
+        seq_, loader_.val_windows(), loader_.bytes_per_token(),
+        loader_.tokenizer_sha256().substr(0, 16));
+  }
 
  private:
+  int64_t seq_ = 0;
   static LoaderOptions options(const Recipe& r, int rank, int size) {
     LoaderOptions o;
     for (size_t i = 0; i < r.data.datasets.size(); i++)

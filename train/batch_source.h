@@ -21,6 +21,10 @@ class BatchSource {
   virtual void restore(const std::string& state) = 0;
   // Bytes of source text per token, to report bits per byte (1 for the byte-level corpus).
   virtual double bytes_per_token() const = 0;
+  // Tokens one pass over the training split holds (the plan's epochs), and a line saying what
+  // the data is.
+  virtual int64_t train_tokens() const = 0;
+  virtual std::string describe() const = 0;
 };
 
 // dp_rank of dp_size: this rank's share of each global batch. Opening the data checks it:

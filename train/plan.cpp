@@ -195,7 +195,8 @@ std::string duration(double seconds) {
 std::string percent(double f) { return fmt::format("{:.3g}%", 100 * f); }
 }  // namespace
 
-std::string describe_plan(const TrainingPlan& p, const Recipe& r) {
+std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::string& data,
+                          int64_t data_tokens) {
   std::string out = model_lines(r);
   auto line = [&](const std::string& what, const std::string& text) { add_line(out, what, text); };
   std::string zero =
@@ -210,6 +211,10 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r) {
   line("training",
        fmt::format("{} steps = {} tokens ({}); {} on {}", grouped(p.steps), grouped(p.total_tokens),
                    format_params(p.total_tokens), r.train.precision, r.train.device));
+  if (!data.empty())
+    line("data", data_tokens > 0 ? fmt::format("{}; the run reads them {:.2f} times", data,
+                                               double(p.total_tokens) / double(data_tokens))
+                                 : data);
 
   line("schedule", fmt::format("{:<8}{:<10}{:<12}{}", "at", "step", "lr", "weight decay"));
   for (const SchedulePoint& s : p.schedule)

@@ -78,7 +78,10 @@ struct TrainingPlan {
 TrainingPlan plan_training(const Recipe& r, const PlanOptions& o = {});
 void require_fit(const TrainingPlan& p, const Recipe& r);
 
-// The plan as an aligned block (describe_model's first lines, then the plan).
-std::string describe_plan(const TrainingPlan& p, const Recipe& r);
+// The plan as an aligned block (describe_model's first lines, then the plan). `data`, when
+// given, describes the opened training data (BatchSource::describe) holding `data_tokens`
+// training tokens, and the plan adds how many passes over them the run makes.
+std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::string& data = "",
+                          int64_t data_tokens = 0);
 
 }  // namespace spectra
