@@ -97,11 +97,11 @@ class DatasetSource : public BatchSource {
   }
   std::string describe() const override {
     return fmt::format(
-        "{} dataset{}: {} training tokens in windows of {}, {} held-out windows; {:.2f} bytes "
+        "{} dataset{}: {} training tokens in windows of {}, {} held-out window{}; {:.2f} bytes "
         "per token; tokenizer sha256 {}",
         loader_.sources(), loader_.sources() == 1 ? "" : "s", format_count(double(train_tokens())),
-        seq_, loader_.val_windows(), loader_.bytes_per_token(),
-        loader_.tokenizer_sha256().substr(0, 16));
+        seq_, loader_.val_windows(), loader_.val_windows() == 1 ? "" : "s",
+        loader_.bytes_per_token(), loader_.tokenizer_sha256().substr(0, 16));
   }
 
  private:
