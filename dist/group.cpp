@@ -119,6 +119,15 @@ void Group::barrier() const {
   if (size_ > 1) MPI_CHECK(MPI_Barrier(impl_->comm));
 }
 
+std::string Group::broadcast(const std::string& s, int root) const {
+  if (size_ == 1) return s;
+  int64_t n = int64_t(s.size());
+  MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm));
+  std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
+  if (n > 0) MPI_CHECK(MPI_Bcast(out.data(), int(n), MPI_CHAR, root, impl_->comm));
+  return out;
+}
+
 bool Group::any(bool flag) const {
   if (size_ == 1) return flag;
   int v = flag ? 1 : 0, out = 0;

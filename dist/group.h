@@ -8,6 +8,7 @@
 //   tp.all_gather(shard, full);                // full = concat of every rank's shard, dim 0
 #pragma once
 #include <memory>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -33,6 +34,8 @@ class Group {
   // Sums `full` [size·n, ...] over ranks; this rank keeps rows [rank·n, (rank+1)·n) in local.
   void reduce_scatter(const Tensor& full, Tensor& local) const;
   void broadcast(Tensor& t, int root) const;
+  // Returns root's `s` on every rank (host, MPI).
+  std::string broadcast(const std::string& s, int root) const;
   void barrier() const;
   // True on every rank if `flag` is true on any: ranks agree before acting on a local failure.
   bool any(bool flag) const;

@@ -106,9 +106,16 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
 
   int64_t first_step = 0;
   if (!opts.resume.empty()) {
-    std::optional<std::string> from = opts.resume == "auto"
-                                          ? latest_checkpoint(r.checkpoint.dir)
-                                          : std::optional<std::string>(opts.resume);
+    // Rank 0 picks (and verifies) the newest valid checkpoint and every rank takes its choice:
+    // ranks never resume from different files, and the directory is read once, not per rank.
+    std::optional<std::string> from = opts.resume;
+    if (opts.resume == "auto") {
+      std::string pick = topo.world.rank() == 0
+                             ? latest_checkpoint(r.checkpoint.dir).value_or(std::string())
+                             : std::string();
+      pick = topo.world.broadcast(pick, 0);
+      from = pick.empty() ? std::nullopt : std::optional<std::string>(pick);
+    }
     if (from) {
       TrainingState st = load_checkpoint(*from, r, lm, opt);
       data->restore(st.data_state);
