@@ -181,6 +181,31 @@ void File::read_into(const std::string& name, Tensor& dst) const {
     user_error("{}: reading dataset '{}' failed (truncated or corrupt file)", path_, name);
 }
 
+void File::read_block(const std::string& name, int axis, int64_t start, int64_t count,
+                      Tensor& dst) const {
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  const DType dt = dtype_of_h5(type.id, path_ + ":" + name);
+  const Shape full = shape_of(name);
+  Shape block = full;
+  if (axis >= 0 && size_t(axis) < full.size()) block[size_t(axis)] = count;
+  if (dt != dst.dtype() || axis < 0 || size_t(axis) >= full.size() || start < 0 ||
+      start + count > full[size_t(axis)] || block != dst.shape() || !dst.device().is_cpu())
+    user_error("{}: dataset '{}' is {}{}; cannot read [{}, {}) of dimension {} into {}", path_,
+               name, dtype_name(dt), shape_str(full), start, start + count, axis, dst.str());
+  std::vector<hsize_t> offset(full.size(), 0), extent(block.begin(), block.end());
+  offset[size_t(axis)] = hsize_t(start);
+  Handle file_space{H5Dget_space(ds.id), H5Sclose};
+  Handle mem_space{H5Screate_simple(int(extent.size()), extent.data(), nullptr), H5Sclose};
+  if (H5Sselect_hyperslab(file_space.id, H5S_SELECT_SET, offset.data(), nullptr, extent.data(),
+                          nullptr) < 0 ||
+      (dst.numel() > 0 &&
+       H5Dread(ds.id, native_type(dt), mem_space.id, file_space.id, H5P_DEFAULT, dst.raw()) < 0))
+    user_error("{}: reading a block of dataset '{}' failed (truncated or corrupt file)", path_,
+               name);
+}
+
 void File::set_attr(const std::string& name, const std::string& value) {
   Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(type.id, value.empty() ? 1 : value.size());

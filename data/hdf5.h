@@ -32,6 +32,10 @@ class File {
   Tensor read(const std::string& name) const;
   // Into an existing CPU tensor of the dataset's dtype and element count (no allocation).
   void read_into(const std::string& name, Tensor& dst) const;
+  // Only [start, start + count) along `axis` of the dataset (all of the other dimensions), into
+  // a CPU tensor of that block's shape: one tensor-parallel shard, without reading the rest.
+  void read_block(const std::string& name, int axis, int64_t start, int64_t count,
+                  Tensor& dst) const;
   Shape shape_of(const std::string& name) const;
   DType dtype_of(const std::string& name) const;
   // Where a contiguous, unfiltered dataset's elements start in the file (so they can be read

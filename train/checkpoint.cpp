@@ -186,12 +186,15 @@ std::string verify_checkpoint(const std::string& path) {
   }
 }
 
+std::string checkpoint_refusal(const std::string& path) {
+  std::string bad = verify_checkpoint(path);
+  if (bad.empty()) return bad;
+  if (bad.rfind(path + ": ", 0) == 0) bad = bad.substr(path.size() + 2);  // h5 names the file too
+  return fmt::format("{}: refusing checkpoint: {}", path, bad);
+}
+
 TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, AdamW& opt) {
-  auto refuse = [&](std::string bad) {
-    if (bad.rfind(path + ": ", 0) == 0) bad = bad.substr(path.size() + 2);  // h5 names the file too
-    user_error("{}: refusing checkpoint: {}", path, bad);
-  };
-  if (!is_checkpoint_file(path)) refuse(verify_checkpoint(path));
+  if (!is_checkpoint_file(path)) user_error("{}", checkpoint_refusal(path));
   h5::File f = h5::File::open_read(path);
   Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
   auto want = model_fields(r.model), have = model_fields(saved.model);
@@ -207,10 +210,12 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   int64_t off = 0;
   // Each dataset is read once, straight into its place, and its checksum checked there.
   Tensor w = Tensor::empty({arena});
-  // A split parameter is read whole and this rank's block kept.
+  // A split parameter's block is read alone (hyperslab): each rank reads its share of the file,
+  // not all of it. Its checksum covers the whole tensor, so such a file is verified beforehand
+  // (the trainer has rank 0 do it); whole tensors are checked here.
   for (auto& [name, p] : model.named_parameters()) {
     const int64_t n = p->master.numel();
-    const bool split = p->split.parts > 1;
+    const Split& split = p->split;
     Tensor dst[3] = {w.slice(off, off + n), m.slice(off, off + n), v.slice(off, off + n)};
     for (int k = 0; k < 3; k++) {
       const std::string ds = std::string(kGroups[k]) + "/" + name;
@@ -218,11 +223,15 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
       if (f.shape_of(ds) != p->full)
         user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)),
                    shape_str(p->full));
-      Tensor whole = split ? Tensor::empty({shape_numel(p->full)}) : dst[k];
-      f.read_into(ds, whole);
-      if (int64_t(crc_of(whole)) != f.attr_int("crc32", ds))
+      if (split.parts > 1) {
+        const int64_t count = p->shape[size_t(split.axis)];
+        Tensor block = dst[k].view(p->shape);
+        f.read_block(ds, split.axis, int64_t(split.index) * count, count, block);
+        continue;
+      }
+      f.read_into(ds, dst[k]);
+      if (int64_t(crc_of(dst[k])) != f.attr_int("crc32", ds))
         user_error("{}: refusing checkpoint: checksum mismatch in '{}' (corrupt file)", path, ds);
-      if (split) dst[k].copy_from(p->split.shard(whole.view(p->full)).view({n}));
     }
     off += n;
   }

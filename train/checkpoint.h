@@ -33,13 +33,17 @@ struct TrainingState {
 std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
                             const TrainingState& state, int world_rank);
 
-// Loads a verified checkpoint into the model and optimizer (every rank reads the file).
-// Throws a UserError naming the file and what is wrong: not a checkpoint, a failed checksum
-// (corrupt or truncated), or a model configuration different from the recipe's (naming the key).
+// Loads a checkpoint into the model and optimizer: every rank reads its own part (whole
+// replicated tensors, its block of split ones). Throws a UserError naming the file and what is
+// wrong: not a checkpoint, a failed checksum (corrupt or truncated), or a model configuration
+// different from the recipe's (naming the key). The checksums of split tensors cover the whole
+// tensor and are not checked here: verify the file first (the trainer has rank 0 do it).
 TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, AdamW& opt);
 
 // Opens and checks every checksum; returns "" when valid, else what is wrong.
 std::string verify_checkpoint(const std::string& path);
+// The same as one error line, "PATH: refusing checkpoint: WHAT", or "" when valid.
+std::string checkpoint_refusal(const std::string& path);
 
 // The newest checkpoint in `dir` that verifies; warns about (and skips) ones that do not.
 std::optional<std::string> latest_checkpoint(const std::string& dir);

@@ -106,16 +106,20 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
 
   int64_t first_step = 0;
   if (!opts.resume.empty()) {
-    // Rank 0 picks (and verifies) the newest valid checkpoint and every rank takes its choice:
-    // ranks never resume from different files, and the directory is read once, not per rank.
+    // Rank 0 picks and verifies the checkpoint (the newest valid one for auto) and every rank
+    // takes its choice: ranks never resume from different files, the file is checked once
+    // (each rank then reads only its shards), and a bad file fails every rank with one line.
     std::optional<std::string> from = opts.resume;
-    if (opts.resume == "auto") {
-      std::string pick = topo.world.rank() == 0
-                             ? latest_checkpoint(r.checkpoint.dir).value_or(std::string())
-                             : std::string();
-      pick = topo.world.broadcast(pick, 0);
-      from = pick.empty() ? std::nullopt : std::optional<std::string>(pick);
+    std::string error;
+    if (topo.world.rank() == 0) {
+      if (opts.resume == "auto")
+        from = latest_checkpoint(r.checkpoint.dir);
+      else
+        error = checkpoint_refusal(opts.resume);
     }
+    dist::fail_together(error);
+    std::string pick = topo.world.broadcast(from.value_or(std::string()), 0);
+    from = pick.empty() ? std::nullopt : std::optional<std::string>(pick);
     if (from) {
       TrainingState st = load_checkpoint(*from, r, lm, opt);
       data->restore(st.data_state);
