@@ -2,7 +2,6 @@
 
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
-#include "kernels/ternary.h"
 
 namespace spectra {
 
@@ -26,15 +25,6 @@ ag::Var Linear::forward(const ag::Var& x) const {
   ag::Var y = ternary_ ? ag::ternary_linear(in, weight_->var(), eps_, scales_)
                        : ag::linear(in, weight_->var());
   return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
-}
-
-Tensor Linear::effective_weight() const {
-  const Tensor w = weight_->master.to(DType::f32);
-  if (!ternary_) return w;
-  Tensor out = Tensor::empty(w.shape(), DType::f32, w.device());
-  Tensor gamma = Tensor::empty({scales_.groups}, DType::f32, w.device());
-  kernels::ternary_quantize_groups(w, eps_, scales_.groups, scales_.axis, out, gamma);
-  return out;
 }
 
 RMSNorm::RMSNorm(int64_t dim, float eps, const LayerOptions& opt) : eps_(eps) {

@@ -34,9 +34,6 @@ class Linear : public Module {
   ag::Var forward(const ag::Var& x) const;
   Parameter& weight() { return *weight_; }
   bool ternary() const { return ternary_; }
-  // The weight the forward pass uses, full size on this rank's shard: γ·T for a TriLM
-  // projection (what an export writes), the weight itself otherwise. f32.
-  Tensor effective_weight() const;
 
  private:
   Parameter* weight_;

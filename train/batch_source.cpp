@@ -105,7 +105,6 @@ class DatasetSource : public BatchSource {
   }
 
  private:
-  int64_t seq_ = 0;
   static LoaderOptions options(const Recipe& r, int rank, int size) {
     LoaderOptions o;
     for (size_t i = 0; i < r.data.datasets.size(); i++)
@@ -120,6 +119,7 @@ class DatasetSource : public BatchSource {
     if (!r.data.tokenizer.empty()) o.tokenizer_sha256 = check_tokenizer(r).sha256();
     return o;
   }
+  int64_t seq_;
   Loader loader_;
 };
 
