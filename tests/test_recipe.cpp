@@ -194,6 +194,17 @@ TEST(Recipe, ErrorsNameFileLineAndKey) {
       {kModel, "yaml (--set model.heads=3)", "model.heads", "does not divide", {"model.heads=3"}},
       {kModel, "yaml (--set train.steps)", "", "KEY=VALUE", {"train.steps"}},
       {"model: {kind: trilm}\n", "bad", "model.vocab_size", "missing"},
+      {kModel + "data: {datasets: [a.h5, b.h5], weights: [1]}\n", ":2:", "data.weights",
+       "one mixture weight per dataset"},
+      {kModel + "data: {datasets: [a.h5], weights: [-1]}\n", ":2:", "data.weights[0]", "positive"},
+      {kModel + "data: {text: a.txt, datasets: [a.h5]}\n", ":2:", "data.datasets", "data.text"},
+      {kModel,
+       "yaml (--set model.ternary_shards=3)",
+       "model.ternary_shards",
+       "not a multiple of parallel.tp 2",
+       {"parallel.tp=2", "model.ternary_shards=3"}},
+      {kModel + "train: {device: cpu, precision: bf16}\n", ":2:", "train.precision",
+       "train.device is cpu"},
   };
   for (size_t i = 0; i < cases.size(); i++) {
     const Case& c = cases[i];
