@@ -1,6 +1,8 @@
 // The `spectra` binary as users run it: exit codes and the one-line `error:` contract.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/run_command.h"
 
 #include <cstdio>
@@ -88,8 +90,8 @@ TEST(Cli, InspectPrintsTheParameterCount) {
 }
 
 TEST(Cli, TrainThenGenerate) {
-  std::string model =
-      (std::filesystem::temp_directory_path() / "spectra_cli_test" / "m.h5").string();
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "spectra_cli_test";
+  std::string model = (dir / "m.h5").string();
   CommandResult t =
       run("train " + kTiny +
           " --set train.steps=2 --set eval.batches=1 --set eval.sample_tokens=5 --set train.out=" +
@@ -103,4 +105,13 @@ TEST(Cli, TrainThenGenerate) {
   CommandResult bad = run("generate /no/such/model.h5");
   EXPECT_EQ(bad.code, 2);
   EXPECT_EQ(bad.output.rfind("error:", 0), 0u) << bad.output;
+  // export: a missing model, an unknown dtype, an output that cannot be created: one line each.
+  for (std::string args : {"export /no/such/model.h5 -o " + (dir / "hf").string(),
+                           "export " + model + " -o " + (dir / "hf").string() + " --dtype f8",
+                           "export " + model + " -o /proc/spectra-no-such-dir"}) {
+    CommandResult e = run(args);
+    EXPECT_EQ(e.code, 2) << args << "\n" << e.output;
+    EXPECT_EQ(e.output.rfind("error:", 0), 0u) << e.output;
+    EXPECT_EQ(std::count(e.output.begin(), e.output.end(), '\n'), 1) << e.output;
+  }
 }

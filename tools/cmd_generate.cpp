@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/cuda_runtime.h"
 #include "tools/commands.h"
@@ -16,6 +18,7 @@ struct GenerateArgs {
   std::string prompt = "\n";
   SampleOptions sample;
   std::string device = "cpu";
+  std::string logprobs;  // JSONL of {"id", "logprob"} per generated token
 };
 }  // namespace
 
@@ -36,6 +39,8 @@ void add_generate(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->sample.seed, "Random seed")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--logprobs", a->logprobs,
+                  "Write each generated token's id and log-probability to this JSONL file");
   cmd->callback([a] {
     Device d = Device::parse(a->device);
     LoadedModel m = load_model(a->model, d, DType::f32);
@@ -44,10 +49,17 @@ void add_generate(CLI::App& app) {
           "{}: the model was trained on token datasets without data.tokenizer, so it "
           "holds no tokenizer.json to decode with",
           a->model);
+    std::ofstream scores;
+    if (!a->logprobs.empty()) {
+      scores.open(a->logprobs);
+      if (!scores) user_error("{}: cannot create (--logprobs)", a->logprobs);
+    }
     fmt::print("{}", a->prompt);
-    generate(*m.model, m.tokenizer.get(), a->prompt, a->sample, [](const std::string& piece) {
-      fmt::print("{}", piece);
+    generate(*m.model, m.tokenizer.get(), a->prompt, a->sample, [&](const GeneratedToken& t) {
+      fmt::print("{}", t.bytes);
       std::fflush(stdout);
+      if (scores.is_open())
+        scores << nlohmann::json{{"id", t.id}, {"logprob", t.logprob}}.dump() << "\n";
     });
     fmt::print("\n");
   });

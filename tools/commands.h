@@ -12,5 +12,6 @@ void add_bench(CLI::App& app);
 void add_tokenizer(CLI::App& app);
 void add_prepare(CLI::App& app);
 void add_plot(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace spectra::tools

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   tools::add_bench(app);
   tools::add_tokenizer(app);
   tools::add_prepare(app);
+  tools::add_export(app);
   tools::add_plot(app);
   int code = 0;
   try {

@@ -31,7 +31,7 @@ static int sample(const std::vector<double>& logits, int64_t vocab, const Sample
 
 std::string generate(const LM& model, const Tokenizer* tokenizer, const std::string& prompt,
                      const SampleOptions& opts,
-                     const std::function<void(const std::string&)>& on_token) {
+                     const std::function<void(const GeneratedToken&)>& on_token) {
   ag::NoGradGuard no_grad;
   const ModelConfig& cfg = model.config();
   std::vector<int32_t> ids;
@@ -60,7 +60,12 @@ std::string generate(const LM& model, const Tokenizer* tokenizer, const std::str
     // Exact bytes: a character split over two tokens prints whole once both are out.
     std::string piece = tokenizer ? tokenizer->decode_bytes({next}) : std::string(1, char(next));
     out += piece;
-    if (on_token) on_token(piece);
+    if (on_token) {
+      double top = row[0], sum = 0;
+      for (double z : row) top = std::max(top, z);
+      for (double z : row) sum += std::exp(z - top);
+      on_token({next, piece, row[size_t(next)] - top - std::log(sum)});
+    }
   }
   return out;
 }

@@ -16,11 +16,17 @@ struct SampleOptions {
   uint64_t seed = 1;
 };
 
+struct GeneratedToken {
+  int32_t id;
+  std::string bytes;  // its exact bytes (a character may span two tokens)
+  double logprob;     // log p(id | context) under the model, over all its vocabulary rows
+};
+
 // Continues `prompt` by up to opts.tokens tokens, stopping early at a special token (the
-// end-of-text a BPE model learned between documents); calls on_token with each new token's
-// bytes if given. `tokenizer` null: the model is byte-level.
+// end-of-text a BPE model learned between documents); calls on_token with each new token if
+// given. `tokenizer` null: the model is byte-level.
 std::string generate(const LM& model, const Tokenizer* tokenizer, const std::string& prompt,
                      const SampleOptions& opts,
-                     const std::function<void(const std::string&)>& on_token = {});
+                     const std::function<void(const GeneratedToken&)>& on_token = {});
 
 }  // namespace spectra

@@ -66,9 +66,9 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
     if (f.dtype_of(kTokenizer) != DType::u8 || f.shape_of(kTokenizer).size() != 1)
       user_error("{}: '{}' is not a 1-D u8 dataset", path, kTokenizer);
     Tensor t = f.read(kTokenizer);
-    std::string json(t.data<uint8_t>(), t.data<uint8_t>() + t.numel());
-    out.tokenizer =
-        std::make_unique<Tokenizer>(Tokenizer::parse(json, fmt::format("{}:{}", path, kTokenizer)));
+    out.tokenizer_json.assign(t.data<uint8_t>(), t.data<uint8_t>() + t.numel());
+    out.tokenizer = std::make_unique<Tokenizer>(
+        Tokenizer::parse(out.tokenizer_json, fmt::format("{}:{}", path, kTokenizer)));
   }
   return out;
 }

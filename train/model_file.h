@@ -25,6 +25,7 @@ struct LoadedModel {
   Recipe recipe;
   std::unique_ptr<LM> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null: byte-level
+  std::string tokenizer_json;            // its tokenizer.json text ("" when byte-level)
 };
 // Throws a UserError naming the file and what is wrong (missing, not HDF5, not a spectra model,
 // missing or mis-shaped parameter).
