@@ -100,6 +100,18 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
                           mpi_type(local.dtype()), impl_->comm));
 }
 
+void Group::gather(const Tensor& local, Tensor& out, int root) const {
+  const Tensor host = local.to(Device::cpu());
+  if (rank_ == root)
+    SPECTRA_CHECK(out.numel() == local.numel() * size_ && out.dtype() == local.dtype() &&
+                      out.device().is_cpu(),
+                  "gather: {} from {} over {} ranks", out.str(), local.str(), size_);
+  if (size_ == 1) return out.copy_from(host.view(out.shape()));
+  MPI_CHECK(MPI_Gather(host.raw(), int(host.numel()), mpi_type(host.dtype()),
+                       rank_ == root ? out.raw() : nullptr, int(host.numel()),
+                       mpi_type(host.dtype()), root, impl_->comm));
+}
+
 void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
   SPECTRA_CHECK(full.numel() == local.numel() * size_ && full.dtype() == local.dtype(),
                 "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);

@@ -31,6 +31,9 @@ class Group {
   // out [size·n, ...] = concatenation of every rank's local [n, ...] along dim 0. `local` may be
   // this rank's own slot of `out` (in place).
   void all_gather(const Tensor& local, Tensor& out) const;
+  // `out` [size·n, ...] on `root` only = every rank's `local` [n, ...] in rank order. Host
+  // memory (MPI): a device `local` is staged through the host. `out` is ignored off the root.
+  void gather(const Tensor& local, Tensor& out, int root) const;
   // Sums `full` [size·n, ...] over ranks; this rank keeps rows [rank·n, (rank+1)·n) in local.
   void reduce_scatter(const Tensor& full, Tensor& local) const;
   void broadcast(Tensor& t, int root) const;

@@ -99,7 +99,7 @@ bool is_checkpoint_file(const std::string& path) {
 
 std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
                             const TrainingState& st, int world_rank) {
-  // Collective part first (every rank): gather the ZeRO shards of the moments.
+  // Collective part first (every rank): gather the ZeRO shards of the moments to dp rank 0.
   Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
   const std::string dir = r.checkpoint.dir;
   const std::string path = (fs::path(dir) / fmt::format("step-{:08}.h5", st.step)).string();

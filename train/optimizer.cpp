@@ -64,8 +64,9 @@ AdamW::AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16, const dist::Gro
 Tensor AdamW::full_moment(int which) const {
   const Tensor& local = which == 0 ? m_ : v_;
   if (!zero_) return local;
-  Tensor full = Tensor::empty({model_.master_arena().numel()}, DType::f32, local.device());
-  dp_->all_gather(local, full);
+  Tensor full;
+  if (dp_->rank() == 0) full = Tensor::empty({model_.master_arena().numel()}, DType::f32);
+  dp_->gather(local, full, 0);
   return full;
 }
 

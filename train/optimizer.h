@@ -45,8 +45,10 @@ class AdamW {
   const LossScaler& scaler() const { return scaler_; }
   int64_t steps_taken() const { return step_; }
 
-  // The AdamW moment m (which 0) or v (1) over the whole parameter arena, in arena order.
-  // Collective under ZeRO-1 (the shards are gathered).
+  // The AdamW moment m (which 0) or v (1) over the whole parameter arena, in arena order. Under
+  // ZeRO-1 a collective over dp that gathers the shards into host memory on dp rank 0 only (the
+  // rank that saves), returning an undefined tensor elsewhere: no rank holds the whole state on
+  // its GPU.
   Tensor full_moment(int which) const;
   // Resumes from a checkpoint: full-arena moments (this rank keeps its shard), the step count
   // and the loss scaler.
