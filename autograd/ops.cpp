@@ -177,30 +177,30 @@ Var cross_entropy(const Var& logits, const Tensor& targets, Tensor* token_losses
   Tensor lse = Tensor::empty({n}, acc, z.device());
   k::cross_entropy_forward(z, targets, 0, loss, lse);
   if (token_losses) *token_losses = loss;
-  for (double t : targets.to_doubles())
-    SPECTRA_CHECK(t < double(vocab), "cross_entropy: target {} is outside the vocabulary of {}", t,
-                  vocab);
-  return mean_cross_entropy(logits, targets, 0, loss.to_doubles(), lse);
+  return mean_cross_entropy(logits, targets, targets.to_doubles(), {0, vocab}, loss.to_doubles(),
+                            lse);
 }
 
-Var mean_cross_entropy(const Var& logits, const Tensor& targets, int64_t vocab_offset,
-                       const std::vector<double>& losses, const Tensor& lse) {
-  const std::vector<double> t = targets.to_doubles();
+Var mean_cross_entropy(const Var& logits, const Tensor& targets, const std::vector<double>& t,
+                       VocabShard shard, const std::vector<double>& losses, const Tensor& lse) {
   double sum = 0;
   int64_t valid = 0;
-  for (size_t i = 0; i < t.size(); i++)
+  for (size_t i = 0; i < t.size(); i++) {
+    SPECTRA_CHECK(t[i] < double(shard.vocab),
+                  "cross_entropy: target {} is outside the vocabulary of {}", t[i], shard.vocab);
     if (t[i] >= 0) {
       sum += losses[i];
       valid++;
     }
+  }
   double mean = valid ? sum / double(valid) : 0.0;
   Var out(Tensor::full({1}, mean, DType::f64), needs_grad({&logits}));
   if (out.requires_grad()) {
-    record([logits, targets, vocab_offset, lse, out, valid] {
+    record([logits, targets, offset = shard.offset, lse, out, valid] {
       if (!out.has_grad() || valid == 0) return;
       double g = out.grad().item() / double(valid);  // d(mean)/d(loss_n)
       Tensor dloss = Tensor::full({targets.numel()}, g, lse.dtype(), logits.value().device());
-      k::cross_entropy_backward(logits.value(), targets, vocab_offset, lse, dloss, logits.grad());
+      k::cross_entropy_backward(logits.value(), targets, offset, lse, dloss, logits.grad());
     });
   }
   return out;

@@ -36,10 +36,16 @@ Var view(const Var& x, Shape shape);
 // Mean cross-entropy over the targets that are >= 0; the value is a one-element host tensor
 // (f64). Per-token losses are returned through *token_losses if given.
 Var cross_entropy(const Var& logits, const Tensor& targets, Tensor* token_losses = nullptr);
-// The mean loss as a Var, given the per-token losses (host, whole vocabulary) and lse (device,
-// acc dtype, whole vocabulary) of logits that are columns [vocab_offset, ..) of it: shared by
-// cross_entropy and the vocabulary-parallel one (autograd/parallel.h).
-Var mean_cross_entropy(const Var& logits, const Tensor& targets, int64_t vocab_offset,
+// Where a rank's logits sit in the vocabulary: columns [offset, offset + their width) of `vocab`.
+struct VocabShard {
+  int64_t offset = 0, vocab = 0;
+};
+// The mean loss as a Var, given the targets (also on the host: `host_targets`), the per-token
+// losses (host, whole vocabulary) and lse (device, acc dtype, whole vocabulary) of logits that
+// are `shard`'s columns: shared by cross_entropy and the vocabulary-parallel one
+// (autograd/parallel.h). Checks every target against the vocabulary.
+Var mean_cross_entropy(const Var& logits, const Tensor& targets,
+                       const std::vector<double>& host_targets, VocabShard shard,
                        const std::vector<double>& losses, const Tensor& lse);
 
 }  // namespace spectra::ag

@@ -24,15 +24,6 @@ int64_t Split::full_index(const Shape& full, int64_t i) const {
   return i / local_cols * cols + int64_t(index) * local_cols + i % local_cols;
 }
 
-Tensor Split::shard(const Tensor& full) const {
-  if (axis < 0 || parts == 1) return full;
-  Tensor f = full.to(Device::cpu()).to(DType::f64);
-  Tensor out = Tensor::empty(local_shape(full.shape()), DType::f64);
-  for (int64_t i = 0; i < out.numel(); i++)
-    out.data<double>()[i] = f.data<double>()[full_index(full.shape(), i)];
-  return out.to(full.dtype());
-}
-
 Tensor Split::unshard(const Tensor& gathered, const Shape& full) const {
   if (axis < 0 || parts == 1) return gathered.view(full);
   Tensor g = gathered.to(Device::cpu()).to(DType::f64);

@@ -30,8 +30,6 @@ struct Split {
   Shape local_shape(Shape full) const;
   // The full tensor's flat index of this rank's local element i.
   int64_t full_index(const Shape& full, int64_t local_i) const;
-  // This rank's block of a full host tensor, contiguous.
-  Tensor shard(const Tensor& full) const;
   // The full tensor from every rank's block, concatenated in rank order ([parts·local] as an
   // all-gather along dim 0 delivers them).
   Tensor unshard(const Tensor& gathered, const Shape& full) const;

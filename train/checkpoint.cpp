@@ -235,6 +235,7 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
     }
     off += n;
   }
+  w.slice(off, arena).zero_();  // the padding ZeRO adds after the last parameter
   model.master_arena().slice(0, arena).copy_from(w);
   model.refresh_compute();
   model.zero_grad();

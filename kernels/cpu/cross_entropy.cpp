@@ -8,13 +8,12 @@ namespace {
 // logits [N, V]; targets [N] i32 (negative: ignored); a, b [N] in acc dtype.
 void check(const char* op, const Tensor& logits, const Tensor& targets, const Tensor& a,
            const char* an, const Tensor& b, const char* bn) {
-  const int64_t n = rows_of(logits), v = logits.dim() ? logits.size(-1) : 1;
+  const int64_t n = rows_of(logits);
   check_dtype(op, targets, "targets", DType::i32);
   SPECTRA_CHECK(targets.numel() == n, "{}: logits {} and targets {} disagree", op, desc(logits),
                 desc(targets));
   check_vector(op, a, an, n, acc_dtype(logits.dtype()));
   check_vector(op, b, bn, n, acc_dtype(logits.dtype()));
-  (void)v;
 }
 // The target's column in this shard, or -1 when another shard (or nobody) holds it.
 int64_t local_target(int32_t t, int64_t offset, int64_t v) {
