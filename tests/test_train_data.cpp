@@ -27,6 +27,10 @@ const std::string kCorpus = std::string(SPECTRA_SOURCE_DIR) + "/data/corpus/kjv.
 
 // Trains a tokenizer of `vocab` entries and prepares the corpus with it, once per name.
 void prepare(const std::string& name, int vocab) {
+  // The directory is named by pid, and pids are reused: start from an empty one in each process
+  // (the trainer appends to an existing metrics file).
+  static const bool fresh = (fs::remove_all(kDir), true);
+  (void)fresh;
   fs::create_directories(kDir);
   const std::string tok = (kDir / (name + ".json")).string();
   if (fs::exists(kDir / (name + ".h5"))) return;
