@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 
 namespace spectra {
 
@@ -23,6 +26,29 @@ std::string format_count(double n) {
 double eta_seconds(double done, double total, double elapsed) {
   if (done <= 0 || elapsed <= 0) return -1;
   return (total - done) * elapsed / done;
+}
+
+void ProgressLine::update(double done) {
+  done_ = done;
+  const double t = clock_.seconds();
+  if (!enabled_ || t - last_ < (isatty(fileno(stderr)) ? 0.5 : 10.0)) return;
+  last_ = t;
+  print(done, false);
+}
+
+void ProgressLine::finish() {
+  if (enabled_) print(done_, true);
+  enabled_ = false;
+}
+
+void ProgressLine::print(double done, bool final_line) {
+  const bool tty = isatty(fileno(stderr));
+  const double t = clock_.seconds();
+  fmt::print(stderr, "{}{}: {:.1f}% ({}/{} {}), {:.1f} {}/s, {} {}{}", tty ? "\r" : "", label_,
+             total_ > 0 ? 100.0 * done / total_ : 100.0, format_count(done), format_count(total_),
+             unit_, done / std::max(t, 1e-9), unit_, final_line ? "in" : "ETA",
+             format_duration(final_line ? t : eta_seconds(done, total_, t)),
+             tty && !final_line ? "\x1b[K" : "\n");
 }
 
 }  // namespace spectra

@@ -93,8 +93,7 @@ Loader::Loader(LoaderOptions o) : o_(std::move(o)) {
       s.files.push_back(std::move(tf));
     }
     s.first_window.push_back(s.windows);
-    if (o_.val_fraction > 0)
-      s.val = std::max<int64_t>(1, int64_t(double(s.windows) * o_.val_fraction));
+    s.val = validation_windows(s.windows, o_.val_fraction);
     s.train = s.windows - s.val;
     if (s.train < 1)
       user_error("{}: {} windows of {} tokens: too little data for a training split", d.path,
@@ -223,6 +222,10 @@ void Loader::restore(const LoaderState& s) {
   error_ = nullptr;
   consumed_ = produced_ = s;
   start();
+}
+
+int64_t validation_windows(int64_t windows, double fraction) {
+  return fraction > 0 ? std::max<int64_t>(1, int64_t(double(windows) * fraction)) : 0;
 }
 
 uint64_t Loader::epoch(size_t source) const {

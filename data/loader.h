@@ -59,6 +59,10 @@ struct LoaderState {
   static LoaderState from_json(const std::string& text);  // UserError if malformed
 };
 
+// How many of a source's `windows` form its held-out tail: max(1, ⌊windows·fraction⌋) when
+// fraction > 0, else none.
+int64_t validation_windows(int64_t windows, double fraction);
+
 // The shard files a source path names, in order.
 std::vector<std::string> source_files(const std::string& path);
 

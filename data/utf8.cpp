@@ -87,4 +87,19 @@ void append(std::string& out, char32_t cp) {
   }
 }
 
+char32_t decode(std::string_view s, size_t& i) {
+  const uint8_t b = uint8_t(s[i]);
+  const size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  char32_t cp = n == 1 ? b : n == 2 ? b & 0x1F : n == 3 ? b & 0x0F : b & 0x07;
+  for (size_t k = 1; k < n && i + k < s.size(); k++) cp = (cp << 6) | (uint8_t(s[i + k]) & 0x3F);
+  i += n;
+  return cp;
+}
+
+size_t length(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
 }  // namespace spectra::utf8

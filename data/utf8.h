@@ -23,6 +23,11 @@ size_t find_invalid(std::string_view s);
 // the one Python and Rust follow, so repaired text matches what they would produce).
 std::string replace_invalid(std::string_view s);
 
+// The code point at s[i] of well-formed UTF-8; advances i past it.
+char32_t decode(std::string_view s, size_t& i);
+// Code points in well-formed UTF-8 (Python's len() of the str).
+size_t length(std::string_view s);
+
 // Appends the UTF-8 encoding of code point `cp` to `out`.
 void append(std::string& out, char32_t cp);
 

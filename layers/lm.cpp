@@ -78,6 +78,21 @@ ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
   return head_.forward(norm_.forward(x));
 }
 
+Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,
+                        KVCache& cache) const {
+  SPECTRA_CHECK(!opt_.tp || opt_.tp->size() == 1, "LM::logits_cached: no tensor parallelism");
+  ag::NoGradGuard no_grad;
+  int64_t rows = 0;
+  for (const CacheSegment& s : segments) rows += s.tokens;
+  SPECTRA_CHECK(rows == ids.numel(), "LM::logits_cached: {} ids for segments of {} tokens",
+                ids.numel(), rows);
+  ag::Var x = embed_.forward(ids);
+  for (size_t l = 0; l < layers_.size(); l++)
+    x = layers_[l].forward_cached(x, segments, cache, int64_t(l));
+  for (const CacheSegment& s : segments) cache.advance(s.slot, s.tokens);
+  return head_.forward(norm_.forward(x)).value();
+}
+
 ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                  Tensor* token_losses) const {
   if (!opt_.tp) return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);

@@ -40,6 +40,11 @@ class LM : public Module {
   // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype (under tensor
   // parallelism: this rank's vocab_rows/tp columns of them).
   ag::Var logits(const Tensor& ids, int64_t batch, int64_t seq) const;
+  // Inference with a key/value cache (no gradients, no tensor parallelism): ids [N] are the
+  // segments' tokens one after another, each continuing its cache slot. Returns the logits
+  // [N, vocab_rows] and advances every segment's slot by its tokens.
+  Tensor logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,
+                       KVCache& cache) const;
   // Mean next-token cross-entropy; targets < 0 are ignored.
   ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                Tensor* token_losses = nullptr) const;

@@ -27,6 +27,32 @@ ag::Var Attention::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
   return o_.forward(ag::view(a, {batch * seq, heads_ * head_dim_}));
 }
 
+ag::Var Attention::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
+                                  KVCache& cache, int64_t layer) const {
+  const Shape rows{x.shape()[0], heads_, head_dim_};
+  const Tensor q = ag::view(q_.forward(x), rows).value();
+  const Tensor k = ag::view(k_.forward(x), rows).value();
+  const Tensor v = ag::view(v_.forward(x), rows).value();
+  auto rows_of = [&](int64_t n) { return Shape{n, heads_, head_dim_}; };
+  Tensor a = Tensor::empty(q.shape(), q.dtype(), q.device());
+  int64_t row = 0;
+  for (const CacheSegment& s : segments) {
+    // This segment's positions continue the slot's: RoPE at those positions, then attention
+    // over everything cached (the kernel aligns the Tq queries with the last Tq keys).
+    const Shape one{1, s.tokens, heads_, head_dim_};
+    const int64_t pos0 = cache.length(s.slot);
+    auto part = [&](const Tensor& t) { return ag::Var(t.slice(row, row + s.tokens).view(one)); };
+    ag::Var qs = ag::rope(part(q), pos0, theta_);
+    ag::Var ks = ag::rope(part(k), pos0, theta_);
+    auto [keys, values] = cache.append(layer, s.slot, ks.value().view(rows_of(s.tokens)),
+                                       part(v).value().view(rows_of(s.tokens)));
+    a.slice(row, row + s.tokens).copy_from(
+        ag::attention(qs, ag::Var(keys), ag::Var(values)).value().view(rows_of(s.tokens)));
+    row += s.tokens;
+  }
+  return o_.forward(ag::Var(a.view({rows[0], heads_ * head_dim_})));
+}
+
 MLP::MLP(const ModelConfig& c, const LayerOptions& o)
     : gate_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
       up_(c.hidden, c.ffn, c.ternary(), c.ternary_eps, TpSplit::column, o, c.ternary_shards),
@@ -53,6 +79,12 @@ Block::Block(const ModelConfig& c, const LayerOptions& o)
 
 ag::Var Block::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
   ag::Var h = ag::add(x, attn_.forward(input_norm_.forward(x), batch, seq));
+  return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
+}
+
+ag::Var Block::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
+                              KVCache& cache, int64_t layer) const {
+  ag::Var h = ag::add(x, attn_.forward_cached(input_norm_.forward(x), segments, cache, layer));
   return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
 }
 

@@ -6,6 +6,7 @@
 // down row-parallel, so each rank computes heads/tp heads and ffn/tp of the MLP, and each block
 // communicates twice forward (after o and down) and twice backward (before q/k/v, gate/up).
 #pragma once
+#include "layers/kv_cache.h"
 #include "layers/linear.h"
 #include "layers/model_config.h"
 
@@ -16,6 +17,10 @@ class Attention : public Module {
   Attention(const ModelConfig& cfg, const LayerOptions& opt);
   // x: [B*T, d] -> [B*T, d]
   ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
+  // Inference: x [N, d] holds the segments' rows in order; each segment's queries sit after its
+  // slot's cached positions and attend to them and to themselves (layers/kv_cache.h).
+  ag::Var forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
+                         KVCache& cache, int64_t layer) const;
 
  private:
   Linear q_, k_, v_, o_;
@@ -36,6 +41,8 @@ class Block : public Module {
  public:
   Block(const ModelConfig& cfg, const LayerOptions& opt);
   ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
+  ag::Var forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
+                         KVCache& cache, int64_t layer) const;
 
  private:
   RMSNorm input_norm_, post_attention_norm_;

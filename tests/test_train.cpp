@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/log.h"
-#include "train/generate.h"
+#include "eval/generate.h"
 #include "train/model_file.h"
 #include "train/trainer.h"
 

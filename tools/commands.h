@@ -8,6 +8,7 @@ namespace spectra::tools {
 void add_train(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_generate(CLI::App& app);
+void add_eval(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_tokenizer(CLI::App& app);
 void add_prepare(CLI::App& app);

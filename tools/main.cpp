@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   tools::add_train(app);
   tools::add_inspect(app);
   tools::add_generate(app);
+  tools::add_eval(app);
   tools::add_bench(app);
   tools::add_tokenizer(app);
   tools::add_prepare(app);

@@ -13,7 +13,7 @@
 #include "dist/world.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
-#include "train/generate.h"
+#include "eval/generate.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
 #include "train/optimizer.h"

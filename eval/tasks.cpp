@@ -1,0 +1,253 @@
+#include "eval/tasks.h"
+
+#include <utf8proc.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/text.h"
+#include "data/utf8.h"
+
+namespace spectra {
+
+namespace {
+
+using nlohmann::json;
+
+// Python 3's str.isspace() characters.
+bool python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// A record's fields, with errors that name the file and line.
+struct Record {
+  const std::string& path;
+  int64_t line;
+  json j;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    user_error("{}:{}: {}", path, line, what);
+  }
+  const json& field(const char* key) const {
+    if (!j.contains(key)) fail(fmt::format("missing field \"{}\"", key));
+    return j[key];
+  }
+  std::string str(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_string()) fail(fmt::format("field \"{}\" is not a string", key));
+    return v.get<std::string>();
+  }
+  std::vector<std::string> strings(const json& v, const char* key) const {
+    if (!v.is_array() || v.empty()) fail(fmt::format("field \"{}\" is not a list of strings", key));
+    std::vector<std::string> out;
+    for (const json& e : v) {
+      if (!e.is_string()) fail(fmt::format("field \"{}\" is not a list of strings", key));
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+  // An integer given as a number, a numeric string ("2") or a boolean (boolq).
+  int64_t integer(const char* key) const {
+    const json& v = field(key);
+    if (v.is_boolean()) return v.get<bool>() ? 1 : 0;
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_string()) {
+      const std::string s = v.get<std::string>();
+      if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 10)
+        return std::stoll(s);
+    }
+    fail(fmt::format("field \"{}\" is not an integer", key));
+  }
+};
+
+// Zero-shot multiple choice: per choice (context, " " + choice), acc_norm by the choice's
+// length in characters.
+TaskDoc choices_doc(const Record& r, const std::string& context,
+                    const std::vector<std::string>& choices, int64_t gold) {
+  if (gold < 0 || gold >= int64_t(choices.size()))
+    r.fail(fmt::format("the answer index {} is out of range for {} choices", gold,
+                       choices.size()));
+  TaskDoc d{r.line, {}, gold, {}};
+  for (const std::string& c : choices) {
+    d.requests.push_back({context, " " + c});
+    d.choice_chars.push_back(double(utf8::length(c)));
+  }
+  return d;
+}
+
+// Python's " ".join(text.split(" ")[:-1]) and text.split(" ")[-1].
+std::pair<std::string, std::string> split_last_word(const std::string& text) {
+  const size_t space = text.rfind(' ');
+  if (space == std::string::npos) return {"", text};
+  return {text.substr(0, space), text.substr(space + 1)};
+}
+
+TaskDoc read_doc(const std::string& task, const Record& r) {
+  if (task == "lambada" || task == "lambada_openai") {
+    auto [context, word] = split_last_word(r.str("text"));
+    return TaskDoc{r.line, {{context, " " + word}}, 0, {}};
+  }
+  if (task == "multiple_choice") {
+    return choices_doc(r, r.str("context"), r.strings(r.field("choices"), "choices"),
+                       r.integer("gold"));
+  }
+  if (task == "arc_easy" || task == "arc_challenge") {
+    const json& c = r.field("choices");
+    if (!c.is_object() || !c.contains("text") || !c.contains("label"))
+      r.fail("field \"choices\" is not an object with \"text\" and \"label\"");
+    std::vector<std::string> text = r.strings(c["text"], "choices.text");
+    std::vector<std::string> labels = r.strings(c["label"], "choices.label");
+    const std::string key = r.str("answerKey");
+    auto it = std::find(labels.begin(), labels.end(), key);
+    if (it == labels.end()) r.fail(fmt::format("answerKey \"{}\" is not among the labels", key));
+    if (labels.size() != text.size()) r.fail("choices.text and choices.label differ in length");
+    return choices_doc(r, "Question: " + r.str("question") + "\nAnswer:", text,
+                       it - labels.begin());
+  }
+  if (task == "hellaswag") {
+    const std::string ctx = r.str("ctx_a") + " " + py_capitalize(r.str("ctx_b"));
+    std::vector<std::string> endings = r.strings(r.field("endings"), "endings");
+    for (std::string& e : endings) e = hellaswag_preprocess(e);
+    return choices_doc(r, hellaswag_preprocess(r.str("activity_label") + ": " + ctx), endings,
+                       r.integer("label"));
+  }
+  if (task == "piqa") {
+    return choices_doc(r, "Question: " + r.str("goal") + "\nAnswer:", {r.str("sol1"), r.str("sol2")},
+                       r.integer("label"));
+  }
+  if (task == "sciq") {
+    return choices_doc(
+        r, py_strip(r.str("support"), true, false) + "\nQuestion: " + r.str("question") + "\nAnswer:",
+        {r.str("distractor1"), r.str("distractor2"), r.str("distractor3"), r.str("correct_answer")},
+        3);
+  }
+  if (task == "boolq") {
+    return choices_doc(r, r.str("passage") + "\nQuestion: " + r.str("question") + "?\nAnswer:",
+                       {"no", "yes"}, r.integer("label"));
+  }
+  if (task == "winogrande") {
+    // The options go into the context (the sentence up to the blank); the scored continuation
+    // is the rest of the sentence after it.
+    const std::string sentence = r.str("sentence");
+    const size_t blank = sentence.find('_');
+    if (blank == std::string::npos) r.fail("field \"sentence\" has no \"_\" blank");
+    const std::string target = " " + py_strip(sentence.substr(blank + 1));
+    const int64_t answer = r.integer("answer");
+    if (answer != 1 && answer != 2) r.fail(fmt::format("answer {} is not 1 or 2", answer));
+    TaskDoc d{r.line, {}, answer - 1, {}};
+    for (const char* key : {"option1", "option2"}) {
+      const std::string context = sentence.substr(0, blank) + r.str(key);
+      d.requests.push_back({context, target});
+      d.choice_chars.push_back(double(utf8::length(context)));
+    }
+    return d;
+  }
+  // perplexity over JSONL documents: wikitext_document_level's "page", or "text".
+  const char* key = r.j.contains("page") ? "page" : "text";
+  return TaskDoc{r.line, {{r.str(key), ""}}, 0, {}};
+}
+
+}  // namespace
+
+const std::vector<std::string>& task_names() {
+  static const std::vector<std::string> names = {
+      "perplexity", "lambada",    "lambada_openai", "multiple_choice", "arc_easy", "arc_challenge",
+      "hellaswag",  "piqa",       "sciq",           "winogrande",      "boolq"};
+  return names;
+}
+
+TaskType task_type(const std::string& name) {
+  if (name == "perplexity") return TaskType::perplexity;
+  if (name == "lambada" || name == "lambada_openai") return TaskType::loglikelihood;
+  if (std::find(task_names().begin(), task_names().end(), name) == task_names().end())
+    user_error("unknown task '{}' (known: {})", name, fmt::join(task_names(), ", "));
+  return TaskType::multiple_choice;
+}
+
+Task load_task(const std::string& name, const std::string& path, int64_t limit) {
+  Task t{name, path, task_type(name), {}};
+  const bool jsonl = path.ends_with(".jsonl");
+  if (t.type == TaskType::perplexity && !jsonl) {  // a whole text file is one document
+    t.docs.push_back(TaskDoc{1, {{read_text_file(path), ""}}, 0, {}});
+    return t;
+  }
+  if (!jsonl) user_error("{}: task '{}' reads JSONL (one JSON object per line)", path, name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("{}: cannot open the task file", path);
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); n++) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (size_t bad = utf8::find_invalid(line); bad != utf8::npos)
+      user_error("{}:{}: invalid UTF-8 at byte {} of the line", path, n, bad);
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      user_error("{}:{}: not a JSON object (each line must be one)", path, n);
+    t.docs.push_back(read_doc(name, Record{path, n, std::move(j)}));
+    if (limit > 0 && int64_t(t.docs.size()) >= limit) break;
+  }
+  if (t.docs.empty()) user_error("{}: no documents in the task file", path);
+  return t;
+}
+
+std::string py_strip(const std::string& s, bool left, bool right) {
+  size_t begin = 0, end = s.size();
+  if (left)
+    for (size_t i = 0; i < s.size() && python_space(utf8::decode(s, i));) begin = i;
+  if (right)
+    while (end > begin) {
+      size_t start = end - 1;  // back to the first byte of the last character
+      while (start > begin && (uint8_t(s[start]) & 0xC0) == 0x80) start--;
+      size_t i = start;
+      if (!python_space(utf8::decode(s, i))) break;
+      end = start;
+    }
+  return s.substr(begin, end - begin);
+}
+
+std::string py_capitalize(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const bool first = i == 0;
+    const char32_t c = utf8::decode(s, i);
+    utf8::append(out, char32_t(first ? utf8proc_totitle(utf8proc_int32_t(c))
+                                     : utf8proc_tolower(utf8proc_int32_t(c))));
+  }
+  return out;
+}
+
+std::string hellaswag_preprocess(const std::string& text) {
+  // text.strip(); .replace(" [title]", ". "); re.sub("\\[.*?\\]", "", ...); .replace("  ", " ")
+  std::string s = py_strip(text), t;
+  for (size_t i = 0; i < s.size();) {
+    if (s.compare(i, 8, " [title]") == 0) {
+      t += ". ";
+      i += 8;
+    } else {
+      t += s[i++];
+    }
+  }
+  s.clear();
+  for (size_t i = 0; i < t.size();) {  // '.' does not match a newline
+    const size_t close = t[i] == '[' ? t.find_first_of("]\n", i + 1) : std::string::npos;
+    if (close != std::string::npos && t[close] == ']') {
+      i = close + 1;
+    } else {
+      s += t[i++];
+    }
+  }
+  t.clear();
+  for (size_t i = 0; i < s.size();) {
+    if (s.compare(i, 2, "  ") == 0) {
+      t += ' ';
+      i += 2;
+    } else {
+      t += s[i++];
+    }
+  }
+  return t;
+}
+
+}  // namespace spectra

@@ -1,0 +1,54 @@
+// Evaluation tasks read from local files, each turned into the log-likelihood requests that
+// lm-evaluation-harness 0.4 builds for it (the same prompts, zero-shot):
+//
+//   perplexity        text (.txt/.gz: one document; .jsonl: "page" or "text" per line), rolling
+//                     windows over each document (lm-eval's wikitext), or a token file (.h5)
+//   lambada           {"text"}: context = all but the last word, target = " " + last word
+//   multiple_choice   spectra's generic format {"context", "choices": [...], "gold": index}:
+//                     per choice (context, " " + choice)
+//   arc_easy, arc_challenge, hellaswag, piqa, sciq, winogrande, boolq: the JSONL records of
+//                     the datasets lm-eval loads, with its prompts (docs/evaluation.md)
+//
+// A malformed file (missing field, wrong type, gold out of range) is a UserError naming the
+// file and line.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spectra {
+
+enum class TaskType : uint8_t { perplexity, loglikelihood, multiple_choice };
+
+// One document as text requests.
+struct TaskDoc {
+  int64_t line = 0;  // where it came from (1-based)
+  // multiple_choice: one (context, continuation) per choice; loglikelihood: one pair;
+  // perplexity: one text in .first (scored whole, in rolling windows).
+  std::vector<std::pair<std::string, std::string>> requests;
+  int64_t gold = 0;
+  std::vector<double> choice_chars;  // acc_norm's divisor per choice: its length in characters
+};
+
+struct Task {
+  std::string name, path;
+  TaskType type = TaskType::multiple_choice;
+  std::vector<TaskDoc> docs;
+};
+
+// The task names load_task knows, for help texts and errors.
+const std::vector<std::string>& task_names();
+TaskType task_type(const std::string& name);  // UserError for an unknown name
+
+// Reads the task's documents (the first `limit` when > 0). Perplexity over a token file (.h5)
+// is not read here (eval/evaluate.h reads its windows).
+Task load_task(const std::string& name, const std::string& path, int64_t limit = 0);
+
+// Python's string helpers the prompts use, on UTF-8: strip()/lstrip() of Unicode whitespace,
+// capitalize() (first character title case, the rest lower case), and hellaswag's preprocess.
+std::string py_strip(const std::string& s, bool left = true, bool right = true);
+std::string py_capitalize(const std::string& s);
+std::string hellaswag_preprocess(const std::string& s);
+
+}  // namespace spectra

@@ -1,0 +1,127 @@
+// spectra eval MODEL --task T --data FILE: zero-shot evaluation with lm-evaluation-harness's
+// semantics (eval/evaluate.h): a table on stdout, and the metrics as JSON (--output) and each
+// document's scores as JSONL (--samples). Repeat --task/--data pairs to run several tasks.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/cuda_runtime.h"
+#include "core/progress.h"
+#include "eval/evaluate.h"
+#include "tools/commands.h"
+#include "train/model_file.h"
+
+namespace spectra::tools {
+
+namespace {
+struct EvalArgs {
+  std::string model, device = "cpu", tokenizer, output, samples, split = "val";
+  std::vector<std::string> tasks, data;
+  int64_t limit = 0;
+  double val_fraction = -1;  // < 0: the recipe's data.val_fraction
+  EvalOptions options;
+};
+
+std::ofstream open_output(const std::string& path, const char* flag) {
+  std::ofstream f(path);
+  if (!f) user_error("{}: cannot create ({})", path, flag);
+  return f;
+}
+
+void run(EvalArgs& a) {
+  if (a.tasks.size() != a.data.size())
+    user_error("give one --data FILE per --task ({} tasks, {} data files)", a.tasks.size(),
+               a.data.size());
+  for (const std::string& t : a.tasks) task_type(t);  // unknown names fail before loading
+  Device d = Device::parse(a.device);
+  if (d.is_cuda() && !cuda::available())
+    user_error("--device {}: no usable GPU is present (use cpu)", a.device);
+  LoadedModel m = load_model(a.model, d, d.is_cuda() ? DType::bf16 : DType::f32);
+  if (!a.tokenizer.empty()) {
+    Tokenizer given = Tokenizer::load(a.tokenizer);
+    if (m.tokenizer && given.sha256() != m.tokenizer->sha256())
+      user_error("{}: this tokenizer (sha256 {}) is not the one the model was trained with ({})",
+                 a.tokenizer, given.sha256().substr(0, 16), m.tokenizer->sha256().substr(0, 16));
+    if (given.vocab_size() > m.recipe.model.vocab_size)
+      user_error("{}: {} tokens, more than the model's vocabulary of {}", a.tokenizer,
+                 given.vocab_size(), m.recipe.model.vocab_size);
+    if (!m.tokenizer) m.tokenizer = std::make_unique<Tokenizer>(std::move(given));
+  }
+  EvalOptions o = a.options;
+  o.seq_len = o.seq_len > 0 ? o.seq_len : m.recipe.train.seq_len;
+  o.val_split = a.split == "val";
+  o.val_fraction = a.val_fraction >= 0 ? a.val_fraction : m.recipe.data.val_fraction;
+  o.samples = !a.samples.empty();
+
+  std::ofstream samples;
+  if (o.samples) samples = open_output(a.samples, "--samples");
+  std::vector<TaskResult> results;
+  for (size_t i = 0; i < a.tasks.size(); i++) {
+    const std::string& file = a.data[i];
+    if (a.tasks[i] == "perplexity" && file.ends_with(".h5")) {
+      results.push_back(evaluate_token_file(*m.model, file,
+                                            m.tokenizer ? m.tokenizer->sha256() : "", o));
+    } else {
+      results.push_back(evaluate(*m.model, m.tokenizer.get(), load_task(a.tasks[i], file, a.limit), o));
+    }
+    for (nlohmann::json& s : results.back().samples) {
+      s["task"] = a.tasks[i];
+      samples << s.dump() << "\n";
+    }
+  }
+
+  fmt::print("{:<18} {:>6}  {:<18} {:>12}  {}\n", "task", "docs", "metric", "value", "data");
+  for (const TaskResult& r : results)
+    for (const auto& [name, value] : r.metrics)
+      fmt::print("{:<18} {:>6}  {:<18} {:>12.6f}  {}\n", r.task, r.docs, name, value, r.path);
+  if (!a.output.empty()) {
+    nlohmann::json j = {{"model", a.model}, {"results", nlohmann::json::array()}};
+    for (const TaskResult& r : results) j["results"].push_back(r.to_json());
+    open_output(a.output, "--output") << j.dump(2) << "\n";
+  }
+}
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Evaluate a model file on tasks, with lm-evaluation-harness's semantics");
+  cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")
+      ->required();
+  cmd->add_option("--task", a->tasks,
+                  "perplexity, lambada, multiple_choice, arc_easy, arc_challenge, hellaswag, "
+                  "piqa, sciq, winogrande or boolq (repeatable, each with a --data)")
+      ->required();
+  cmd->add_option("--data", a->data,
+                  "The task's file: JSONL records (docs/evaluation.md); for perplexity also text "
+                  "(.txt/.gz) or a token file (.h5) from `spectra prepare`")
+      ->required();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--batch", a->options.batch, "Sequences per forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", a->limit, "Evaluate only the first N documents of each task")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", a->options.max_length,
+                  "Tokens a request may use (default: the model's context)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seq-len", a->options.seq_len,
+                  "Token files: window length (default: the recipe's train.seq_len)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--split", a->split,
+                  "Token files: val (the held-out tail the trainer validates on) or all")
+      ->check(CLI::IsMember({"val", "all"}))
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", a->val_fraction,
+                  "Token files: the held-out fraction (default: the recipe's data.val_fraction)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "tokenizer.json to use (must be the model's; needed for a model without one)");
+  cmd->add_option("-o,--output", a->output, "Write the metrics as JSON to this file");
+  cmd->add_option("--samples", a->samples, "Write each document's scores as JSONL to this file");
+  cmd->add_flag("!--no-progress", a->options.progress, "No progress line on stderr");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace spectra::tools
