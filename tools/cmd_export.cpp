@@ -4,7 +4,10 @@
 //                      the released checkpoints store them: the effective weights γ·T, so each
 //                      matrix holds 0 and ±γ of each of its scale blocks (ternary_shards)
 //   config.json        the LlamaForCausalLM configuration (vocab_size = embedding rows)
-//   tokenizer.json     the model's tokenizer, when it was trained on tokenized data
+//   tokenizer.json     the model's tokenizer, when it was trained on tokenized data, and
+//   tokenizer_config.json  what AutoTokenizer needs beside it: the generic fast tokenizer class
+//                      and <|endoftext|> as bos, eos and unk (GPT-NeoX's convention); without
+//                      it transformers loads no special tokens and lm-evaluation-harness fails
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -66,6 +69,16 @@ nlohmann::ordered_json hf_config(const LoadedModel& m, const std::string& dtype)
   return j;
 }
 
+nlohmann::ordered_json tokenizer_config(const Tokenizer& tok, const ModelConfig& c) {
+  nlohmann::ordered_json j = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                              {"model_max_length", c.context},
+                              {"clean_up_tokenization_spaces", false}};
+  // Only tokens the tokenizer has: AutoTokenizer would add a missing one as a new token.
+  if (tok.token_to_id("<|endoftext|>") >= 0)
+    for (const char* k : {"bos_token", "eos_token", "unk_token"}) j[k] = "<|endoftext|>";
+  return j;
+}
+
 void run(const ExportArgs& a) {
   const DType dtype = a.dtype == "f16" ? DType::f16 : a.dtype == "bf16" ? DType::bf16 : DType::f32;
   LoadedModel m = load_model(a.model, Device::cpu(), DType::f32);
@@ -82,11 +95,14 @@ void run(const ExportArgs& a) {
            {"ternary_shards", std::to_string(c.ternary_shards)}});
   std::ofstream(std::filesystem::path(a.out) / "config.json")
       << hf_config(m, a.dtype).dump(2) << "\n";
-  if (!m.tokenizer_json.empty())
+  if (!m.tokenizer_json.empty()) {
     std::ofstream(std::filesystem::path(a.out) / "tokenizer.json") << m.tokenizer_json;
+    std::ofstream(std::filesystem::path(a.out) / "tokenizer_config.json")
+        << tokenizer_config(*m.tokenizer, c).dump(2) << "\n";
+  }
   fmt::print("exported {} ({} {}) to {}/: model.safetensors ({}), config.json{}\n", a.model,
              model_kind_name(c.kind), m.recipe.size, a.out, a.dtype,
-             m.tokenizer_json.empty() ? "" : ", tokenizer.json");
+             m.tokenizer_json.empty() ? "" : ", tokenizer.json, tokenizer_config.json");
 }
 }  // namespace
 
