@@ -19,7 +19,8 @@ struct Sums {
 
   void all_reduce(const dist::Group* g) {
     if (!g || g->size() == 1) return;
-    Tensor t = Tensor::from(std::vector<double>{docs, acc, acc_norm, ll, tokens, bytes, words}, {7});
+    Tensor t =
+        Tensor::from(std::vector<double>{docs, acc, acc_norm, ll, tokens, bytes, words}, {7});
     g->all_reduce(t);
     const double* v = t.data<double>();
     docs = v[0], acc = v[1], acc_norm = v[2], ll = v[3], tokens = v[4], bytes = v[5], words = v[6];
@@ -83,7 +84,8 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
     first_request.push_back(requests.size());
     for (const auto& [context, continuation] : task.docs[d].requests) {
       if (task.type == TaskType::perplexity) {
-        for (LoglikelihoodRequest& w : rolling_windows(tokenizer->encode(context), prefix, max_length))
+        for (LoglikelihoodRequest& w :
+             rolling_windows(tokenizer->encode(context), prefix, max_length))
           requests.push_back(std::move(w));
       } else {
         requests.push_back(encode_pair(*tokenizer, context, continuation, prefix));
@@ -114,9 +116,11 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
     if (task.type == TaskType::multiple_choice) {
       std::vector<double> normed(ll.size());
       for (size_t c = 0; c < ll.size(); c++) normed[c] = ll[c] / doc.choice_chars[c];
-      const double acc = argmax(ll) == size_t(doc.gold), acc_norm = argmax(normed) == size_t(doc.gold);
+      const double acc = argmax(ll) == size_t(doc.gold),
+                   acc_norm = argmax(normed) == size_t(doc.gold);
       sums.acc += acc, sums.acc_norm += acc_norm;
-      sample.update({{"gold", doc.gold}, {"loglikelihoods", ll}, {"acc", acc}, {"acc_norm", acc_norm}});
+      sample.update(
+          {{"gold", doc.gold}, {"loglikelihoods", ll}, {"acc", acc}, {"acc_norm", acc_norm}});
     } else if (task.type == TaskType::loglikelihood) {
       sums.acc += greedy, sums.ll += ll[0];
       sample.update({{"loglikelihood", ll[0]}, {"greedy", greedy}});
@@ -133,7 +137,8 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
   sums.all_reduce(o.group);
 
   if (task.type == TaskType::multiple_choice) {
-    out.metrics = {{"acc", sums.acc / sums.docs}, {"acc_norm", sums.acc_norm / sums.docs}};
+    out.metrics = {{"acc", sums.acc / sums.docs}};
+    if (task.acc_norm) out.metrics.push_back({"acc_norm", sums.acc_norm / sums.docs});
   } else if (task.type == TaskType::loglikelihood) {
     out.metrics = {{"acc", sums.acc / sums.docs}, {"perplexity", std::exp(-sums.ll / sums.docs)}};
   } else {

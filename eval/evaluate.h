@@ -34,7 +34,7 @@ struct EvalOptions {
   bool samples = false;    // keep each document's scores (TaskResult::samples)
   // Token files: window length (0: the recipe's train.seq_len) and which windows.
   int64_t seq_len = 0;
-  bool val_split = true;      // the held-out tail only (else every window)
+  bool val_split = true;  // the held-out tail only (else every window)
   double val_fraction = 0.01;
   // Documents split over the group's ranks (rank r scores documents r, r + size, ...) and
   // the sums all-reduced: every rank returns the same metrics. Null: this process alone.
@@ -45,7 +45,7 @@ struct TaskResult {
   std::string task, path;
   int64_t docs = 0;
   std::vector<std::pair<std::string, double>> metrics;  // in display order
-  nlohmann::json samples = nlohmann::json::array();    // per document, when asked for
+  nlohmann::json samples = nlohmann::json::array();     // per document, when asked for
   double seconds = 0;
 
   double metric(const std::string& name) const;  // NaN if absent

@@ -59,13 +59,15 @@ std::vector<std::string> generate(
   const size_t keep = size_t(std::max<int64_t>(1, cfg.context / 2));
   std::vector<std::string> results(prompts.size());
 
-  for (size_t first = 0; first < prompts.size(); first += size_t(std::max<int64_t>(1, opts.batch))) {
+  for (size_t first = 0; first < prompts.size();
+       first += size_t(std::max<int64_t>(1, opts.batch))) {
     const size_t count = std::min(prompts.size() - first, size_t(std::max<int64_t>(1, opts.batch)));
     std::vector<Sequence> seqs(count);
     for (size_t i = 0; i < count; i++) {
       Sequence& s = seqs[i];
       const std::string& p = prompts[first + i];
-      if (tokenizer) s.ids = tokenizer->encode(p.empty() ? "\n" : p);
+      if (tokenizer)
+        s.ids = tokenizer->encode(p.empty() ? "\n" : p);
       else
         for (unsigned char c : (p.empty() ? std::string("\n") : p)) s.ids.push_back(c);
       if (s.ids.empty()) s.ids = tokenizer ? tokenizer->encode("\n") : std::vector<int32_t>{'\n'};

@@ -18,8 +18,8 @@ using nlohmann::json;
 // Python 3's str.isspace() characters.
 bool python_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 // A record's fields, with errors that name the file and line.
@@ -68,8 +68,7 @@ struct Record {
 TaskDoc choices_doc(const Record& r, const std::string& context,
                     const std::vector<std::string>& choices, int64_t gold) {
   if (gold < 0 || gold >= int64_t(choices.size()))
-    r.fail(fmt::format("the answer index {} is out of range for {} choices", gold,
-                       choices.size()));
+    r.fail(fmt::format("the answer index {} is out of range for {} choices", gold, choices.size()));
   TaskDoc d{r.line, {}, gold, {}};
   for (const std::string& c : choices) {
     d.requests.push_back({context, " " + c});
@@ -115,12 +114,14 @@ TaskDoc read_doc(const std::string& task, const Record& r) {
                        r.integer("label"));
   }
   if (task == "piqa") {
-    return choices_doc(r, "Question: " + r.str("goal") + "\nAnswer:", {r.str("sol1"), r.str("sol2")},
+    return choices_doc(r,
+                       "Question: " + r.str("goal") + "\nAnswer:", {r.str("sol1"), r.str("sol2")},
                        r.integer("label"));
   }
   if (task == "sciq") {
     return choices_doc(
-        r, py_strip(r.str("support"), true, false) + "\nQuestion: " + r.str("question") + "\nAnswer:",
+        r,
+        py_strip(r.str("support"), true, false) + "\nQuestion: " + r.str("question") + "\nAnswer:",
         {r.str("distractor1"), r.str("distractor2"), r.str("distractor3"), r.str("correct_answer")},
         3);
   }
@@ -154,8 +155,8 @@ TaskDoc read_doc(const std::string& task, const Record& r) {
 
 const std::vector<std::string>& task_names() {
   static const std::vector<std::string> names = {
-      "perplexity", "lambada",    "lambada_openai", "multiple_choice", "arc_easy", "arc_challenge",
-      "hellaswag",  "piqa",       "sciq",           "winogrande",      "boolq"};
+      "perplexity", "lambada", "lambada_openai", "multiple_choice", "arc_easy", "arc_challenge",
+      "hellaswag",  "piqa",    "sciq",           "winogrande",      "boolq"};
   return names;
 }
 
@@ -168,7 +169,7 @@ TaskType task_type(const std::string& name) {
 }
 
 Task load_task(const std::string& name, const std::string& path, int64_t limit) {
-  Task t{name, path, task_type(name), {}};
+  Task t{name, path, task_type(name), name != "winogrande" && name != "boolq", {}};
   const bool jsonl = path.ends_with(".jsonl");
   if (t.type == TaskType::perplexity && !jsonl) {  // a whole text file is one document
     t.docs.push_back(TaskDoc{1, {{read_text_file(path), ""}}, 0, {}});

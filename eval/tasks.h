@@ -34,6 +34,7 @@ struct TaskDoc {
 struct Task {
   std::string name, path;
   TaskType type = TaskType::multiple_choice;
+  bool acc_norm = true;  // lm-eval reports acc_norm (not for winogrande and boolq)
   std::vector<TaskDoc> docs;
 };
 

@@ -23,7 +23,8 @@ std::pair<Tensor, Tensor> KVCache::append(int64_t layer, int64_t slot, const Ten
   ks.slice(first + len, first + len + n).copy_from(k);
   vs.slice(first + len, first + len + n).copy_from(v);
   Shape shape{1, len + n, ks.size(1), ks.size(2)};
-  return {ks.slice(first, first + len + n).view(shape), vs.slice(first, first + len + n).view(shape)};
+  return {ks.slice(first, first + len + n).view(shape),
+          vs.slice(first, first + len + n).view(shape)};
 }
 
 void KVCache::advance(int64_t slot, int64_t n) {

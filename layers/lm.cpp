@@ -79,7 +79,7 @@ ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
 }
 
 Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,
-                        KVCache& cache) const {
+                         KVCache& cache) const {
   SPECTRA_CHECK(!opt_.tp || opt_.tp->size() == 1, "LM::logits_cached: no tensor parallelism");
   ag::NoGradGuard no_grad;
   int64_t rows = 0;

@@ -46,8 +46,9 @@ ag::Var Attention::forward_cached(const ag::Var& x, const std::vector<CacheSegme
     ag::Var ks = ag::rope(part(k), pos0, theta_);
     auto [keys, values] = cache.append(layer, s.slot, ks.value().view(rows_of(s.tokens)),
                                        part(v).value().view(rows_of(s.tokens)));
-    a.slice(row, row + s.tokens).copy_from(
-        ag::attention(qs, ag::Var(keys), ag::Var(values)).value().view(rows_of(s.tokens)));
+    a.slice(row, row + s.tokens)
+        .copy_from(
+            ag::attention(qs, ag::Var(keys), ag::Var(values)).value().view(rows_of(s.tokens)));
     row += s.tokens;
   }
   return o_.forward(ag::Var(a.view({rows[0], heads_ * head_dim_})));

@@ -39,7 +39,8 @@ std::vector<LoglikelihoodRequest> reference_windows(const std::vector<int32_t>& 
   const int64_t n = int64_t(t.size()), first = std::min(max_len, n);
   std::vector<int32_t> a = {prefix};
   for (int32_t x : slice(0, first - 1)) a.push_back(x);
-  std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> windows = {{a, slice(0, first)}};
+  std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> windows = {
+      {a, slice(0, first)}};
   for (int64_t predicted = first; predicted < n;) {
     const int64_t len = std::min(n - predicted, max_len), end = predicted + len;
     windows.push_back({slice(end - max_len - 1, end - 1), slice(end - len, end)});
@@ -97,8 +98,8 @@ TEST(Eval, CachedLogitsEqualTheFullForwardPass) {
     const std::vector<std::vector<int32_t>> seqs = {tokens(10, 1), tokens(7, 2), tokens(12, 3)};
     KVCache cache(lm.config(), 3, 32, DType::f32, Device::cpu());
     // Two ragged steps: prefixes of different lengths, then the rests (slot 1 sits out).
-    const std::vector<std::vector<std::pair<int64_t, int64_t>>> steps = {
-        {{0, 6}, {1, 7}, {2, 3}}, {{0, 4}, {2, 9}}};
+    const std::vector<std::vector<std::pair<int64_t, int64_t>>> steps = {{{0, 6}, {1, 7}, {2, 3}},
+                                                                         {{0, 4}, {2, 9}}};
     std::vector<int64_t> done(3, 0);
     for (const auto& step : steps) {
       std::vector<int32_t> ids;
@@ -185,8 +186,7 @@ class EvalCli : public ::testing::Test {
         " --set data.datasets=" + (kDir / "kjv.h5").string() +
         " --set data.val_fraction=" + fmt::format("{:.17g}", val_fraction_) +
         " --set eval.batches=" + std::to_string(val_windows_ / 4) +
-        " --set log.metrics=" + (kDir / "m.jsonl").string() +
-        " --set train.out=" + model());
+        " --set log.metrics=" + (kDir / "m.jsonl").string() + " --set train.out=" + model());
     ASSERT_EQ(r.code, 0) << r.output;
   }
   static std::string model() { return (kDir / "model.h5").string(); }
@@ -217,19 +217,23 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
     std::ofstream(kDir / name) << text;
     return (kDir / name).string();
   };
-  const std::string good = R"({"context": "In the beginning", "choices": ["God", "man"], "gold": 0})";
+  const std::string good =
+      R"({"context": "In the beginning", "choices": ["God", "man"], "gold": 0})";
   struct Case {
     std::string task, file, expect;
   };
   const std::vector<Case> cases = {
       {"multiple_choice", (kDir / "missing.jsonl").string(), "missing.jsonl: cannot open"},
-      {"multiple_choice", write("bad.jsonl", good + "\n{\"context\": \n"), "bad.jsonl:2: not a JSON"},
+      {"multiple_choice", write("bad.jsonl", good + "\n{\"context\": \n"),
+       "bad.jsonl:2: not a JSON"},
       {"multiple_choice",
        write("range.jsonl", good + "\n" + R"({"context": "a", "choices": ["b"], "gold": 3})"),
        "range.jsonl:2: the answer index 3 is out of range for 1 choices"},
-      {"arc_easy", write("arc.jsonl", good + "\n"), "arc.jsonl:1: field \"choices\" is not an object"},
+      {"arc_easy", write("arc.jsonl", good + "\n"),
+       "arc.jsonl:1: field \"choices\" is not an object"},
       {"winogrande",
-       write("wino.jsonl", R"({"sentence": "no blank", "option1": "a", "option2": "b", "answer": "1"})"),
+       write("wino.jsonl",
+             R"({"sentence": "no blank", "option1": "a", "option2": "b", "answer": "1"})"),
        "wino.jsonl:1: field \"sentence\" has no \"_\" blank"},
       {"piqa", write("empty.jsonl", "\n"), "empty.jsonl: no documents"},
       {"nonsense", write("x.jsonl", good), "unknown task 'nonsense'"},
@@ -244,14 +248,17 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
   }
   // A tokenizer other than the model's, for a task file or a token file prepared with it.
   const std::string other = (kDir / "other.json").string();
-  ASSERT_EQ(run_command(kBin + " tokenizer train " + kCorpus + " -o " + other +
-                        " --vocab-size 300").code, 0);
+  ASSERT_EQ(
+      run_command(kBin + " tokenizer train " + kCorpus + " -o " + other + " --vocab-size 300").code,
+      0);
   CommandResult r = run_command(kBin + " eval " + model() + " --tokenizer " + other +
                                 " --task multiple_choice --data " + write("ok.jsonl", good));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("other.json: this tokenizer"), std::string::npos) << r.output;
   ASSERT_EQ(run_command(kBin + " prepare -q --tokenizer " + other + " -o " +
-                        (kDir / "other.h5").string() + " " + kCorpus).code, 0);
+                        (kDir / "other.h5").string() + " " + kCorpus)
+                .code,
+            0);
   r = run_command(kBin + " eval " + model() + " --task perplexity --data " +
                   (kDir / "other.h5").string());
   EXPECT_EQ(r.code, 2) << r.output;

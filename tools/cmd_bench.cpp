@@ -1,7 +1,8 @@
 // spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
 // time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
-// dense bf16 peak, and peak device memory. One row per recipe; --json adds machine-readable lines
-// for the comparison scripts in bench/.
+// dense bf16 peak, and peak device memory. --generate N: generation speed with and without the
+// key/value cache; --checkpoint-io DIR: checkpoint write and read speed. One row per recipe; --json
+// adds machine-readable lines for the comparison scripts in bench/.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "core/cuda_runtime.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "eval/generate.h"
 #include "tools/commands.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -29,6 +31,7 @@ struct BenchArgs {
   double peak_tflops = 989;              // H100 SXM dense bf16
   bool json = false;
   std::string checkpoint_dir;  // measure checkpoint write/read instead of training steps
+  int64_t generate = 0;        // > 0: measure greedy generation of this many new tokens instead
 };
 
 struct Phases {
@@ -66,6 +69,40 @@ void bench_checkpoint(const std::string& path, const BenchArgs& a) {
                                             {"read_s", read_s},
                                             {"file", file}}
                                  .dump());
+}
+
+// Greedy generation of a.generate new tokens from a randomly initialized model, with the
+// key/value cache and without (every token reruns its window), and whether both chose the same.
+void bench_generate(const std::string& path, const BenchArgs& a) {
+  Recipe r = load_recipe(path, a.overrides);
+  Placement p = resolve_placement(r);
+  LM lm(r.model, LayerOptions{DType::f32, p.device}, p.compute_dtype);
+  lm.initialize(r.train.seed);
+  SampleOptions o;
+  o.tokens = a.generate;
+  o.temperature = 0;
+  double tok_s[2];
+  std::vector<int32_t> ids[2];
+  for (int cached : {1, 0}) {
+    o.cache = cached;
+    Stopwatch w;
+    generate(lm, nullptr, "And God said", o,
+             [&](const GeneratedToken& t) { ids[cached].push_back(t.id); });
+    sync(p.device);
+    tok_s[cached] = double(ids[cached].size()) / w.seconds();
+  }
+  fmt::print("{:<28} {:>8} {:>8} {:>7} {:>14.1f} {:>14.1f} {:>7.1f}x {:>6}\n", path,
+             format_count(double(r.model.parameter_count())), r.model.context, ids[1].size(),
+             tok_s[1], tok_s[0], tok_s[1] / tok_s[0], ids[0] == ids[1] ? "yes" : "NO");
+  if (a.json)
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
+                                            {"device", p.device.str()},
+                                            {"new_tokens", ids[1].size()},
+                                            {"cached_tokens_per_s", tok_s[1]},
+                                            {"uncached_tokens_per_s", tok_s[0]},
+                                            {"same_tokens", ids[0] == ids[1]}}
+                                 .dump());
+  std::fflush(stdout);
 }
 
 void bench_one(const std::string& path, const BenchArgs& a) {
@@ -155,7 +192,17 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--checkpoint-io", a->checkpoint_dir,
                   "Measure checkpoint write/read of the full training state into DIR instead")
       ->type_name("DIR");
+  cmd->add_option("--generate", a->generate,
+                  "Measure greedy generation of N new tokens (random weights) with and without "
+                  "the key/value cache instead")
+      ->check(CLI::PositiveNumber);
   cmd->callback([a] {
+    if (a->generate > 0) {
+      fmt::print("{:<28} {:>8} {:>8} {:>7} {:>14} {:>14} {:>8} {:>6}\n", "recipe", "params",
+                 "context", "tokens", "cached tok/s", "uncached tok/s", "speedup", "same");
+      for (const std::string& r : a->recipes) bench_generate(r, *a);
+      return;
+    }
     if (!a->checkpoint_dir.empty()) {
       for (const std::string& r : a->recipes) bench_checkpoint(r, *a);
       return;

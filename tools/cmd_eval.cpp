@@ -60,10 +60,11 @@ void run(EvalArgs& a) {
   for (size_t i = 0; i < a.tasks.size(); i++) {
     const std::string& file = a.data[i];
     if (a.tasks[i] == "perplexity" && file.ends_with(".h5")) {
-      results.push_back(evaluate_token_file(*m.model, file,
-                                            m.tokenizer ? m.tokenizer->sha256() : "", o));
+      results.push_back(
+          evaluate_token_file(*m.model, file, m.tokenizer ? m.tokenizer->sha256() : "", o));
     } else {
-      results.push_back(evaluate(*m.model, m.tokenizer.get(), load_task(a.tasks[i], file, a.limit), o));
+      results.push_back(
+          evaluate(*m.model, m.tokenizer.get(), load_task(a.tasks[i], file, a.limit), o));
     }
     for (nlohmann::json& s : results.back().samples) {
       s["task"] = a.tasks[i];

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cuda_runtime.h"
-#include "tools/commands.h"
 #include "eval/generate.h"
+#include "tools/commands.h"
 #include "train/model_file.h"
 
 namespace spectra::tools {
@@ -90,15 +90,12 @@ void add_generate(CLI::App& app) {
     }
     if (!a->prompts.empty()) {
       const std::vector<std::string> prompts = read_prompts(a->prompts);
-      std::vector<std::string> outs = generate(*m.model, m.tokenizer.get(), prompts, a->sample,
-                                               [&](size_t i, const GeneratedToken& t) {
-                                                 if (scores.is_open())
-                                                   scores << nlohmann::json{{"prompt", i},
-                                                                            {"id", t.id},
-                                                                            {"logprob", t.logprob}}
-                                                                 .dump()
-                                                          << "\n";
-                                               });
+      std::vector<std::string> outs = generate(
+          *m.model, m.tokenizer.get(), prompts, a->sample, [&](size_t i, const GeneratedToken& t) {
+            if (scores.is_open())
+              scores << nlohmann::json{{"prompt", i}, {"id", t.id}, {"logprob", t.logprob}}.dump()
+                     << "\n";
+          });
       for (size_t i = 0; i < prompts.size(); i++)
         fmt::print("{}\n", nlohmann::json{{"prompt", prompts[i]}, {"completion", outs[i]}}.dump(
                                -1, ' ', false, nlohmann::json::error_handler_t::replace));

@@ -1,5 +1,6 @@
 // spectra plot METRICS.jsonl [-o OUT.png]: a run's curves from the trainer's JSONL metrics (loss
-// with the validation points, LR with weight decay, throughput) as one PNG.
+// with the validation points, LR with weight decay, throughput, eval.tasks' accuracies) as one
+// PNG.
 // spectra plot RECIPE.yaml --schedule [-o OUT.png]: a recipe's LR and weight decay over its
 // steps, without a run.
 // gnuplot draws (Debian's gnuplot-nox): the data goes inline on its stdin as datablocks.
@@ -41,6 +42,7 @@ struct TrainRow {
 struct Metrics {
   std::map<int64_t, TrainRow> train;
   std::map<int64_t, double> val_loss;
+  std::map<std::string, std::map<int64_t, double>> accuracy;  // "task acc" -> step -> value
 };
 
 Metrics read_metrics(const std::string& path) {
@@ -76,6 +78,14 @@ Metrics read_metrics(const std::string& path) {
     } else if (*event == "eval") {
       int64_t step = int64_t(number("step", true));
       m.val_loss[step] = number("val_loss", true);
+    } else if (*event == "eval_task") {  // eval.tasks: their accuracies
+      int64_t step = int64_t(number("step", true));
+      auto task = j.find("task");
+      if (task == j.end() || !task->is_string())
+        user_error("{}:{}: malformed line: no 'task'", path, line);
+      for (const char* key : {"acc", "acc_norm"})
+        if (j.contains(key))
+          m.accuracy[task->get<std::string>() + " " + key][step] = number(key, true);
     }
   }
   if (m.train.empty())
@@ -158,8 +168,14 @@ std::string metrics_script(const Metrics& m, const std::string& in, const std::s
   s += "EOD\n$eval << EOD\n";
   for (const auto& [step, v] : m.val_loss) s += fmt::format("{} {}\n", step, value(v));
   s += "EOD\n";
+  int block = 0;
+  for (const auto& [name, points] : m.accuracy) {
+    s += fmt::format("$acc{} << EOD\n", block++);
+    for (const auto& [step, v] : points) s += fmt::format("{} {}\n", step, value(v));
+    s += "EOD\n";
+  }
   // Only panels and curves that have data: gnuplot fails on a plot with no points.
-  s += header(out, 1 + (lr || wd) + tps, in);
+  s += header(out, 1 + (lr || wd) + tps + !m.accuracy.empty(), in);
   s += "set ylabel 'loss'\nplot $train using 1:2 with lines lw 1.5 title 'train loss'";
   if (!m.val_loss.empty()) s += ", $eval using 1:2 with linespoints pt 7 title 'val loss'";
   s += "\n";
@@ -176,6 +192,15 @@ std::string metrics_script(const Metrics& m, const std::string& in, const std::s
          "set autoscale y\n";
   }
   if (tps) s += "set ylabel 'tokens/s'\nplot $train using 1:5 with lines lw 1.5 title 'tokens/s'\n";
+  if (!m.accuracy.empty()) {
+    s += "set ylabel 'accuracy'\nset yrange [0:1]\nplot ";
+    block = 0;
+    for (const auto& [name, points] : m.accuracy)
+      s += fmt::format("{}$acc{} using 1:2 with linespoints pt 7 title {}", block ? ", " : "",
+                       block, quoted(name)),
+          block++;
+    s += "\nset autoscale y\n";
+  }
   return s + "unset multiplot\n";
 }
 

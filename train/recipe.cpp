@@ -27,6 +27,7 @@
 #include <variant>
 
 #include "core/error.h"
+#include "eval/tasks.h"
 #include "train/recipe_tree.h"
 
 namespace spectra {
@@ -59,7 +60,7 @@ constexpr Range kUnit{0, 1, false, false};     // [0, 1]
 
 using Target = std::variant<int64_t*, int*, uint64_t*, double*, float*, std::string*, ModelKind*,
                             std::vector<std::string>*, std::vector<double>*, std::vector<LrStage>*,
-                            std::vector<WdStage>*>;
+                            std::vector<WdStage>*, std::vector<EvalTask>*>;
 
 enum Flags : unsigned { kRequired = 1, kPath = 2 };
 
@@ -121,6 +122,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"eval.batches", &r.eval.batches, kNonNeg},
       {"eval.prompt", &r.eval.prompt},
       {"eval.sample_tokens", &r.eval.sample_tokens, kNonNeg},
+      {"eval.tasks", &r.eval.tasks},
   };
 }
 
@@ -133,6 +135,12 @@ std::vector<Field> stage_fields(LrStage& s) {
 std::vector<Field> stage_fields(WdStage& s) {
   return {{"start", &s.start, kFraction, nullptr, kRequired},
           {"value", &s.value, kNonNeg, nullptr, kRequired}};
+}
+std::vector<Field> stage_fields(EvalTask& t) {
+  static const std::string names = fmt::format("{}", fmt::join(task_names(), "|"));
+  return {{"task", &t.task, kAny, names.c_str(), kRequired},
+          {"data", &t.data, kAny, nullptr, kRequired | kPath},
+          {"limit", &t.limit, kNonNeg}};
 }
 
 const char* const kSections[] = {"model", "data",       "optimizer", "schedule", "parallel",
@@ -263,6 +271,7 @@ class Binder {
                    },
                    [&](std::vector<LrStage>* p) { stages(*p, v, key); },
                    [&](std::vector<WdStage>* p) { stages(*p, v, key); },
+                   [&](std::vector<EvalTask>* p) { stages(*p, v, key); },
                },
                f.target);
   }
@@ -329,15 +338,18 @@ class Binder {
 
   template <class Stage>
   void stages(std::vector<Stage>& out, const Node& v, const std::string& key) {
+    constexpr bool schedule = requires(Stage s) { s.start; };
+    const char* example = schedule ? "{start: 0.0, ...}" : "{task: lambada, data: FILE}";
     if (v.kind != Node::Seq)
-      key_error(v.where(), key, "must be a list of stages ([{start: 0.0, ...}, ...])");
-    if (v.seq.empty()) key_error(v.where(), key, "needs at least one stage (start: 0.0)");
+      key_error(v.where(), key, fmt::format("must be a list of entries ([{}, ...])", example));
+    if (schedule && v.seq.empty())
+      key_error(v.where(), key, "needs at least one stage (start: 0.0)");
     out.clear();
     for (size_t i = 0; i < v.seq.size(); i++) {
       const Node& item = v.seq[i];
       std::string ikey = fmt::format("{}[{}]", key, i);
       if (item.kind != Node::Map)
-        key_error(item.where(), ikey, "must be a mapping ({start: 0.0, ...})");
+        key_error(item.where(), ikey, fmt::format("must be a mapping ({})", example));
       Stage s;
       std::vector<Field> fields = stage_fields(s);
       std::vector<std::string> names;
@@ -351,16 +363,21 @@ class Binder {
       }
       for (const Field& f : fields)
         if ((f.flags & kRequired) && !item.find(f.key))
-          key_error(item.where(), ikey + "." + f.key, "missing; every stage sets it");
-      if (i == 0 && s.start != 0)
-        key_error(where(ikey + ".start"), ikey + ".start", "the first stage must start at 0.0");
-      if (i > 0 && s.start <= out.back().start)
-        key_error(
-            where(ikey + ".start"), ikey + ".start",
-            fmt::format("{} does not come after the previous stage's {}; starts must increase",
-                        s.start, out.back().start));
+          key_error(item.where(), ikey + "." + f.key, "missing; every entry sets it");
+      if constexpr (schedule) check_start(s, out, ikey, i);
       out.push_back(s);
     }
+  }
+
+  template <class Stage>
+  void check_start(const Stage& s, const std::vector<Stage>& out, const std::string& ikey,
+                   size_t i) {
+    if (i == 0 && s.start != 0)
+      key_error(where(ikey + ".start"), ikey + ".start", "the first stage must start at 0.0");
+    if (i > 0 && s.start <= out.back().start)
+      key_error(where(ikey + ".start"), ikey + ".start",
+                fmt::format("{} does not come after the previous stage's {}; starts must increase",
+                            s.start, out.back().start));
   }
 
   Recipe& r_;
@@ -497,6 +514,7 @@ void emit_value(YAML::Emitter& e, const Field& f) {
                  },
                  [&](std::vector<LrStage>* p) { stage_list(*p); },
                  [&](std::vector<WdStage>* p) { stage_list(*p); },
+                 [&](std::vector<EvalTask>* p) { stage_list(*p); },
              },
              f.target);
 }
@@ -552,6 +570,7 @@ KeyInfo key_info(const std::vector<std::string>& segs) {
     KeyInfo k;
     if (auto* p = std::get_if<std::vector<LrStage>*>(&f.target)) k = sub(**p);
     if (auto* p = std::get_if<std::vector<WdStage>*>(&f.target)) k = sub(**p);
+    if (auto* p = std::get_if<std::vector<EvalTask>*>(&f.target)) k = sub(**p);
     if (k.known) return k;
   }
   return {};

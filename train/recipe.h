@@ -27,6 +27,14 @@ struct WdStage {
   double value = 0.1;
 };
 
+// A task evaluated during training (eval/tasks.h): its name, its file, and how many of its
+// documents (0: all).
+struct EvalTask {
+  std::string task;
+  std::string data;
+  int64_t limit = 0;
+};
+
 struct Recipe {
   std::string path;  // the file it was loaded from
   std::string text;  // the resolved recipe (base merged, overrides applied) as YAML
@@ -94,6 +102,7 @@ struct Recipe {
     int64_t batches = 8;   // validation micro-batches
     std::string prompt = "";
     int64_t sample_tokens = 200;
+    std::vector<EvalTask> tasks;  // run with the validation loss, into the metrics
   } eval;
 };
 

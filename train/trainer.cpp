@@ -11,9 +11,10 @@
 #include "core/progress.h"
 #include "dist/topology.h"
 #include "dist/world.h"
+#include "eval/evaluate.h"
+#include "eval/generate.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
-#include "eval/generate.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
 #include "train/optimizer.h"
@@ -67,6 +68,51 @@ double evaluate(const LM& lm, BatchSource& data, const Recipe& r, const dist::Gr
   return mean_over(dp, sum / double(std::max<int64_t>(1, r.eval.batches)));
 }
 
+// eval.tasks, loaded before training so a bad task file stops the run at once.
+struct TrainingTasks {
+  std::vector<Task> tasks;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+TrainingTasks load_training_tasks(const Recipe& r, int tp) {
+  TrainingTasks t;
+  if (r.eval.tasks.empty()) return t;
+  if (r.data.tokenizer.empty())
+    user_error(
+        "{}: eval.tasks read text, so the recipe needs data.tokenizer (a byte-level model "
+        "cannot be evaluated on them)",
+        r.where("eval.tasks"));
+  if (tp > 1) {
+    log::info(
+        "eval.tasks are skipped under tensor parallelism: run `spectra eval` on the model file");
+    return t;
+  }
+  t.tokenizer = std::make_unique<Tokenizer>(check_tokenizer(r));
+  for (const EvalTask& e : r.eval.tasks) t.tasks.push_back(load_task(e.task, e.data, e.limit));
+  return t;
+}
+
+// Runs eval.tasks (documents split over the data-parallel ranks) and logs their metrics.
+void evaluate_tasks(const LM& lm, const TrainingTasks& t, const Recipe& r, const dist::Group& dp,
+                    int64_t step, MetricsLog& metrics) {
+  EvalOptions o;
+  o.batch = r.train.micro_batch;
+  o.progress = false;
+  o.group = &dp;
+  for (const Task& task : t.tasks) {
+    TaskResult res = evaluate(lm, t.tokenizer.get(), task, o);
+    nlohmann::json j = {
+        {"event", "eval_task"}, {"step", step}, {"task", task.name}, {"data", task.path}};
+    std::string line;
+    for (const auto& [name, value] : res.metrics) {
+      j[name] = value;
+      line += fmt::format(" {} {:.4f}", name, value);
+    }
+    metrics.write(j);
+    log::info("step {}: {} ({} docs):{}", step, task.name, res.docs, line);
+  }
+}
+
 std::string progress_line(int64_t step, int64_t steps, double loss, double lr, double gnorm,
                           double tok_s, double elapsed, double mfu) {
   std::string s =
@@ -93,6 +139,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   Placement place = resolve_placement(r);
   if (place.device.is_cuda()) cuda::set_device(place.device.index);
   std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
+  const TrainingTasks tasks = load_training_tasks(r, topo.tp);
 
   const int zero = topo.dp > 1 ? r.parallel.zero : 0;
   // The model splits itself over the TP group; ranks of a TP group draw the same batches.
@@ -212,11 +259,13 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
       double v = evaluate(lm, *data, r, topo.dp_group);
       log::info("step {}: validation loss {:.4f}", step + 1, v);
       metrics.write({{"event", "eval"}, {"step", step + 1}, {"val_loss", v}});
+      evaluate_tasks(lm, tasks, r, topo.dp_group, step + 1, metrics);
     }
   }
   out.steps = r.train.steps;
   out.val_loss = evaluate(lm, *data, r, topo.dp_group);
   metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
+  evaluate_tasks(lm, tasks, r, topo.dp_group, r.train.steps, metrics);
   if (log::rank() == 0)
     fmt::print("validation loss {:.4f} nats/token ({:.3f} bits/byte) after {} in {}\n",
                out.val_loss, out.val_loss / std::log(2.0) / data->bytes_per_token(),

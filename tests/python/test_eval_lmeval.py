@@ -1,0 +1,180 @@
+"""`spectra eval` against lm-evaluation-harness: a tiny BPE FloatLM and a tiny BPE TriLM are
+trained here and exported to Hugging Face (f32); `lm_eval --model hf` loads each export as a
+user would (transformers on the CPU) and runs lm-eval's own task definitions (its installed task
+YAMLs, pointed at the same local JSONL files of data/tasks), and `spectra eval` runs the model
+file on those files. The accuracies must be equal, the perplexities and every document's
+log-likelihoods (per choice, per rolling document) equal within 1e-4 relative."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CORPUS, ROOT, run_spectra
+
+lm_eval = pytest.importorskip("lm_eval", reason="comparing with lm-evaluation-harness needs `lm_eval`")
+for module in ("torch", "transformers", "accelerate"):  # what `lm_eval --model hf` runs on
+    pytest.importorskip(module, reason=f"lm-evaluation-harness's hf model needs `{module}`")
+
+TASK_DIR = ROOT / "data" / "tasks"
+LMEVAL_TASKS = os.path.join(os.path.dirname(lm_eval.__file__), "tasks")
+SETS = ["model.vocab_size=512", "model.vocab_rows=512", "model.hidden=64", "model.ffn=128",
+        "model.heads=4", "model.layers=2", "train.steps=300", "train.micro_batch=8",
+        "train.global_batch=8", "train.device=cpu", "eval.batches=1", "eval.sample_tokens=0",
+        "schedule.warmup_steps=10"]
+TASKS = [  # spectra task, data file, the lm-eval task YAML it stands for, the split it evaluates
+    ("lambada", "lambada_kjv", "lambada/lambada_openai.yaml", "test"),
+    ("arc_easy", "arc_kjv", "arc/arc_easy.yaml", "test"),
+    ("arc_challenge", "arc_kjv", "arc/arc_challenge.yaml", "test"),
+    ("hellaswag", "hellaswag_kjv", "hellaswag/hellaswag.yaml", "validation"),
+    ("piqa", "piqa_kjv", "piqa/piqa.yaml", "validation"),
+    ("sciq", "sciq_kjv", "sciq/sciq.yaml", "test"),
+    ("winogrande", "winogrande_kjv", "winogrande/default.yaml", "validation"),
+    ("boolq", "boolq_kjv", "super_glue/boolq/default.yaml", "validation"),
+    ("multiple_choice", "generic_kjv", None, "test"),  # spectra's own format, described below
+    ("perplexity", "wikitext_kjv", "wikitext/wikitext.yaml", "test"),
+]
+GENERIC = """output_type: multiple_choice
+doc_to_text: context
+doc_to_target: gold
+doc_to_choice: choices
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+# wikitext (its process_results counts words and bytes of "page") without its detokenizer
+NO_DETOKENIZER = "doc_to_target: page\n"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """{kind: (model.h5, exported directory)} for a tiny BPE FloatLM and TriLM."""
+    d = tmp_path_factory.mktemp("lmeval")
+    tok, data = d / "tokenizer.json", d / "kjv.h5"
+    code, _, err = run_spectra("tokenizer", "train", CORPUS, "--vocab-size", "512", "-o", tok)
+    assert code == 0, err
+    code, _, err = run_spectra("prepare", "--tokenizer", tok, "-o", data, CORPUS)
+    assert code == 0, err
+    out = {}
+    for kind in ("floatlm", "trilm"):
+        sets = SETS + [f"data.tokenizer={tok}", f"data.datasets=[{data}]", f"train.out={d / kind}.h5"]
+        recipe = ROOT / "recipes" / "tiny" / f"{kind}-bpe.yaml"
+        code, _, err = run_spectra("train", recipe, *[a for s in sets for a in ("--set", s)])
+        assert code == 0, err
+        code, _, err = run_spectra("export", f"{d / kind}.h5", "-o", d / f"{kind}-hf", "--dtype", "f32")
+        assert code == 0, err
+        out[kind] = (d / f"{kind}.h5", d / f"{kind}-hf")
+    return out
+
+
+def write_task_yamls(folder):
+    """One lm-eval task per TASKS row, named `<spectra task>_kjv`, reading the local JSONL."""
+    for task, data, yaml, split in TASKS:
+        splits = {s: (s if s == split else None) for s in ("training", "validation", "test")}
+        text = "".join([
+            f"include: {os.path.join(LMEVAL_TASKS, yaml)}\ntag: []\n" if yaml else GENERIC,
+            NO_DETOKENIZER if task == "perplexity" else "",
+            f"task: {task}_kjv\ndataset_path: json\ndataset_name: null\n",
+            f"dataset_kwargs:\n  data_files:\n    {split}: {TASK_DIR / data}.jsonl\n",
+            *(f"{s}_split: {v or 'null'}\n" for s, v in splits.items())])
+        (folder / f"{task}_kjv.yaml").write_text(text)
+
+
+def spectra_eval(model, out):
+    args = [a for task, data, _, _ in TASKS for a in ("--task", task, "--data", f"{TASK_DIR / data}.jsonl")]
+    code, _, err = run_spectra("eval", model, *args, "--batch", "8", "-o", out / "spectra.json",
+                               "--samples", out / "spectra.jsonl", "--no-progress")
+    assert code == 0, err
+    results = {r["task"]: r["metrics"] for r in json.loads((out / "spectra.json").read_text())["results"]}
+    samples = {}
+    for line in (out / "spectra.jsonl").read_text().splitlines():
+        s = json.loads(line)
+        samples.setdefault(s["task"], {})[s["doc"]] = s
+    return results, samples
+
+
+def lmeval_run(hf_dir, task_dir, out):
+    """lm_eval on all tasks at once. logits_cache=False: lm-eval 0.4.13 groups the requests whose
+    context + continuation[:-1] tokens coincide (Collator group_by="contexts"), runs the one with
+    the longest continuation and scores the others' shorter continuations on the *first* positions
+    of its continuation logits rather than the last (HFLM._loglikelihood_tokens gathers from
+    logits[:, :len(cont)]), so a request whose text also ends another task's request gets a wrong
+    log-likelihood (here: winogrande and multiple_choice share verses). One thread: this tiny model
+    gains nothing from more, and busy cores make torch's spinning threads 30x slower."""
+    tasks = ",".join(f"{t[0]}_kjv" for t in TASKS)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(out / "datasets"))
+    p = subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
+                        f"pretrained={hf_dir},dtype=float32,logits_cache=False", "--device", "cpu", "--batch_size", "8",
+                        "--tasks", tasks, "--include_path", str(task_dir), "--log_samples",
+                        "--output_path", str(out / "lm_eval")],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    (results_file,) = (out / "lm_eval").glob("*/results_*.json")
+    lm = json.loads(results_file.read_text())["results"]
+    results = {t: {k.split(",")[0]: v for k, v in lm[f"{t}_kjv"].items()
+                   if k.endswith(",none") and "_stderr" not in k} for t, *_ in TASKS}
+    samples = {}
+    for t, *_ in TASKS:
+        (f,) = (out / "lm_eval").glob(f"*/samples_{t}_kjv_*.jsonl")
+        samples[t] = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
+    return results, samples
+
+
+def close(a, b):
+    return math.isclose(a, b, rel_tol=1e-4)
+
+
+def doc_values(task, spectra_doc, lm_doc):
+    """[(spectra, lm-eval)] log-likelihoods of one document, and (greedy, greedy) for lambada."""
+    resps = lm_doc["filtered_resps"]
+    if task == "perplexity":
+        return [(spectra_doc["loglikelihood"], float(resps[0]))], None
+    if task == "lambada":
+        return ([(spectra_doc["loglikelihood"], float(resps[0][0]))],
+                (spectra_doc["greedy"], resps[0][1] == "True"))
+    assert len(spectra_doc["loglikelihoods"]) == len(resps)
+    return list(zip(spectra_doc["loglikelihoods"], (float(r[0]) for r in resps))), None
+
+
+@pytest.mark.parametrize("kind", ["floatlm", "trilm"])
+def test_spectra_eval_reports_what_lm_eval_reports(models, kind, tmp_path):
+    model, hf_dir = models[kind]
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir()
+    write_task_yamls(task_dir)
+    ours, our_docs = spectra_eval(model, tmp_path)
+    theirs, their_docs = lmeval_run(hf_dir, task_dir, tmp_path)
+    print(f"\n{kind}: {'task':16} {'metric':16} {'spectra':>16} {'lm-eval':>16}")
+    for task, *_ in TASKS:
+        for metric in sorted(ours[task]):
+            print(f"{kind}: {task:16} {metric:16} {ours[task][metric]:16.8g} "
+                  f"{theirs[task].get(metric, float('nan')):16.8g}")
+    bad = []
+    for task, *_ in TASKS:
+        assert theirs[task] and set(theirs[task]) <= set(ours[task]), (task, theirs[task])
+        for metric, want in theirs[task].items():
+            got = ours[task][metric]
+            if not (got == want if metric.startswith("acc") else close(got, want)):
+                bad.append(f"{task} {metric}: spectra {got!r}, lm-eval {want!r}")
+        assert sorted(our_docs[task]) == sorted(their_docs[task]), task
+        for doc, lm_doc in their_docs[task].items():
+            pairs, greedy = doc_values(task, our_docs[task][doc], lm_doc)
+            if not all(close(a, b) for a, b in pairs) or (greedy and greedy[0] != greedy[1]):
+                bad.append(f"{task} doc {doc} ({lm_doc['arguments']['gen_args_0']}): spectra "
+                           f"{[a for a, _ in pairs]} {greedy}, lm-eval {[b for _, b in pairs]}")
+    assert not bad, f"{len(bad)} disagreements:\n" + "\n".join(bad[:20])
+
+
+def test_the_documents_exercise_scoring(models, tmp_path):
+    """The FloatLM tells the choices apart, and wikitext pages take several rolling windows."""
+    model, hf_dir = models["floatlm"]
+    _, docs = spectra_eval(model, tmp_path)
+    context = json.loads((hf_dir / "config.json").read_text())["max_position_embeddings"]
+    for task, *_ in TASKS:
+        if "loglikelihoods" in docs[task][0]:
+            assert all(len(set(d["loglikelihoods"])) > 1 for d in docs[task].values()), task
+    assert len({d["loglikelihood"] for d in docs["lambada"].values()}) == len(docs["lambada"])
+    assert min(d["tokens"] for d in docs["perplexity"].values()) > 2 * context
