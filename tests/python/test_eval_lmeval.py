@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CORPUS, ROOT, run_spectra
 
-lm_eval = pytest.importorskip("lm_eval", reason="comparing with lm-evaluation-harness needs `lm_eval`")
+lm_eval = pytest.importorskip("lm_eval", reason="comparing with lm-eval needs `lm_eval`")
 for module in ("torch", "transformers", "accelerate"):  # what `lm_eval --model hf` runs on
     pytest.importorskip(module, reason=f"lm-evaluation-harness's hf model needs `{module}`")
 
@@ -59,13 +59,14 @@ def models(tmp_path_factory):
     assert code == 0, err
     out = {}
     for kind in ("floatlm", "trilm"):
-        sets = SETS + [f"data.tokenizer={tok}", f"data.datasets=[{data}]", f"train.out={d / kind}.h5"]
+        model, hf_dir = d / f"{kind}.h5", d / f"{kind}-hf"
+        sets = SETS + [f"data.tokenizer={tok}", f"data.datasets=[{data}]", f"train.out={model}"]
         recipe = ROOT / "recipes" / "tiny" / f"{kind}-bpe.yaml"
         code, _, err = run_spectra("train", recipe, *[a for s in sets for a in ("--set", s)])
         assert code == 0, err
-        code, _, err = run_spectra("export", f"{d / kind}.h5", "-o", d / f"{kind}-hf", "--dtype", "f32")
+        code, _, err = run_spectra("export", model, "-o", hf_dir, "--dtype", "f32")
         assert code == 0, err
-        out[kind] = (d / f"{kind}.h5", d / f"{kind}-hf")
+        out[kind] = (model, hf_dir)
     return out
 
 
@@ -83,11 +84,13 @@ def write_task_yamls(folder):
 
 
 def spectra_eval(model, out):
-    args = [a for task, data, _, _ in TASKS for a in ("--task", task, "--data", f"{TASK_DIR / data}.jsonl")]
+    args = [a for task, data, *_ in TASKS
+            for a in ("--task", task, "--data", f"{TASK_DIR / data}.jsonl")]
     code, _, err = run_spectra("eval", model, *args, "--batch", "8", "-o", out / "spectra.json",
                                "--samples", out / "spectra.jsonl", "--no-progress")
     assert code == 0, err
-    results = {r["task"]: r["metrics"] for r in json.loads((out / "spectra.json").read_text())["results"]}
+    results = json.loads((out / "spectra.json").read_text())["results"]
+    results = {r["task"]: r["metrics"] for r in results}
     samples = {}
     for line in (out / "spectra.jsonl").read_text().splitlines():
         s = json.loads(line)
@@ -106,11 +109,12 @@ def lmeval_run(hf_dir, task_dir, out):
     tasks = ",".join(f"{t[0]}_kjv" for t in TASKS)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(out / "datasets"))
-    p = subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
-                        f"pretrained={hf_dir},dtype=float32,logits_cache=False", "--device", "cpu", "--batch_size", "8",
-                        "--tasks", tasks, "--include_path", str(task_dir), "--log_samples",
-                        "--output_path", str(out / "lm_eval")],
-                       capture_output=True, text=True, env=env, timeout=900)
+    model_args = f"pretrained={hf_dir},dtype=float32,logits_cache=False"
+    args = ["--model", "hf", "--model_args", model_args, "--device", "cpu", "--batch_size", "8",
+            "--tasks", tasks, "--include_path", task_dir, "--log_samples", "--output_path",
+            out / "lm_eval"]
+    p = subprocess.run([sys.executable, "-m", "lm_eval", "run", *map(str, args)],
+                       capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     (results_file,) = (out / "lm_eval").glob("*/results_*.json")
     lm = json.loads(results_file.read_text())["results"]
@@ -163,8 +167,9 @@ def test_spectra_eval_reports_what_lm_eval_reports(models, kind, tmp_path):
         for doc, lm_doc in their_docs[task].items():
             pairs, greedy = doc_values(task, our_docs[task][doc], lm_doc)
             if not all(close(a, b) for a, b in pairs) or (greedy and greedy[0] != greedy[1]):
-                bad.append(f"{task} doc {doc} ({lm_doc['arguments']['gen_args_0']}): spectra "
-                           f"{[a for a, _ in pairs]} {greedy}, lm-eval {[b for _, b in pairs]}")
+                request = str(lm_doc["arguments"]["gen_args_0"])[:160]
+                bad.append(f"{task} doc {doc} ({request}): spectra {[a for a, _ in pairs]} "
+                           f"{greedy}, lm-eval {[b for _, b in pairs]}")
     assert not bad, f"{len(bad)} disagreements:\n" + "\n".join(bad[:20])
 
 
