@@ -32,9 +32,7 @@ double count_words(const std::string& text) {
   double words = 1;
   bool in_space = false;
   for (size_t i = 0; i < text.size();) {
-    const size_t at = i;
-    utf8::decode(text, i);
-    const bool space = py_strip(text.substr(at, i - at)).empty();
+    const bool space = python_space(utf8::decode(text, i));
     if (space && !in_space) words++;
     in_space = space;
   }

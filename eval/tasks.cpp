@@ -15,11 +15,13 @@ namespace {
 
 using nlohmann::json;
 
-// Python 3's str.isspace() characters.
-bool python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+// Python's str.replace(from, to): every non-overlapping occurrence, left to right, one pass.
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to) {
+  std::string out;
+  size_t i = 0;
+  for (size_t at; (at = s.find(from, i)) != std::string::npos; i = at + from.size())
+    out.append(s, i, at - i).append(to);
+  return out.append(s, i);
 }
 
 // A record's fields, with errors that name the file and line.
@@ -193,6 +195,12 @@ Task load_task(const std::string& name, const std::string& path, int64_t limit) 
   return t;
 }
 
+bool python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
+}
+
 std::string py_strip(const std::string& s, bool left, bool right) {
   size_t begin = 0, end = s.size();
   if (left)
@@ -221,16 +229,8 @@ std::string py_capitalize(const std::string& s) {
 
 std::string hellaswag_preprocess(const std::string& text) {
   // text.strip(); .replace(" [title]", ". "); re.sub("\\[.*?\\]", "", ...); .replace("  ", " ")
-  std::string s = py_strip(text), t;
-  for (size_t i = 0; i < s.size();) {
-    if (s.compare(i, 8, " [title]") == 0) {
-      t += ". ";
-      i += 8;
-    } else {
-      t += s[i++];
-    }
-  }
-  s.clear();
+  const std::string t = replace_all(py_strip(text), " [title]", ". ");
+  std::string s;
   for (size_t i = 0; i < t.size();) {  // '.' does not match a newline
     const size_t close = t[i] == '[' ? t.find_first_of("]\n", i + 1) : std::string::npos;
     if (close != std::string::npos && t[close] == ']') {
@@ -239,16 +239,7 @@ std::string hellaswag_preprocess(const std::string& text) {
       s += t[i++];
     }
   }
-  t.clear();
-  for (size_t i = 0; i < s.size();) {
-    if (s.compare(i, 2, "  ") == 0) {
-      t += ' ';
-      i += 2;
-    } else {
-      t += s[i++];
-    }
-  }
-  return t;
+  return replace_all(s, "  ", " ");
 }
 
 }  // namespace spectra

@@ -46,6 +46,8 @@ TaskType task_type(const std::string& name);  // UserError for an unknown name
 // is not read here (eval/evaluate.h reads its windows).
 Task load_task(const std::string& name, const std::string& path, int64_t limit = 0);
 
+// Python 3's str.isspace() (and the regex \s of str patterns).
+bool python_space(char32_t c);
 // Python's string helpers the prompts use, on UTF-8: strip()/lstrip() of Unicode whitespace,
 // capitalize() (first character title case, the rest lower case), and hellaswag's preprocess.
 std::string py_strip(const std::string& s, bool left = true, bool right = true);
