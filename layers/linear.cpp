@@ -20,6 +20,7 @@ Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit
 }
 
 ag::Var Linear::forward(const ag::Var& x) const {
+  if (observer_) observer_(x.value());
   const bool tp = parallel(tp_);
   ag::Var in = tp && split_ == TpSplit::column ? ag::tp_copy(x, *tp_) : x;
   ag::Var y = ternary_ ? ag::ternary_linear(in, weight_->var(), eps_, scales_)

@@ -2,6 +2,8 @@
 // of SPECTRA.md: the forward pass uses γ·round(clamp(W/γ, -1, 1)), γ = eps + mean|W| over this
 // (shard of the) matrix, and the latent f32 W learns through the straight-through estimator.
 #pragma once
+#include <functional>
+
 #include "autograd/ops.h"
 #include "dist/group.h"
 #include "layers/module.h"
@@ -34,9 +36,15 @@ class Linear : public Module {
   ag::Var forward(const ag::Var& x) const;
   Parameter& weight() { return *weight_; }
   bool ternary() const { return ternary_; }
+  // Called with every input x the forward pass receives (post-training quantization collects
+  // its calibration statistics this way); an empty function removes it.
+  void set_input_observer(std::function<void(const Tensor& x)> observer) {
+    observer_ = std::move(observer);
+  }
 
  private:
   Parameter* weight_;
+  std::function<void(const Tensor&)> observer_;
   bool ternary_;
   float eps_;
   TpSplit split_;

@@ -45,6 +45,11 @@ class LM : public Module {
   // [N, vocab_rows] and advances every segment's slot by its tokens.
   Tensor logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,
                        KVCache& cache) const;
+  // Layer by layer (post-training quantization runs the blocks one at a time): the embedding's
+  // output for ids [B*T], and the blocks, "model.layers.<i>".
+  ag::Var embed(const Tensor& ids) const { return embed_.forward(ids); }
+  int64_t blocks() const { return int64_t(layers_.size()); }
+  Block& block(int64_t i) { return layers_[size_t(i)]; }
   // Mean next-token cross-entropy; targets < 0 are ignored.
   ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                Tensor* token_losses = nullptr) const;

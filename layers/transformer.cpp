@@ -83,6 +83,13 @@ ag::Var Block::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
   return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
 }
 
+std::vector<std::pair<std::string, Linear*>> Block::projections() {
+  return {{"self_attn.q_proj", &attn_.q_}, {"self_attn.k_proj", &attn_.k_},
+          {"self_attn.v_proj", &attn_.v_}, {"self_attn.o_proj", &attn_.o_},
+          {"mlp.gate_proj", &mlp_.gate_},  {"mlp.up_proj", &mlp_.up_},
+          {"mlp.down_proj", &mlp_.down_}};
+}
+
 ag::Var Block::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
                               KVCache& cache, int64_t layer) const {
   ag::Var h = ag::add(x, attn_.forward_cached(input_norm_.forward(x), segments, cache, layer));

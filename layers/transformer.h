@@ -14,6 +14,7 @@ namespace spectra {
 
 class Attention : public Module {
  public:
+  friend class Block;
   Attention(const ModelConfig& cfg, const LayerOptions& opt);
   // x: [B*T, d] -> [B*T, d]
   ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
@@ -30,6 +31,7 @@ class Attention : public Module {
 
 class MLP : public Module {
  public:
+  friend class Block;
   MLP(const ModelConfig& cfg, const LayerOptions& opt);
   ag::Var forward(const ag::Var& x) const;
 
@@ -43,6 +45,9 @@ class Block : public Module {
   ag::Var forward(const ag::Var& x, int64_t batch, int64_t seq) const;
   ag::Var forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
                          KVCache& cache, int64_t layer) const;
+  // The seven projections in the order the forward pass uses them, with their names below
+  // the block ("self_attn.q_proj", ..., "mlp.down_proj").
+  std::vector<std::pair<std::string, Linear*>> projections();
 
  private:
   RMSNorm input_norm_, post_attention_norm_;

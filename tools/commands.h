@@ -14,5 +14,6 @@ void add_tokenizer(CLI::App& app);
 void add_prepare(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_export(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 }  // namespace spectra::tools

@@ -14,7 +14,8 @@ static constexpr const char* kFormat = "spectra-model";
 static constexpr int64_t kFormatVersion = 1;
 static constexpr const char* kTokenizer = "tokenizer.json";
 
-void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write) {
+void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write,
+                const std::function<void(h5::File&)>& extra) {
   const std::string tmp = path + ".tmp";
   std::optional<h5::File> f;
   if (write) {
@@ -36,6 +37,7 @@ void save_model(const std::string& path, const LM& model, const Recipe& recipe, 
     if (f) f->write("params/" + name, full.to(DType::f32));
   }
   if (!f) return;
+  if (extra) extra(*f);
   f->close();
   std::filesystem::rename(tmp, path);  // atomic on POSIX: readers see the old or the new file
 }

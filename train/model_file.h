@@ -8,6 +8,7 @@
 //          /tokenizer.json u8 dataset: the HF tokenizer.json bytes, for models trained on
 //                          tokenized data (absent for byte-level models)
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,9 +18,16 @@
 
 namespace spectra {
 
+namespace h5 {
+class File;
+}
+
 // Under tensor parallelism every rank of the model's TP group calls it (the split parameters
 // are gathered whole) and one of them, `write`, writes.
-void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write = true);
+// `extra`, when given, adds its own attributes and datasets before the file is closed (a QuantLM's
+// description, quant/quantlm.h), so they appear with the rest, atomically.
+void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write = true,
+                const std::function<void(h5::File&)>& extra = {});
 
 struct LoadedModel {
   Recipe recipe;

@@ -123,6 +123,18 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"eval.prompt", &r.eval.prompt},
       {"eval.sample_tokens", &r.eval.sample_tokens, kNonNeg},
       {"eval.tasks", &r.eval.tasks},
+      {"quantize.model", &r.quantize.model, kAny, nullptr, kPath},
+      {"quantize.out", &r.quantize.out},
+      {"quantize.calibration", &r.quantize.calibration, kAny, nullptr, kPath},
+      {"quantize.method", &r.quantize.method, kAny, "gptq|rtn"},
+      {"quantize.bits", &r.quantize.bits, Range{3, 8, false, false}},
+      {"quantize.group_size", &r.quantize.group_size, kNonNeg},
+      {"quantize.scheme", &r.quantize.scheme, kAny, "sym|asym"},
+      {"quantize.order", &r.quantize.order, kAny, "natural|activation"},
+      {"quantize.damp", &r.quantize.damp, kPositive},
+      {"quantize.samples", &r.quantize.samples, kPositive},
+      {"quantize.seq_len", &r.quantize.seq_len, kNonNeg},
+      {"quantize.seed", &r.quantize.seed},
   };
 }
 
@@ -143,8 +155,8 @@ std::vector<Field> stage_fields(EvalTask& t) {
           {"limit", &t.limit, kNonNeg}};
 }
 
-const char* const kSections[] = {"model", "data",       "optimizer", "schedule", "parallel",
-                                 "train", "checkpoint", "log",       "eval"};
+const char* const kSections[] = {"model", "data", "optimizer", "schedule", "parallel",
+                                 "train", "checkpoint", "log", "eval", "quantize"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 std::string leaf_of(const std::string& key) { return key.substr(key.find('.') + 1); }
@@ -471,6 +483,11 @@ void finish(Recipe& r, const Binder& b) {
                                      "weight per dataset (or none: equal weights)",
                                      r.data.weights.size(), r.data.datasets.size()));
 
+  r.quantize.present = std::any_of(b.locations().begin(), b.locations().end(),
+                                   [](const auto& kv) { return kv.first.starts_with("quantize."); });
+  if (r.quantize.bits != 3 && r.quantize.bits != 4 && r.quantize.bits != 6 && r.quantize.bits != 8)
+    fail("quantize.bits", fmt::format("is {}; QuantLMs have 3, 4, 6 or 8 bits", r.quantize.bits));
+
   if (!b.present("schedule.lr")) r.schedule.lr = {LrStage{}};
   if (!b.present("schedule.weight_decay")) r.schedule.weight_decay = {WdStage{}};
 }
@@ -524,6 +541,7 @@ std::string emit(Recipe& r) {
   e << YAML::BeginMap;
   std::string section;
   for (const Field& f : recipe_fields(r)) {
+    if (section_of(f.key) == "quantize" && !r.quantize.present) continue;
     if (section_of(f.key) != section) {
       if (!section.empty()) e << YAML::EndMap;
       section = section_of(f.key);

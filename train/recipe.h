@@ -104,6 +104,24 @@ struct Recipe {
     int64_t sample_tokens = 200;
     std::vector<EvalTask> tasks;  // run with the validation loss, into the metrics
   } eval;
+
+  // QuantLM recipes (recipes/quantlm/, docs/quantlm.md): a FloatLM recipe as base plus this
+  // section; `spectra quantize RECIPE` quantizes `model` (default: train.out, the model the base
+  // trains) into `out`, calibrating on `calibration` (default: the first of data.datasets).
+  // Recipe::text lists the section only when the recipe has one.
+  struct Quantize {
+    bool present = false;
+    std::string model, out, calibration;
+    std::string method = "gptq";    // gptq | rtn
+    int64_t bits = 4;               // 3 | 4 | 6 | 8
+    int64_t group_size = 128;       // input columns per scale; 0: one per row
+    std::string scheme = "sym";     // sym | asym
+    std::string order = "natural";  // natural | activation (GPTQ's act-order)
+    double damp = 0.01;
+    int64_t samples = 128;
+    int64_t seq_len = 0;  // 0: the model's context
+    uint64_t seed = 0;
+  } quantize;
 };
 
 // Loads, merges `base:` chains, applies overrides ("a.b=c"), validates. Throws UserError.
