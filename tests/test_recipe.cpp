@@ -112,6 +112,37 @@ TEST(Recipe, SpectraSuiteMatchesThePaper) {
   }
 }
 
+TEST(Recipe, QuantLmRecipesNameTheirFloatLmAndBits) {
+  for (const Size& s : kSizes)
+    for (int bits : {3, 4, 6, 8}) {
+      const std::string path = kRecipes + "quantlm/" + s.name + "-" + std::to_string(bits) +
+                               "bit.yaml";
+      SCOPED_TRACE(path);
+      Recipe r = load_recipe(path);
+      Recipe floatlm = load_recipe(kRecipes + "floatlm/" + s.name + ".yaml");
+      EXPECT_TRUE(r.quantize.present);
+      EXPECT_EQ(r.model.kind, ModelKind::floatlm);
+      EXPECT_EQ(r.train.out, floatlm.train.out);  // the model it quantizes
+      EXPECT_EQ(r.data.datasets, floatlm.data.datasets);  // and calibrates on
+      EXPECT_EQ(r.quantize.bits, bits);
+      EXPECT_EQ(r.quantize.method, "gptq");
+      EXPECT_EQ(r.quantize.group_size, 128);
+      EXPECT_EQ(r.quantize.scheme, "sym");
+      EXPECT_EQ(r.quantize.order, "natural");
+      EXPECT_DOUBLE_EQ(r.quantize.damp, 0.01);
+      EXPECT_EQ(r.quantize.samples, 128);
+      EXPECT_EQ(r.quantize.out, fmt::format("runs/quantlm-{}-{}bit/model.h5", s.name, bits));
+      Recipe again = parse_recipe(r.text, "again.yaml");
+      EXPECT_EQ(again.text, r.text);
+      EXPECT_TRUE(again.quantize.present);
+      EXPECT_EQ(floatlm.text.find("quantize:"), std::string::npos);  // training recipes: none
+    }
+  const std::string bad = write_file("q5.yaml", kModel + "quantize: {bits: 5}\n");
+  EXPECT_NE(load_error(bad).find("quantize.bits"), std::string::npos) << load_error(bad);
+  EXPECT_NE(load_error(bad, {"quantize.bits=4", "quantize.order=random"}).find("quantize.order"),
+            std::string::npos);
+}
+
 TEST(Recipe, TinyRecipesLoad) {
   for (const char* kind : {"trilm", "floatlm"}) {
     Recipe r = load_recipe(kRecipes + "tiny/" + kind + ".yaml");

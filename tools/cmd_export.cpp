@@ -8,13 +8,23 @@
 //   tokenizer_config.json  what AutoTokenizer needs beside it: the generic fast tokenizer class
 //                      and <|endoftext|> as bos, eos and unk (GPT-NeoX's convention); without
 //                      it transformers loads no special tokens and lm-evaluation-harness fails
+// With --gptq (a QuantLM from `spectra quantize`): the projections in GPTQ's packed layout
+// (quant/pack.h: qweight, qzeros, scales, g_idx) and config.json's quantization_config, which
+// GPTQ-aware loaders (GPTQModel, transformers with it, vLLM) read. Symmetric grids are written
+// as format v1 ("gptq"), the common one; asymmetric ones as v2 ("gptq_v2"), since v1's stored
+// zero − 1 cannot hold a zero point of 0.
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "kernels/ternary.h"
+#include "quant/pack.h"
+#include "quant/quantlm.h"
 #include "tools/commands.h"
 #include "tools/safetensors.h"
 #include "train/model_file.h"
@@ -24,6 +34,7 @@ namespace spectra::tools {
 namespace {
 struct ExportArgs {
   std::string model, out, dtype = "f16";
+  bool gptq = false;
 };
 
 // The weight the model computes with, in f32: γ·T per scale block for a TriLM projection.
@@ -79,29 +90,90 @@ nlohmann::ordered_json tokenizer_config(const Tokenizer& tok, const ModelConfig&
   return j;
 }
 
+// The QuantLM's projections as packed GPTQ tensors; returns config.json's quantization_config.
+nlohmann::ordered_json add_gptq(SafetensorsWriter& w, const LoadedModel& m, const quant::QuantLM& q,
+                                const std::string& path) {
+  const quant::Options& o = q.settings.options;
+  if (quant::packing_multiple(o.grid.bits) == 0)
+    user_error("{}: {}-bit; GPTQ's packed format has layouts for 2, 3, 4 and 8 bits only (export "
+               "it without --gptq: the dequantized weights)",
+               path, o.grid.bits);
+  std::map<std::string, const Parameter*> params;
+  for (auto& [name, p] : m.model->named_parameters()) params[name] = p;
+  for (const quant::ProjectionResult& r : q.projections) {
+    auto it = params.find(r.name);
+    if (it == params.end()) user_error("{}: quantization of '{}', not a parameter", path, r.name);
+    const Tensor& weight = it->second->master;
+    const int64_t out = weight.size(0), in = weight.size(1);
+    if (r.q.scales.size(1) != out || r.q.g_idx.numel() != in)
+      user_error("{}: the quantization tables of '{}' do not fit its shape {}", path, r.name,
+                 shape_str(weight.shape()));
+    if (in % 32 != 0 || out % 32 != 0)
+      user_error("{}: '{}' is {}; GPTQ's packing needs both dimensions to be multiples of 32",
+                 path, r.name, shape_str(weight.shape()));
+    Tensor codes = quant::recover_codes(weight, r.q.scales, r.q.zeros, r.q.g_idx, o.grid,
+                                        fmt::format("{}: {}", path, r.name));
+    Tensor transposed = Tensor::empty({in, out}, DType::i32);  // qweight packs along the inputs
+    for (int64_t i = 0; i < out; i++)
+      for (int64_t j = 0; j < in; j++)
+        transposed.data<int32_t>()[j * out + i] = codes.data<int32_t>()[i * in + j];
+    Tensor zeros = Tensor::empty(r.q.zeros.shape(), DType::i32);
+    for (int64_t i = 0; i < zeros.numel(); i++)
+      zeros.data<int32_t>()[i] = int32_t(r.q.zeros.data<float>()[i]);
+    const std::string base = r.name.substr(0, r.name.size() - std::string(".weight").size());
+    w.add(base + ".qweight", quant::pack_codes(transposed, o.grid.bits, true));
+    w.add(base + ".qzeros", quant::pack_codes(zeros, o.grid.bits, false, o.grid.sym ? 1 : 0));
+    w.add(base + ".scales", r.q.scales.to(DType::f16));
+    w.add(base + ".g_idx", r.q.g_idx);
+  }
+  return {{"quant_method", "gptq"},
+          {"bits", o.grid.bits},
+          {"group_size", o.group_size > 0 ? o.group_size : -1},
+          {"desc_act", o.act_order},
+          {"sym", o.grid.sym},
+          {"checkpoint_format", o.grid.sym ? "gptq" : "gptq_v2"},
+          {"damp_percent", o.damp},
+          {"true_sequential", true},
+          {"static_groups", false}};
+}
+
 void run(const ExportArgs& a) {
   const DType dtype = a.dtype == "f16" ? DType::f16 : a.dtype == "bf16" ? DType::bf16 : DType::f32;
   LoadedModel m = load_model(a.model, Device::cpu(), DType::f32);
+  std::optional<quant::QuantLM> q = quant::read_quantlm(a.model);
+  if (a.gptq && !q)
+    user_error("{}: not a QuantLM; --gptq exports a model from `spectra quantize`", a.model);
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec) user_error("{}: cannot create the output directory ({})", a.out, ec.message());
   SafetensorsWriter w;
+  std::set<std::string> packed;
+  nlohmann::ordered_json quantization;
+  if (a.gptq) {
+    quantization = add_gptq(w, m, *q, a.model);
+    for (const quant::ProjectionResult& r : q->projections) packed.insert(r.name);
+  }
   for (auto& [name, p] : m.model->named_parameters())
-    w.add(name, effective_weight(*p, m.recipe.model).to(dtype));
+    if (!packed.count(name)) w.add(name, effective_weight(*p, m.recipe.model).to(dtype));
   const ModelConfig& c = m.recipe.model;
   w.write((std::filesystem::path(a.out) / "model.safetensors").string(),
           {{"format", "pt"},
            {"spectra_kind", model_kind_name(c.kind)},
            {"ternary_shards", std::to_string(c.ternary_shards)}});
-  std::ofstream(std::filesystem::path(a.out) / "config.json")
-      << hf_config(m, a.dtype).dump(2) << "\n";
+  nlohmann::ordered_json config = hf_config(m, a.dtype);
+  if (a.gptq) config["quantization_config"] = quantization;
+  std::ofstream(std::filesystem::path(a.out) / "config.json") << config.dump(2) << "\n";
   if (!m.tokenizer_json.empty()) {
     std::ofstream(std::filesystem::path(a.out) / "tokenizer.json") << m.tokenizer_json;
     std::ofstream(std::filesystem::path(a.out) / "tokenizer_config.json")
         << tokenizer_config(*m.tokenizer, c).dump(2) << "\n";
   }
-  fmt::print("exported {} ({} {}) to {}/: model.safetensors ({}), config.json{}\n", a.model,
-             model_kind_name(c.kind), m.recipe.size, a.out, a.dtype,
+  fmt::print("exported {} ({} {}{}) to {}/: model.safetensors ({}{}), config.json{}\n", a.model,
+             model_kind_name(c.kind), m.recipe.size,
+             q ? fmt::format(", {}-bit {}", q->settings.options.grid.bits,
+                             quant::method_name(q->settings.options.method))
+               : "",
+             a.out, a.dtype, a.gptq ? ", projections packed" : "",
              m.tokenizer_json.empty() ? "" : ", tokenizer.json, tokenizer_config.json");
 }
 }  // namespace
@@ -116,6 +188,9 @@ void add_export(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Weights dtype")
       ->check(CLI::IsMember({"f16", "bf16", "f32"}))
       ->capture_default_str();
+  cmd->add_flag("--gptq", a->gptq,
+                "A QuantLM's projections in GPTQ's packed layout (qweight, qzeros, scales, g_idx) "
+                "with a quantization_config, for GPTQ-aware loaders");
   cmd->callback([a] { run(*a); });
 }
 

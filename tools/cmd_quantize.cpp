@@ -18,7 +18,7 @@ namespace spectra::tools {
 namespace {
 
 struct QuantizeArgs {
-  std::string input, out, calibration, report, device = "auto";
+  std::string input, out, calibration, report, save_calibration, device = "auto";
   std::vector<std::string> sets;
   Recipe::Quantize q;  // the settings, as a recipe's quantize section holds them
   bool act_order = false, asym = false, sym = false, progress = true;
@@ -106,6 +106,20 @@ void write_report(const std::string& path, const std::string& model, const quant
   f << j.dump(2) << "\n";
 }
 
+// The calibration ids as a NumPy .npy file, int32 [samples, seq_len] (format version 1.0).
+void write_npy(const std::string& path, const Tensor& ids, int64_t seq_len) {
+  std::string header = fmt::format("{{'descr': '<i4', 'fortran_order': False, 'shape': ({}, {}), }}",
+                                   ids.numel() / seq_len, seq_len);
+  header.append(63 - (10 + header.size()) % 64, ' ').push_back('\n');  // 64-byte aligned data
+  std::ofstream f(path, std::ios::binary);
+  if (!f) user_error("{}: cannot create (--save-calibration)", path);
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(ids.data<int32_t>()), std::streamsize(ids.numel() * 4));
+}
+
 void run(QuantizeArgs& a) {
   Stopwatch clock;
   std::string model_path;
@@ -152,6 +166,7 @@ void run(QuantizeArgs& a) {
                         c.vocab_size});
     qs.calibration = s.calibration;
     qs.samples = s.samples, qs.seq_len = s.seq_len, qs.seed = s.seed;
+    if (!a.save_calibration.empty()) write_npy(a.save_calibration, calib, s.seq_len);
   }
   quant::QuantLM q =
       quant::quantize_model(*m.model, calib.defined() ? &calib : nullptr, qs, {a.batch, a.progress});
@@ -208,6 +223,8 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--set", a->sets, "Override a key of a QuantLM recipe (quantize.bits=3)");
   cmd->add_option("--report", a->report,
                   "Write the settings and each projection's layer errors as JSON");
+  cmd->add_option("--save-calibration", a->save_calibration,
+                  "Write the calibration token ids as NumPy int32 [samples, seq_len] (.npy)");
   cmd->add_flag("!--no-progress", a->progress, "No progress line on stderr");
   cmd->callback([a] { run(*a); });
 }
