@@ -15,9 +15,10 @@ Tensor calibration_tokens(const std::string& path, const CalibrationOptions& o) 
     files.emplace_back(f);
     const TokenFileMeta& m = files.back().meta();
     if (!o.tokenizer_sha256.empty() && m.tokenizer_sha256 != o.tokenizer_sha256)
-      user_error("{}: prepared with tokenizer sha256 {}, the model's tokenizer is {}; calibrate "
-                 "on data prepared with the model's tokenizer",
-                 f, m.tokenizer_sha256.substr(0, 16), o.tokenizer_sha256.substr(0, 16));
+      user_error(
+          "{}: prepared with tokenizer sha256 {}, the model's tokenizer is {}; calibrate "
+          "on data prepared with the model's tokenizer",
+          f, m.tokenizer_sha256.substr(0, 16), o.tokenizer_sha256.substr(0, 16));
     if (m.vocab_size > o.vocab_size)
       user_error("{}: its tokenizer has {} tokens, more than the model's vocabulary of {}", f,
                  m.vocab_size, o.vocab_size);
@@ -27,8 +28,7 @@ Tensor calibration_tokens(const std::string& path, const CalibrationOptions& o) 
   for (size_t f = 0; f < files.size(); f++)
     for (int64_t w = 0; w < (files[f].num_tokens() - 1) / o.train_seq_len; w++)
       train_windows.push_back({f, w * o.train_seq_len});
-  const int64_t held_out =
-      validation_windows(int64_t(train_windows.size()), o.val_fraction);
+  const int64_t held_out = validation_windows(int64_t(train_windows.size()), o.val_fraction);
   std::pair<size_t, int64_t> tail = {files.size(), 0};
   if (held_out > 0) tail = train_windows[train_windows.size() - size_t(held_out)];
 
@@ -40,9 +40,10 @@ Tensor calibration_tokens(const std::string& path, const CalibrationOptions& o) 
     for (int64_t s = 0; s + o.seq_len <= end; s += o.seq_len) windows.push_back({f, s});
   }
   if (int64_t(windows.size()) < o.samples)
-    user_error("{}: its training part holds {} tokens, {} windows of {}; {} calibration samples "
-               "need {} tokens (lower --samples or --seq-len, or calibrate on more data)",
-               path, usable, windows.size(), o.seq_len, o.samples, o.samples * o.seq_len);
+    user_error(
+        "{}: its training part holds {} tokens, {} windows of {}; {} calibration samples "
+        "need {} tokens (lower --samples or --seq-len, or calibrate on more data)",
+        path, usable, windows.size(), o.seq_len, o.samples, o.samples * o.seq_len);
   Permutation order(windows.size(), o.seed ^ 0x63616c6962ull);  // "calib"
   Tensor out = Tensor::empty({o.samples * o.seq_len}, DType::i32);
   for (int64_t i = 0; i < o.samples; i++) {

@@ -15,8 +15,8 @@ namespace spectra::quant {
 #ifdef SPECTRA_WITH_CUDA
 #define DISPATCH(op, t, ...) return (t).is_cuda() ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
 #else
-#define DISPATCH(op, t, ...)                                                        \
-  if ((t).is_cuda()) user_error("{}: spectra was built without CUDA", #op);         \
+#define DISPATCH(op, t, ...)                                                \
+  if ((t).is_cuda()) user_error("{}: spectra was built without CUDA", #op); \
   return cpu::op(__VA_ARGS__)
 #endif
 
@@ -75,8 +75,8 @@ double prepare(Tensor& h, float* w, int64_t rows, double damp, int64_t& dead) {
 }  // namespace
 
 QuantizedWeight quantize(const Tensor& w, const Tensor* h, const Options& o) {
-  SPECTRA_CHECK(w.dim() == 2 && w.dtype() == DType::f32, "quantize: w is {}, expected f32 [out, in]",
-                w.str());
+  SPECTRA_CHECK(w.dim() == 2 && w.dtype() == DType::f32,
+                "quantize: w is {}, expected f32 [out, in]", w.str());
   const int64_t rows = w.size(0), cols = w.size(1);
   const int64_t gs = o.group_size <= 0 ? cols : o.group_size;
   SPECTRA_CHECK(cols % gs == 0, "quantize: group size {} does not divide {} columns", gs, cols);

@@ -56,12 +56,12 @@ class Hessian {
 // [0, 2^bits − 1]. scales and zeros are listed in the order groups were quantized (with
 // act_order, group g holds the columns quantized g-th), as GPTQ's packed format stores them.
 struct QuantizedWeight {
-  Tensor weight;      // Ŵ, f32 [out, in]
-  Tensor scales;      // f32 [groups, out], each an f16 value
-  Tensor zeros;       // f32 [groups, out], integers
-  Tensor g_idx;       // i32 [in]
-  int64_t dead = 0;   // input columns that were zero in every calibration input
-  double damp = 0;    // the λ used (GPTQ raises it when H + λ·mean(diag H) is not definite)
+  Tensor weight;     // Ŵ, f32 [out, in]
+  Tensor scales;     // f32 [groups, out], each an f16 value
+  Tensor zeros;      // f32 [groups, out], integers
+  Tensor g_idx;      // i32 [in]
+  int64_t dead = 0;  // input columns that were zero in every calibration input
+  double damp = 0;   // the λ used (GPTQ raises it when H + λ·mean(diag H) is not definite)
 };
 
 // w: f32 [out, in] on the CPU or a GPU. h: the layer's Hessian (Hessian::mean), required for

@@ -1,6 +1,7 @@
 // The quantization grid of GPTQ and round-to-nearest, as the reference GPTQ code (Frantar et al.
 // 2022, quant.py) defines it: per group of weights, a scale and an integer zero point, and
-//   code = clamp(round(w / scale) + zero, 0, maxq),   ŵ = scale · (code − zero),   maxq = 2^bits − 1
+//   code = clamp(round(w / scale) + zero, 0, maxq),   ŵ = scale · (code − zero),   maxq = 2^bits −
+//   1
 // with round half to even (torch.round). The group's range includes 0; symmetric grids use
 // max|w| on both sides and the fixed zero 2^(bits−1); an all-zero group gets the range [−1, 1].
 //

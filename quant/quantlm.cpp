@@ -16,8 +16,7 @@ constexpr const char* kGroup = "quantization";
 const std::vector<std::vector<size_t>> kSteps = {{0, 1, 2}, {3}, {4, 5}, {6}};
 
 // Runs every calibration batch through `block`; returns its outputs when `keep`.
-std::vector<Tensor> run_block(Block& block, const std::vector<Tensor>& xs, int64_t seq,
-                              bool keep) {
+std::vector<Tensor> run_block(Block& block, const std::vector<Tensor>& xs, int64_t seq, bool keep) {
   std::vector<Tensor> out;
   for (const Tensor& x : xs) {
     ag::Var y = block.forward(ag::Var(x), x.size(0) / seq, seq);
@@ -37,9 +36,9 @@ QuantLM quantize_model(LM& model, const Tensor* calibration, const QuantSettings
   Options rtn = s.options;
   rtn.method = Method::rtn;
   const int64_t blocks = model.blocks();
-  ProgressLine progress(fmt::format("quantize ({} {}-bit)", method_name(s.options.method),
-                                    s.options.grid.bits),
-                        double(blocks * 7), "projections", run.progress);
+  ProgressLine progress(
+      fmt::format("quantize ({} {}-bit)", method_name(s.options.method), s.options.grid.bits),
+      double(blocks * 7), "projections", run.progress);
 
   // The first block's inputs: the embeddings of the calibration batches.
   std::vector<Tensor> xs;
@@ -91,12 +90,16 @@ QuantLM quantize_model(LM& model, const Tensor* calibration, const QuantSettings
 
 void save_quantlm(const std::string& path, const LoadedModel& m, const QuantLM& q) {
   const Options& o = q.settings.options;
-  nlohmann::ordered_json j = {
-      {"method", method_name(o.method)}, {"bits", o.grid.bits},
-      {"group_size", o.group_size},      {"sym", o.grid.sym},
-      {"act_order", o.act_order},        {"damp", o.damp},
-      {"calibration", q.settings.calibration}, {"samples", q.settings.samples},
-      {"seq_len", q.settings.seq_len},   {"seed", q.settings.seed}};
+  nlohmann::ordered_json j = {{"method", method_name(o.method)},
+                              {"bits", o.grid.bits},
+                              {"group_size", o.group_size},
+                              {"sym", o.grid.sym},
+                              {"act_order", o.act_order},
+                              {"damp", o.damp},
+                              {"calibration", q.settings.calibration},
+                              {"samples", q.settings.samples},
+                              {"seq_len", q.settings.seq_len},
+                              {"seed", q.settings.seed}};
   save_model(path, *m.model, m.recipe, true, [&](h5::File& f) {
     f.set_attr(kAttr, j.dump());
     f.create_group(kGroup);

@@ -40,7 +40,7 @@ struct QuantSettings {
 };
 
 struct ProjectionResult {
-  std::string name;  // "model.layers.3.mlp.down_proj.weight"
+  std::string name;   // "model.layers.3.mlp.down_proj.weight"
   QuantizedWeight q;  // weight undefined when read back from a file
   // Mean over the calibration tokens of ‖(W − Ŵ)x‖² for the method used and for round-to-
   // nearest on the same inputs (NaN without calibration data).

@@ -33,7 +33,8 @@ Tensor inputs(int64_t n, int64_t in, uint64_t key) {
   for (int64_t r = 0; r < n; r++)
     for (int64_t k = 0; k < in; k++) {
       const float zk = z.data<float>()[r * in + k];
-      for (int64_t j = 0; j < in; j++) x.data<float>()[r * in + j] += zk * a.data<float>()[k * in + j];
+      for (int64_t j = 0; j < in; j++)
+        x.data<float>()[r * in + j] += zk * a.data<float>()[k * in + j];
     }
   for (int64_t r = 0; r < n; r++)
     for (int64_t j = 0; j < in; j++) x.data<float>()[r * in + j] *= 0.25f + float(j % 7);
@@ -171,7 +172,8 @@ TEST(Quant, GptqMatchesTheUnbatchedAlgorithmInF64) {
       for (int64_t i = 0; i < w.numel(); i++)
         same += q.weight.data<float>()[i] == float(ref[size_t(i)]);
       // f32 against f64 differ only where a weight lands next to a rounding boundary.
-      EXPECT_GT(double(same) / double(w.numel()), 0.99) << "group " << gs << ", " << bits << " bits";
+      EXPECT_GT(double(same) / double(w.numel()), 0.99)
+          << "group " << gs << ", " << bits << " bits";
       const double e = layer_error(w, q.weight, h), e_ref = error_of(w, ref, h);
       EXPECT_NEAR(e / e_ref, 1.0, 0.01) << "group " << gs << ", " << bits << " bits";
     }
@@ -223,7 +225,8 @@ TEST(Quant, ActOrderTakesColumnsByDecreasingHessianDiagonal) {
 
 TEST(Quant, DeadColumnsQuantizeToZero) {
   Tensor x = inputs(512, 128, 51);
-  for (int64_t r = 0; r < 512; r++) x.data<float>()[r * 128 + 5] = 0, x.data<float>()[r * 128 + 77] = 0;
+  for (int64_t r = 0; r < 512; r++)
+    x.data<float>()[r * 128 + 5] = 0, x.data<float>()[r * 128 + 77] = 0;
   Tensor w = normal({16, 128}, 52, 0.05f), h = hessian_of(x);
   QuantizedWeight q = quantize(w, &h, {Method::gptq, {4, true}, 128});
   EXPECT_EQ(q.dead, 2);

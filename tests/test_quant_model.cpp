@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kDir = fs::temp_directory_path() / ("spectra_quant_test-" + std::to_string(getpid()));
+const fs::path kDir =
+    fs::temp_directory_path() / ("spectra_quant_test-" + std::to_string(getpid()));
 const std::string kBin = SPECTRA_BIN;
 const std::string kCorpus = std::string(SPECTRA_SOURCE_DIR) + "/data/corpus/kjv.txt.gz";
 const std::string kRecipe = std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/floatlm-bpe.yaml";
@@ -39,9 +40,9 @@ void prepare_data() {
 // A FloatLM (or TriLM) of the given width trained for `steps` on the prepared corpus.
 void train(const std::string& out, const std::string& kind, int hidden, int ffn, int steps) {
   run_ok(kBin + " train " + kRecipe + " --set model.kind=" + kind +
-         " --set model.vocab_size=512 --set model.vocab_rows=512" +
-         " --set model.hidden=" + std::to_string(hidden) + " --set model.ffn=" +
-         std::to_string(ffn) + " --set model.layers=2 --set train.seq_len=64" +
+         " --set model.vocab_size=512 --set model.vocab_rows=512" + " --set model.hidden=" +
+         std::to_string(hidden) + " --set model.ffn=" + std::to_string(ffn) +
+         " --set model.layers=2 --set train.seq_len=64" +
          " --set train.micro_batch=16 --set train.global_batch=16 --set train.device=cpu" +
          " --set train.steps=" + std::to_string(steps) + " --set eval.sample_tokens=0" +
          " --set 'schedule.lr=[{start: 0.0, peak: 3.0e-3, shape: cosine, floor: 0.1}]'" +
@@ -105,8 +106,8 @@ TEST(QuantCli, BadInputFailsWithOneErrorLine) {
   train(path("trilm.h5"), "trilm", 128, 256, 2);
   train(path("float.h5"), "floatlm", 128, 256, 2);
   run_ok(kBin + " tokenizer train " + kCorpus + " -o " + path("other.json") + " --vocab-size 300");
-  run_ok(kBin + " prepare -q --tokenizer " + path("other.json") + " -o " + path("other.h5") +
-         " " + kCorpus);
+  run_ok(kBin + " prepare -q --tokenizer " + path("other.json") + " -o " + path("other.h5") + " " +
+         kCorpus);
   const std::string calib = " --calibration " + path("kjv.h5") + " --seq-len 64 --samples 8";
   const std::string q = kBin + " quantize ";
   const std::vector<std::pair<std::string, std::string>> cases = {

@@ -115,14 +115,14 @@ TEST(Recipe, SpectraSuiteMatchesThePaper) {
 TEST(Recipe, QuantLmRecipesNameTheirFloatLmAndBits) {
   for (const Size& s : kSizes)
     for (int bits : {3, 4, 6, 8}) {
-      const std::string path = kRecipes + "quantlm/" + s.name + "-" + std::to_string(bits) +
-                               "bit.yaml";
+      const std::string path =
+          kRecipes + "quantlm/" + s.name + "-" + std::to_string(bits) + "bit.yaml";
       SCOPED_TRACE(path);
       Recipe r = load_recipe(path);
       Recipe floatlm = load_recipe(kRecipes + "floatlm/" + s.name + ".yaml");
       EXPECT_TRUE(r.quantize.present);
       EXPECT_EQ(r.model.kind, ModelKind::floatlm);
-      EXPECT_EQ(r.train.out, floatlm.train.out);  // the model it quantizes
+      EXPECT_EQ(r.train.out, floatlm.train.out);          // the model it quantizes
       EXPECT_EQ(r.data.datasets, floatlm.data.datasets);  // and calibrates on
       EXPECT_EQ(r.quantize.bits, bits);
       EXPECT_EQ(r.quantize.method, "gptq");

@@ -16,11 +16,11 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "kernels/ternary.h"
 #include "quant/pack.h"
@@ -95,9 +95,10 @@ nlohmann::ordered_json add_gptq(SafetensorsWriter& w, const LoadedModel& m, cons
                                 const std::string& path) {
   const quant::Options& o = q.settings.options;
   if (quant::packing_multiple(o.grid.bits) == 0)
-    user_error("{}: {}-bit; GPTQ's packed format has layouts for 2, 3, 4 and 8 bits only (export "
-               "it without --gptq: the dequantized weights)",
-               path, o.grid.bits);
+    user_error(
+        "{}: {}-bit; GPTQ's packed format has layouts for 2, 3, 4 and 8 bits only (export "
+        "it without --gptq: the dequantized weights)",
+        path, o.grid.bits);
   std::map<std::string, const Parameter*> params;
   for (auto& [name, p] : m.model->named_parameters()) params[name] = p;
   for (const quant::ProjectionResult& r : q.projections) {
@@ -109,8 +110,8 @@ nlohmann::ordered_json add_gptq(SafetensorsWriter& w, const LoadedModel& m, cons
       user_error("{}: the quantization tables of '{}' do not fit its shape {}", path, r.name,
                  shape_str(weight.shape()));
     if (in % 32 != 0 || out % 32 != 0)
-      user_error("{}: '{}' is {}; GPTQ's packing needs both dimensions to be multiples of 32",
-                 path, r.name, shape_str(weight.shape()));
+      user_error("{}: '{}' is {}; GPTQ's packing needs both dimensions to be multiples of 32", path,
+                 r.name, shape_str(weight.shape()));
     Tensor codes = quant::recover_codes(weight, r.q.scales, r.q.zeros, r.q.g_idx, o.grid,
                                         fmt::format("{}: {}", path, r.name));
     Tensor transposed = Tensor::empty({in, out}, DType::i32);  // qweight packs along the inputs

@@ -86,13 +86,20 @@ void print_summary(const quant::QuantLM& q) {
 
 void write_report(const std::string& path, const std::string& model, const quant::QuantLM& q,
                   const Recipe::Quantize& s, double seconds) {
-  nlohmann::ordered_json j = {{"model", model},       {"out", s.out},
-                              {"method", s.method},   {"bits", s.bits},
-                              {"group_size", s.group_size}, {"scheme", s.scheme},
-                              {"order", s.order},     {"damp", s.damp},
-                              {"calibration", s.calibration}, {"samples", s.samples},
-                              {"seq_len", s.seq_len}, {"seed", s.seed},
-                              {"seconds", seconds},   {"projections", nlohmann::json::array()}};
+  nlohmann::ordered_json j = {{"model", model},
+                              {"out", s.out},
+                              {"method", s.method},
+                              {"bits", s.bits},
+                              {"group_size", s.group_size},
+                              {"scheme", s.scheme},
+                              {"order", s.order},
+                              {"damp", s.damp},
+                              {"calibration", s.calibration},
+                              {"samples", s.samples},
+                              {"seq_len", s.seq_len},
+                              {"seed", s.seed},
+                              {"seconds", seconds},
+                              {"projections", nlohmann::json::array()}};
   for (const quant::ProjectionResult& p : q.projections) {
     auto num = [](double x) { return std::isnan(x) ? nlohmann::json() : nlohmann::json(x); };
     j["projections"].push_back({{"name", p.name},
@@ -108,8 +115,9 @@ void write_report(const std::string& path, const std::string& model, const quant
 
 // The calibration ids as a NumPy .npy file, int32 [samples, seq_len] (format version 1.0).
 void write_npy(const std::string& path, const Tensor& ids, int64_t seq_len) {
-  std::string header = fmt::format("{{'descr': '<i4', 'fortran_order': False, 'shape': ({}, {}), }}",
-                                   ids.numel() / seq_len, seq_len);
+  std::string header =
+      fmt::format("{{'descr': '<i4', 'fortran_order': False, 'shape': ({}, {}), }}",
+                  ids.numel() / seq_len, seq_len);
   header.append(63 - (10 + header.size()) % 64, ' ').push_back('\n');  // 64-byte aligned data
   std::ofstream f(path, std::ios::binary);
   if (!f) user_error("{}: cannot create (--save-calibration)", path);
@@ -136,13 +144,15 @@ void run(QuantizeArgs& a) {
   if (quant::read_quantlm(model_path))
     user_error("{}: already quantized; quantize the FloatLM it came from", model_path);
   if (s.group_size > 0 && (c.hidden % s.group_size != 0 || c.ffn % s.group_size != 0))
-    user_error("--group-size {} does not divide the projections' input widths (hidden {}, ffn {}); "
-               "use a common divisor such as {}",
-               s.group_size, c.hidden, c.ffn, std::gcd(c.hidden, c.ffn));
+    user_error(
+        "--group-size {} does not divide the projections' input widths (hidden {}, ffn {}); "
+        "use a common divisor such as {}",
+        s.group_size, c.hidden, c.ffn, std::gcd(c.hidden, c.ffn));
   const bool gptq = s.method == "gptq";
   if (gptq && s.calibration.empty())
-    user_error("GPTQ needs calibration data: --calibration TOKENS.h5 (the training data, from "
-               "`spectra prepare`)");
+    user_error(
+        "GPTQ needs calibration data: --calibration TOKENS.h5 (the training data, from "
+        "`spectra prepare`)");
   if (s.seq_len == 0) s.seq_len = c.context;
   if (s.seq_len > c.context)
     user_error("--seq-len {} is longer than the model's context of {} tokens", s.seq_len,
@@ -157,26 +167,28 @@ void run(QuantizeArgs& a) {
   Tensor calib;
   if (!s.calibration.empty()) {
     if (!s.calibration.ends_with(".h5") && !std::filesystem::is_directory(s.calibration))
-      user_error("--calibration {}: give a prepared token file (.h5, `spectra prepare`) or a "
-                 "directory of them",
-                 s.calibration);
+      user_error(
+          "--calibration {}: give a prepared token file (.h5, `spectra prepare`) or a "
+          "directory of them",
+          s.calibration);
     calib = quant::calibration_tokens(
-        s.calibration, {s.samples, s.seq_len, s.seed, m.recipe.train.seq_len,
-                        m.recipe.data.val_fraction, m.tokenizer ? m.tokenizer->sha256() : "",
-                        c.vocab_size});
+        s.calibration,
+        {s.samples, s.seq_len, s.seed, m.recipe.train.seq_len, m.recipe.data.val_fraction,
+         m.tokenizer ? m.tokenizer->sha256() : "", c.vocab_size});
     qs.calibration = s.calibration;
     qs.samples = s.samples, qs.seq_len = s.seq_len, qs.seed = s.seed;
     if (!a.save_calibration.empty()) write_npy(a.save_calibration, calib, s.seq_len);
   }
-  quant::QuantLM q =
-      quant::quantize_model(*m.model, calib.defined() ? &calib : nullptr, qs, {a.batch, a.progress});
+  quant::QuantLM q = quant::quantize_model(*m.model, calib.defined() ? &calib : nullptr, qs,
+                                           {a.batch, a.progress});
   quant::save_quantlm(s.out, m, q);
   print_summary(q);
-  fmt::print("quantized {} ({} {}) with {} to {} bits, group size {}{}: {} projections in {} -> "
-             "{}\n",
-             model_path, model_kind_name(c.kind), m.recipe.size, s.method, s.bits,
-             s.group_size, s.order == "activation" ? ", act-order" : "", q.projections.size(),
-             format_duration(clock.seconds()), s.out);
+  fmt::print(
+      "quantized {} ({} {}) with {} to {} bits, group size {}{}: {} projections in {} -> "
+      "{}\n",
+      model_path, model_kind_name(c.kind), m.recipe.size, s.method, s.bits, s.group_size,
+      s.order == "activation" ? ", act-order" : "", q.projections.size(),
+      format_duration(clock.seconds()), s.out);
   if (!a.report.empty()) write_report(a.report, model_path, q, s, clock.seconds());
 }
 

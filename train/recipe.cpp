@@ -155,8 +155,8 @@ std::vector<Field> stage_fields(EvalTask& t) {
           {"limit", &t.limit, kNonNeg}};
 }
 
-const char* const kSections[] = {"model", "data", "optimizer", "schedule", "parallel",
-                                 "train", "checkpoint", "log", "eval", "quantize"};
+const char* const kSections[] = {"model", "data",       "optimizer", "schedule", "parallel",
+                                 "train", "checkpoint", "log",       "eval",     "quantize"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 std::string leaf_of(const std::string& key) { return key.substr(key.find('.') + 1); }
@@ -483,8 +483,9 @@ void finish(Recipe& r, const Binder& b) {
                                      "weight per dataset (or none: equal weights)",
                                      r.data.weights.size(), r.data.datasets.size()));
 
-  r.quantize.present = std::any_of(b.locations().begin(), b.locations().end(),
-                                   [](const auto& kv) { return kv.first.starts_with("quantize."); });
+  r.quantize.present = std::any_of(b.locations().begin(), b.locations().end(), [](const auto& kv) {
+    return kv.first.starts_with("quantize.");
+  });
   if (r.quantize.bits != 3 && r.quantize.bits != 4 && r.quantize.bits != 6 && r.quantize.bits != 8)
     fail("quantize.bits", fmt::format("is {}; QuantLMs have 3, 4, 6 or 8 bits", r.quantize.bits));
 

@@ -7,13 +7,12 @@
 #include "kernels/cuda/common.cuh"
 #include "quant/gptq_block.h"
 
-#define CUSOLVER_CHECK(call)                                                                  \
-  do {                                                                                        \
-    cusolverStatus_t st_ = (call);                                                            \
-    if (st_ != CUSOLVER_STATUS_SUCCESS)                                                       \
-      throw ::spectra::Error(::fmt::format("cuSOLVER error {} in {} at {}:{}, rank {}",       \
-                                           int(st_), #call, __FILE__, __LINE__,               \
-                                           ::spectra::error_rank()));                         \
+#define CUSOLVER_CHECK(call)                                                                      \
+  do {                                                                                            \
+    cusolverStatus_t st_ = (call);                                                                \
+    if (st_ != CUSOLVER_STATUS_SUCCESS)                                                           \
+      throw ::spectra::Error(::fmt::format("cuSOLVER error {} in {} at {}:{}, rank {}", int(st_), \
+                                           #call, __FILE__, __LINE__, ::spectra::error_rank()));  \
   } while (0)
 
 namespace spectra::quant::cuda {
@@ -55,8 +54,7 @@ __global__ void row_block(float* wt, float* qt, float* scales, float* zeros, int
                           int64_t group_size, Grid g) {
   const int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (r < rows)
-    gptq_row_block(wt + r, qt + r, scales + r, zeros + r, rows, hinv, cols, i1, i2, group_size,
-                   g);
+    gptq_row_block(wt + r, qt + r, scales + r, zeros + r, rows, hinv, cols, i1, i2, group_size, g);
 }
 
 }  // namespace
@@ -77,11 +75,14 @@ Tensor cholesky_inverse_upper(const Tensor& h) {
   Tensor ws = Tensor::empty({std::max(work, work2) + 1}, DType::f64, h.device());
   Tensor info = Tensor::zeros({1}, DType::i32, h.device());
   auto ok = [&] { return info.to(Device::cpu()).data<int32_t>()[0] == 0; };
-  CUSOLVER_CHECK(cusolverDnDpotrf(s, lower, n, p, n, ws.data<double>(), work, info.data<int32_t>()));
+  CUSOLVER_CHECK(
+      cusolverDnDpotrf(s, lower, n, p, n, ws.data<double>(), work, info.data<int32_t>()));
   if (!ok()) return {};
-  CUSOLVER_CHECK(cusolverDnDpotri(s, lower, n, p, n, ws.data<double>(), work2, info.data<int32_t>()));
+  CUSOLVER_CHECK(
+      cusolverDnDpotri(s, lower, n, p, n, ws.data<double>(), work2, info.data<int32_t>()));
   if (!ok()) return {};
-  CUSOLVER_CHECK(cusolverDnDpotrf(s, lower, n, p, n, ws.data<double>(), work, info.data<int32_t>()));
+  CUSOLVER_CHECK(
+      cusolverDnDpotrf(s, lower, n, p, n, ws.data<double>(), work, info.data<int32_t>()));
   if (!ok()) return {};
   Tensor u = Tensor::empty(h.shape(), DType::f32, h.device());
   upper_to_f32<<<blocks_for(int64_t(n) * n, 256), 256, 0, stream()>>>(p, u.data<float>(), n);
@@ -93,9 +94,9 @@ void gptq_block(Tensor& wt, const Tensor& hinv, int64_t i1, int64_t i2, int64_t 
                 Grid grid, Tensor& qt, Tensor& scales, Tensor& zeros) {
   const int64_t cols = wt.size(0), rows = wt.size(1);
   const float* u = hinv.defined() ? hinv.data<float>() : nullptr;
-  row_block<<<blocks_for(rows, 128), 128, 0, stream()>>>(
-      wt.data<float>(), qt.data<float>(), scales.data<float>(), zeros.data<float>(), rows, u,
-      cols, i1, i2, group_size, grid);
+  row_block<<<blocks_for(rows, 128), 128, 0, stream()>>>(wt.data<float>(), qt.data<float>(),
+                                                         scales.data<float>(), zeros.data<float>(),
+                                                         rows, u, cols, i1, i2, group_size, grid);
   CUDA_CHECK_LAUNCH("gptq_block");
 }
 
@@ -107,8 +108,8 @@ void gptq_update(Tensor& wt, const Tensor& hinv, int64_t i1, int64_t i2) {
   // Row-major wt [cols, rows] is column-major [rows, cols]: W[:, i2:] −= Err · U[i1:i2, i2:],
   // with U[i1:i2, i2:] (row-major, leading dimension cols) read transposed.
   CUBLAS_CHECK(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, int(rows), int(cols - i2),
-                           int(i2 - i1), &minus_one, w + i1 * rows, int(rows),
-                           u + i1 * cols + i2, int(cols), &one, w + i2 * rows, int(rows)));
+                           int(i2 - i1), &minus_one, w + i1 * rows, int(rows), u + i1 * cols + i2,
+                           int(cols), &one, w + i2 * rows, int(rows)));
 }
 
 }  // namespace spectra::quant::cuda
