@@ -1,7 +1,8 @@
 // spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
 // time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
 // dense bf16 peak, and peak device memory. --generate N: generation speed with and without the
-// key/value cache; --checkpoint-io DIR: checkpoint write and read speed. One row per recipe; --json
+// key/value cache; --checkpoint-io DIR: checkpoint write and read speed; --quantize N: GPTQ on N
+// calibration sequences (quant/quantlm.h). One row per recipe; --json
 // adds machine-readable lines for the comparison scripts in bench/.
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "eval/generate.h"
+#include "quant/quantlm.h"
 #include "tools/commands.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -30,8 +32,10 @@ struct BenchArgs {
   int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
   double peak_tflops = 989;              // H100 SXM dense bf16
   bool json = false;
-  std::string checkpoint_dir;  // measure checkpoint write/read instead of training steps
-  int64_t generate = 0;        // > 0: measure greedy generation of this many new tokens instead
+  std::string checkpoint_dir;   // measure checkpoint write/read instead of training steps
+  int64_t generate = 0;         // > 0: measure greedy generation of this many new tokens instead
+  int64_t quantize = 0;         // > 0: measure GPTQ with this many calibration sequences instead
+  int64_t quantize_layers = 2;  // blocks quantized (the rest is extrapolated: blocks are alike)
 };
 
 struct Phases {
@@ -101,6 +105,45 @@ void bench_generate(const std::string& path, const BenchArgs& a) {
                                             {"cached_tokens_per_s", tok_s[1]},
                                             {"uncached_tokens_per_s", tok_s[0]},
                                             {"same_tokens", ids[0] == ids[1]}}
+                                 .dump());
+  std::fflush(stdout);
+}
+
+// GPTQ (4 bits, group 128) of the recipe's FloatLM with random weights, on a.quantize random
+// calibration sequences of train.seq_len tokens, for its first a.quantize_layers blocks; the whole
+// model's time is extrapolated per block (every block does the same work).
+void bench_quantize(const std::string& path, const BenchArgs& a) {
+  Recipe r = load_recipe(path, a.overrides);
+  Placement p = resolve_placement(r);
+  ModelConfig c = r.model;
+  c.kind = ModelKind::floatlm;
+  const int64_t layers = c.layers;
+  c.layers = std::min(layers, a.quantize_layers);
+  LM lm(c, LayerOptions{DType::f32, p.device}, DType::f32);
+  lm.initialize(r.train.seed);
+  const int64_t t = r.train.seq_len;
+  Tensor ids = Tensor::empty({a.quantize * t}, DType::i32);
+  Rng rng{r.train.seed, 0};
+  for (int64_t i = 0; i < ids.numel(); i++)
+    ids.data<int32_t>()[i] = int32_t(rng.below(uint64_t(c.vocab_size)));
+  quant::QuantSettings s;
+  s.options = {quant::Method::gptq, {4, true}, 128};
+  s.samples = a.quantize, s.seq_len = t;
+  Stopwatch w;
+  quant::quantize_model(lm, &ids, s, {r.train.micro_batch, false});
+  sync(p.device);
+  const double per_block = w.seconds() / double(c.layers);
+  fmt::print("{:<28} {:>8} {:>6} {:>5}x{:<5} {:>12.2f} {:>14}\n", path,
+             format_count(double(r.model.parameter_count())), p.device.str(), a.quantize, t,
+             per_block, format_duration(per_block * double(layers)));
+  if (a.json)
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
+                                            {"device", p.device.str()},
+                                            {"samples", a.quantize},
+                                            {"seq_len", t},
+                                            {"blocks_measured", c.layers},
+                                            {"seconds_per_block", per_block},
+                                            {"model_seconds", per_block * double(layers)}}
                                  .dump());
   std::fflush(stdout);
 }
@@ -196,7 +239,21 @@ void add_bench(CLI::App& app) {
                   "Measure greedy generation of N new tokens (random weights) with and without "
                   "the key/value cache instead")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--quantize", a->quantize,
+                  "Measure GPTQ (4-bit) of the recipe's FloatLM (random weights) on N random "
+                  "calibration sequences instead")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--quantize-layers", a->quantize_layers,
+                  "--quantize: blocks to run (the model's time is extrapolated)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->callback([a] {
+    if (a->quantize > 0) {
+      fmt::print("{:<28} {:>8} {:>6} {:>11} {:>12} {:>14}\n", "recipe", "params", "device",
+                 "calibration", "s per block", "whole model");
+      for (const std::string& r : a->recipes) bench_quantize(r, *a);
+      return;
+    }
     if (a->generate > 0) {
       fmt::print("{:<28} {:>8} {:>8} {:>7} {:>14} {:>14} {:>8} {:>6}\n", "recipe", "params",
                  "context", "tokens", "cached tok/s", "uncached tok/s", "speedup", "same");

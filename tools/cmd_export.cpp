@@ -1,3 +1,5 @@
+// spectra export MODEL -o FILE.gguf --format gguf [--type f16|tq1_0|tq2_0]: the same for llama.cpp
+// (tools/export_gguf.h).
 // spectra export MODEL -o DIR [--dtype f16|bf16|f32]: a trained model file as a Hugging Face
 // LlamaForCausalLM directory (SPECTRA.md, Interop formats):
 //   model.safetensors  every parameter under its HF name; a TriLM's projections "unpacked", as
@@ -26,6 +28,7 @@
 #include "quant/pack.h"
 #include "quant/quantlm.h"
 #include "tools/commands.h"
+#include "tools/export_gguf.h"
 #include "tools/safetensors.h"
 #include "train/model_file.h"
 
@@ -33,8 +36,9 @@ namespace spectra::tools {
 
 namespace {
 struct ExportArgs {
-  std::string model, out, dtype = "f16";
+  std::string model, out, dtype = "f16", format = "hf";
   bool gptq = false;
+  GgufOptions gguf;
 };
 
 // The weight the model computes with, in f32: γ·T per scale block for a TriLM projection.
@@ -139,6 +143,14 @@ nlohmann::ordered_json add_gptq(SafetensorsWriter& w, const LoadedModel& m, cons
 }
 
 void run(const ExportArgs& a) {
+  if (a.format == "gguf") {
+    if (a.gptq) user_error("--gptq writes a Hugging Face directory; drop --format gguf");
+    LoadedModel m = load_model(a.model, Device::cpu(), DType::f32);
+    export_gguf(m, a.model, a.out, a.gguf);
+    fmt::print("exported {} ({} {}) to {} (GGUF, {})\n", a.model,
+               model_kind_name(m.recipe.model.kind), m.recipe.size, a.out, a.gguf.type);
+    return;
+  }
   const DType dtype = a.dtype == "f16" ? DType::f16 : a.dtype == "bf16" ? DType::bf16 : DType::f32;
   LoadedModel m = load_model(a.model, Device::cpu(), DType::f32);
   std::optional<quant::QuantLM> q = quant::read_quantlm(a.model);
@@ -181,12 +193,25 @@ void run(const ExportArgs& a) {
 
 void add_export(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
-  CLI::App* cmd =
-      app.add_subcommand("export", "Write a trained model as a Hugging Face Llama directory");
+  CLI::App* cmd = app.add_subcommand(
+      "export", "Write a model as a Hugging Face Llama directory or a GGUF file");
   cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")
       ->required();
-  cmd->add_option("-o,--out", a->out, "Output directory")->required();
-  cmd->add_option("--dtype", a->dtype, "Weights dtype")
+  cmd->add_option("-o,--out", a->out, "Output directory (hf) or file (gguf)")->required();
+  cmd->add_option("--format", a->format,
+                  "hf: a Hugging Face LlamaForCausalLM directory; gguf: a llama.cpp file")
+      ->check(CLI::IsMember({"hf", "gguf"}))
+      ->capture_default_str();
+  cmd->add_option("--type", a->gguf.type,
+                  "gguf: the projections' type (tq1_0 and tq2_0: a TriLM's ternary blocks)")
+      ->check(CLI::IsMember({"f16", "tq1_0", "tq2_0"}))
+      ->capture_default_str();
+  cmd->add_option("--tq-fallback", a->gguf.tq_fallback,
+                  "gguf: a TriLM projection TQ cannot hold exactly (a 256-block spanning two "
+                  "scale blocks): error, or keep it in f16")
+      ->check(CLI::IsMember({"error", "f16"}))
+      ->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "hf: weights dtype")
       ->check(CLI::IsMember({"f16", "bf16", "f32"}))
       ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,

@@ -15,5 +15,6 @@ void add_prepare(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_export(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace spectra::tools

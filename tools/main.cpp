@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   tools::add_prepare(app);
   tools::add_export(app);
   tools::add_quantize(app);
+  tools::add_convert(app);
   tools::add_plot(app);
   int code = 0;
   try {

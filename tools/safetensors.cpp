@@ -2,9 +2,11 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace spectra {
 
@@ -65,6 +67,83 @@ void SafetensorsWriter::write(const std::string& path,
     user_error("{}: writing failed (disk full?)", path);
   }
   std::filesystem::rename(tmp, path);
+}
+
+SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) user_error("{}: no such file", path);
+  const uint64_t size = std::filesystem::file_size(path);
+  uint8_t len[8];
+  if (size < 8 || !f.read(reinterpret_cast<char*>(len), 8))
+    user_error("{}: not a safetensors file (shorter than its 8-byte header length)", path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++) n |= uint64_t(len[i]) << (8 * i);
+  if (n > size - 8)
+    user_error("{}: not a safetensors file, or truncated (header of {} bytes in a file of {})",
+               path, n, size);
+  std::string text(n, '\0');
+  f.read(text.data(), std::streamsize(n));
+  data_start_ = 8 + n;
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    user_error("{}: the safetensors header is not JSON ({})", path, e.what());
+  }
+  if (!header.is_object()) user_error("{}: the safetensors header is not a JSON object", path);
+  for (auto& [name, j] : header.items()) {
+    if (name == "__metadata__") continue;
+    Entry e;
+    try {
+      e.dtype = j.at("dtype").get<std::string>();
+      for (int64_t d : j.at("shape").get<std::vector<int64_t>>()) e.shape.push_back(d);
+      e.begin = j.at("data_offsets").at(0).get<uint64_t>();
+      e.end = j.at("data_offsets").at(1).get<uint64_t>();
+    } catch (const nlohmann::json::exception& ex) {
+      user_error("{}: tensor '{}' has a malformed entry ({})", path, name, ex.what());
+    }
+    const uint64_t width = e.dtype == "F32" ? 4 : e.dtype == "F16" || e.dtype == "BF16" ? 2 : 0;
+    if (width == 0)
+      user_error("{}: tensor '{}' is {}; spectra reads F32, F16 and BF16 weights", path, name,
+                 e.dtype);
+    uint64_t count = 1;
+    for (int64_t d : e.shape) count *= uint64_t(d);
+    if (e.end < e.begin || e.end - e.begin != count * width)
+      user_error("{}: tensor '{}' has {} bytes for shape {}", path, name, e.end - e.begin,
+                 shape_str(e.shape));
+    if (data_start_ + e.end > size)
+      user_error("{}: truncated: tensor '{}' ends at byte {} of a {}-byte file", path, name,
+                 data_start_ + e.end, size);
+    entries_[name] = e;
+  }
+}
+
+std::vector<std::string> SafetensorsReader::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, _] : entries_) out.push_back(name);
+  return out;
+}
+
+Shape SafetensorsReader::shape(const std::string& name) const { return entries_.at(name).shape; }
+
+Tensor SafetensorsReader::read_f32(const std::string& name) const {
+  const Entry& e = entries_.at(name);
+  std::ifstream f(path_, std::ios::binary);
+  std::vector<uint8_t> raw(e.end - e.begin);
+  f.seekg(std::streamoff(data_start_ + e.begin));
+  if (!f.read(reinterpret_cast<char*>(raw.data()), std::streamsize(raw.size())))
+    user_error("{}: could not read tensor '{}'", path_, name);
+  Tensor t = Tensor::empty(e.shape, DType::f32);
+  float* out = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); i++) {
+    if (e.dtype == "F32") {
+      std::memcpy(out + i, raw.data() + 4 * i, 4);
+    } else {
+      const uint16_t h = uint16_t(raw[2 * i] | raw[2 * i + 1] << 8);
+      out[i] = e.dtype == "F16" ? f16_to_float(f16_t{h}) : bf16_to_float(bf16_t{h});
+    }
+  }
+  return t;
 }
 
 }  // namespace spectra

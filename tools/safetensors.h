@@ -16,6 +16,28 @@
 
 namespace spectra {
 
+// Reads a safetensors file's tensors as f32 (from F32, F16 or BF16). The header is checked whole
+// when opened: a truncated or foreign file is a UserError naming the file and what is wrong.
+class SafetensorsReader {
+ public:
+  explicit SafetensorsReader(const std::string& path);
+  const std::string& path() const { return path_; }
+  std::vector<std::string> names() const;
+  bool has(const std::string& name) const { return entries_.count(name) > 0; }
+  Shape shape(const std::string& name) const;
+  Tensor read_f32(const std::string& name) const;
+
+ private:
+  struct Entry {
+    std::string dtype;
+    Shape shape;
+    uint64_t begin = 0, end = 0;  // within the data section
+  };
+  std::string path_;
+  uint64_t data_start_ = 0;
+  std::map<std::string, Entry> entries_;
+};
+
 class SafetensorsWriter {
  public:
   // f32, f16, bf16, i32, i64, u8 tensors on the CPU. Names must be unique.

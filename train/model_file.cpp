@@ -75,4 +75,27 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
   return out;
 }
 
+void load_weights(const std::string& path, LM& model) {
+  h5::File f = h5::File::open_read(path);
+  if (!f.has_attr("format") || f.attr_string("format") != kFormat)
+    user_error("{}: not a spectra model file (no format=\"{}\" attribute)", path, kFormat);
+  const Recipe stored = parse_recipe(f.attr_string("recipe"), path + ":recipe");
+  if (stored.model.kind != model.config().kind)
+    user_error("{}: a {}, the recipe trains a {}", path, model_kind_name(stored.model.kind),
+               model_kind_name(model.config().kind));
+  for (auto& [name, p] : model.named_parameters()) {
+    const std::string ds = "params/" + name;
+    if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
+    if (f.shape_of(ds) != p->full || f.dtype_of(ds) != DType::f32)
+      user_error("{}: parameter '{}' is {}, the recipe's model has {}", path, name,
+                 shape_str(f.shape_of(ds)), shape_str(p->full));
+    const Tensor full = f.read(ds);
+    Tensor local = Tensor::empty(p->shape, DType::f32);
+    for (int64_t i = 0; i < local.numel(); i++)
+      local.data<float>()[i] = full.data<float>()[p->split.full_index(p->full, i)];
+    p->master.copy_from(local.to(p->master.device()).to(p->master.dtype()));
+  }
+  model.refresh_compute();
+}
+
 }  // namespace spectra

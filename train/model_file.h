@@ -39,4 +39,9 @@ struct LoadedModel {
 // missing or mis-shaped parameter).
 LoadedModel load_model(const std::string& path, Device device, DType compute_dtype);
 
+// Fills `model`'s parameters from a model file's (each rank its tensor-parallel block): the
+// starting point of a run with train.init. UserError naming the file when a parameter is missing
+// or shaped differently, or when the file's model is of another kind.
+void load_weights(const std::string& path, LM& model);
+
 }  // namespace spectra

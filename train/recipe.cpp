@@ -113,6 +113,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"train.precision", &r.train.precision, kAny, "f32|bf16|fp16"},
       {"train.seed", &r.train.seed},
       {"train.out", &r.train.out},
+      {"train.init", &r.train.init, kAny, nullptr, kPath},
       {"checkpoint.dir", &r.checkpoint.dir},
       {"checkpoint.interval", &r.checkpoint.interval, kNonNeg},
       {"checkpoint.keep", &r.checkpoint.keep, kPositive},

@@ -83,7 +83,8 @@ struct Recipe {
     std::string device = "auto";    // auto | cpu | cuda
     std::string precision = "f32";  // f32 | bf16 | fp16
     uint64_t seed = 1234;
-    std::string out;  // where the trained model is written (HDF5); "" = none
+    std::string out;   // where the trained model is written (HDF5); "" = none
+    std::string init;  // a model file whose weights the run starts from; "" = random
   } train;
 
   struct Checkpoint {

@@ -146,6 +146,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   LM lm(r.model, LayerOptions{DType::f32, place.device, zero ? topo.dp : 1, &topo.tp_group},
         place.compute_dtype);
   lm.initialize(r.train.seed);
+  if (!r.train.init.empty()) load_weights(r.train.init, lm);  // a resume below overwrites them
   AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, zero);
   MetricsLog metrics(r.log.metrics, topo.world.rank());
 
