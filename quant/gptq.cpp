@@ -86,11 +86,8 @@ QuantizedWeight quantize(const Tensor& w, const Tensor* h, const Options& o) {
                 "quantize: GPTQ needs H [{}, {}], got {}", cols, cols, h ? h->str() : "none");
   const Device dev = w.device();
 
-  Tensor wh = w.to(Device::cpu());  // a copy when w is on the GPU
-  if (!w.is_cuda()) {
-    wh = Tensor::empty(w.shape(), DType::f32);
-    wh.copy_from(w);
-  }
+  Tensor wh = Tensor::empty(w.shape(), DType::f32);  // W on the host, to prepare (a copy)
+  wh.copy_from(w);
   QuantizedWeight out;
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   std::iota(perm.begin(), perm.end(), 0);
@@ -107,7 +104,7 @@ QuantizedWeight quantize(const Tensor& w, const Tensor* h, const Options& o) {
     double* q = hp.data<double>();
     for (int64_t i = 0; i < cols; i++)
       for (int64_t j = 0; j < cols; j++) q[i * cols + j] = d[perm[i] * cols + perm[j]];
-    // GPTQModel's rule when H + λI is not definite: raise λ until it is.
+    // When H + λI is not definite, raise λ until it is (GPTQModel raises it too; here it doubles).
     for (int attempt = 0;; attempt++) {
       Tensor damped = Tensor::empty(hp.shape(), DType::f64);
       damped.copy_from(hp);

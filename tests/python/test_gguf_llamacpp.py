@@ -5,7 +5,7 @@ corpus (hidden 256, so rows are whole 256-weight TQ blocks) are exported as F16,
     exactly the trits times f16(γ) of the model; F16 and F32 tensors equal the model's;
   - llama.cpp loads every file, tokenizes a prompt as spectra's tokenizer does, and its logits
     equal those of transformers on spectra's Hugging Face export (F16: within 1e-2; TQ: llama.cpp
-    quantizes activations to 8 bits in its TQ kernels, so within 0.5 and the same top token);
+    quantizes activations to 8 bits in its TQ kernels, so within 0.1 and the same top token);
   - a TriLM whose scale blocks split 256-weight blocks is refused for TQ, or kept in F16 on request."""
 import pytest
 
@@ -165,5 +165,5 @@ def test_llama_cpp_agrees_with_transformers(models, name, gtype):
     if gtype == "f16":
         assert diff < 1e-2
     else:
-        assert diff < 0.5
+        assert diff < 0.1  # measured 0.027: the 8-bit activations of llama.cpp's TQ kernels
         assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.9
