@@ -69,3 +69,38 @@ TEST(AdamW, ClipsToTheGradientNormAndSkipsNonFiniteSteps) {
   EXPECT_TRUE(st.skipped);
   EXPECT_EQ(kept.to_doubles(), p.master.to_doubles());
 }
+
+// Adam is blind to a constant gradient scale on its first step, so clipping shows only later:
+// a clipped step must leave the moments that the clipped gradient would, which a second, unclipped
+// step then reveals. Three optimizers see the same gradients: one clipping at 1, one not clipping
+// but given the clipped gradient by hand, one not clipping at all.
+TEST(AdamW, ClippingScalesTheGradientTheMomentsSee) {
+  Recipe::Optimizer clip, none;
+  clip.grad_clip = 1.0;
+  none.grad_clip = 0;
+  LM a(tiny(), {}, DType::f32), b(tiny(), {}, DType::f32), c(tiny(), {}, DType::f32);
+  for (LM* lm : {&a, &b, &c}) lm->initialize(1);
+  AdamW oa(a, clip, false), ob(b, none, false), oc(c, none, false);
+  auto fill = [](LM& lm, double norm) {  // every gradient element equal, global norm `norm`
+    const double n = double(lm.parameter_elements());
+    for (auto& [name, p] : lm.named_parameters()) p->grad.fill_(norm / std::sqrt(n));
+  };
+  fill(a, 10.0), fill(b, 10.0 / (10.0 + 1e-6)), fill(c, 10.0);  // torch's max_norm / (norm + 1e-6)
+  oa.step(1e-2, 0.0), ob.step(1e-2, 0.0), oc.step(1e-2, 0.0);
+  for (LM* lm : {&a, &b, &c}) fill(*lm, 0.5);  // below the clip
+  EXPECT_NEAR(oa.step(1e-2, 0.0).grad_norm, 0.5, 1e-6);
+  ob.step(1e-2, 0.0), oc.step(1e-2, 0.0);
+  const auto pa = a.named_parameters(), pb = b.named_parameters(), pc = c.named_parameters();
+  double clipped_vs_hand = 0, clipped_vs_none = 0;
+  for (size_t i = 0; i < pa.size(); i++) {
+    std::vector<double> x = pa[i].second->master.to_doubles(),
+                        y = pb[i].second->master.to_doubles(),
+                        z = pc[i].second->master.to_doubles();
+    for (size_t k = 0; k < x.size(); k++) {
+      clipped_vs_hand = std::max(clipped_vs_hand, std::abs(x[k] - y[k]));
+      clipped_vs_none = std::max(clipped_vs_none, std::abs(x[k] - z[k]));
+    }
+  }
+  EXPECT_LT(clipped_vs_hand, 1e-6);
+  EXPECT_GT(clipped_vs_none, 1e-3);  // the unclipped run moved differently: the test can fail
+}

@@ -132,6 +132,16 @@ TEST(QuantCli, BadInputFailsWithOneErrorLine) {
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
   EXPECT_FALSE(fs::exists("x.h5"));
+  // A QuantLM recipe: its quantize section names the model, output and settings; flags override.
+  std::ofstream(path("q.yaml")) << "base: " << kRecipe
+                                << "\nquantize:\n  model: " << path("float.h5")
+                                << "\n  out: " << path("qr.h5")
+                                << "\n  calibration: " << path("kjv.h5")
+                                << "\n  bits: 3\n  samples: 8\n  seq_len: 64\n";
+  CommandResult recipe = run_command(q + path("q.yaml") + " --method rtn --no-progress");
+  ASSERT_EQ(recipe.code, 0) << recipe.output;
+  EXPECT_NE(recipe.output.find("with rtn to 3 bits"), std::string::npos) << recipe.output;
+  EXPECT_TRUE(fs::exists(path("qr.h5")));
   // A quantized model is not quantized again.
   run_ok(q + path("float.h5") + " -o " + path("q.h5") + calib);
   CommandResult r = run_command(q + path("q.h5") + " -o x.h5" + calib);

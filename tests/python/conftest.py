@@ -27,6 +27,17 @@ def run_spectra(*args, stdin=b""):
     return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
 
 
+def prepare_bpe_corpus(d, vocab=512):
+    """A byte-level BPE tokenizer trained on the embedded corpus, and the corpus prepared with it
+    (tokenizer.json and kjv.h5 in d)."""
+    tok, data = d / "tokenizer.json", d / "kjv.h5"
+    for args in (("tokenizer", "train", CORPUS, "--vocab-size", str(vocab), "-o", tok),
+                 ("prepare", "--tokenizer", tok, "-o", data, CORPUS)):
+        code, _, err = run_spectra(*args)
+        assert code == 0, err
+    return tok, data
+
+
 def spectra_encode(tokenizer_json, text):
     code, out, err = run_spectra("tokenizer", "encode", "--tokenizer", tokenizer_json, stdin=text.encode("utf-8"))
     assert code == 0, err

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import CORPUS, ROOT, run_spectra
+from conftest import ROOT, prepare_bpe_corpus, run_spectra
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
@@ -26,11 +26,7 @@ SHAPE = ["model.vocab_size=512", "model.vocab_rows=512", "model.hidden=64", "mod
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("convert")
-    tok, tokens = d / "tokenizer.json", d / "kjv.h5"
-    for args in (("tokenizer", "train", CORPUS, "--vocab-size", "512", "-o", tok),
-                 ("prepare", "--tokenizer", tok, "-o", tokens, CORPUS)):
-        code, _, err = run_spectra(*args)
-        assert code == 0, err
+    tok, tokens = prepare_bpe_corpus(d)
     return d, tok, tokens
 
 
@@ -67,6 +63,28 @@ def test_export_then_convert_is_identical(data, kind, shards, tmp_path):
     if kind == "floatlm":  # and the model files' parameters themselves
         code, out, err = run_spectra("inspect", back)
         assert code == 0, err
+
+
+def test_sharded_checkpoints_convert(data, tmp_path):
+    """model.safetensors.index.json naming two shards (as large checkpoints are saved)."""
+    from safetensors.numpy import save_file
+    d, tok, tokens = data
+    hf = export(train(d, tok, tokens, "trilm", "sharded"), tmp_path / "hf", "--dtype", "f16")
+    weights = load_file(str(hf / "model.safetensors"))
+    (hf / "model.safetensors").unlink()
+    names = sorted(weights)
+    halves = {"model-00001-of-00002.safetensors": names[::2],
+              "model-00002-of-00002.safetensors": names[1::2]}
+    for file, part in halves.items():
+        save_file({n: weights[n] for n in part}, str(hf / file))
+    index = {"metadata": {}, "weight_map": {n: f for f, part in halves.items() for n in part}}
+    (hf / "model.safetensors.index.json").write_text(json.dumps(index))
+    code, out, err = run_spectra("convert", hf, "-o", tmp_path / "m.h5")
+    assert code == 0 and "trilm" in out.decode(), err
+    again = load_file(str(export(tmp_path / "m.h5", tmp_path / "again", "--dtype", "f16") /
+                          "model.safetensors"))
+    for n in names:
+        assert np.array_equal(again[n], weights[n]), n
 
 
 def test_transformers_model_converts_with_equal_logprobs(data, tmp_path):

@@ -9,7 +9,7 @@ corpus (hidden 256, so rows are whole 256-weight TQ blocks) are exported as F16,
   - a TriLM whose scale blocks split 256-weight blocks is refused for TQ, or kept in F16 on request."""
 import pytest
 
-from conftest import CORPUS, ROOT, run_spectra
+from conftest import ROOT, prepare_bpe_corpus, run_spectra
 
 np = pytest.importorskip("numpy")
 gguf = pytest.importorskip("gguf")
@@ -45,11 +45,7 @@ def permute(w, heads):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("gguf")
-    tok, data = d / "tokenizer.json", d / "kjv.h5"
-    for args in (("tokenizer", "train", CORPUS, "--vocab-size", "512", "-o", tok),
-                 ("prepare", "--tokenizer", tok, "-o", data, CORPUS)):
-        code, _, err = run_spectra(*args)
-        assert code == 0, err
+    tok, data = prepare_bpe_corpus(d)
     out = {}
     for name, kind, extra in (("trilm", "trilm", []), ("floatlm", "floatlm", []),
                               ("trilm2", "trilm", ["model.ternary_shards=2"])):

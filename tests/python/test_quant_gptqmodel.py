@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import CORPUS, ROOT, run_spectra
+from conftest import CORPUS, ROOT, prepare_bpe_corpus, run_spectra
 
 # GPTQModel 7.7's settings for a CPU-only, 2-core machine (its defaults spawn one worker where
 # its loader needs two, and compile extensions at run time).
@@ -45,11 +45,8 @@ CALIBRATION = ["--samples", "64", "--seq-len", "128"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("quant")
-    tok, data, model = d / "tokenizer.json", d / "kjv.h5", d / "floatlm.h5"
-    for args in (("tokenizer", "train", CORPUS, "--vocab-size", "512", "-o", tok),
-                 ("prepare", "--tokenizer", tok, "-o", data, CORPUS)):
-        code, _, err = run_spectra(*args)
-        assert code == 0, err
+    tok, data = prepare_bpe_corpus(d)
+    model = d / "floatlm.h5"
     sets = SETS + [f"data.tokenizer={tok}", f"data.datasets=[{data}]", f"train.out={model}"]
     code, _, err = run_spectra("train", ROOT / "recipes" / "tiny" / "floatlm-bpe.yaml",
                                *[a for s in sets for a in ("--set", s)])
