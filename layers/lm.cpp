@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
+#include "autograd/recompute.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 
@@ -74,7 +75,12 @@ void LM::zero_grad() { grad_arena_.zero_(); }
 
 ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
   ag::Var x = embed_.forward(ids);
-  for (const Block& b : layers_) x = b.forward(x, batch, seq);
+  for (const Block& b : layers_) {
+    if (recompute_)
+      x = ag::recompute([&b, batch, seq](const ag::Var& v) { return b.forward(v, batch, seq); }, x);
+    else
+      x = b.forward(x, batch, seq);
+  }
   return head_.forward(norm_.forward(x));
 }
 

@@ -22,6 +22,9 @@ class LM : public Module {
   Device device() const { return opt_.device; }
   DType compute_dtype() const { return compute_dtype_; }
   const dist::Group* tp_group() const { return opt_.tp; }  // null: no tensor parallelism
+  // Activation recomputation (train.recompute: full): each block keeps only its input for the
+  // backward pass and runs its forward again there (autograd/recompute.h).
+  void set_recompute(bool on) { recompute_ = on; }
 
   // Fills every parameter from (seed, its name): normal(0, init_std) for weights, 1 for norm
   // gains. Independent of creation order, device and parallel layout.
@@ -66,6 +69,7 @@ class LM : public Module {
   ModuleGroup model_;  // the "model." prefix of HF names
   Tensor master_arena_, grad_arena_;
   int64_t elements_ = 0;
+  bool recompute_ = false;
 };
 
 }  // namespace spectra

@@ -133,6 +133,21 @@ TEST(Plan, TriLM39BAtTp6) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
 
+// Full recomputation keeps each block's input (d per token) and one block's activations.
+TEST(Plan, RecomputationKeepsBlockInputsOnly) {
+  Recipe r = load_recipe(kRecipes + "floatlm/3.9b.yaml", {"parallel.tp=1"});
+  Recipe full =
+      load_recipe(kRecipes + "floatlm/3.9b.yaml", {"parallel.tp=1", "train.recompute=full"});
+  const ModelConfig& m = r.model;
+  const double c = 2, tokens = double(r.train.micro_batch * r.train.seq_len);
+  const double block = 4.0 * m.hidden + 4.0 * m.hidden + 3.0 * m.ffn;
+  const double rest = c * tokens * (2.0 * m.hidden + 2.0 * m.vocab_rows);
+  EXPECT_DOUBLE_EQ(plan_memory(r).activations, c * tokens * m.layers * block + rest);
+  EXPECT_DOUBLE_EQ(plan_memory(full).activations,
+                   c * tokens * (m.layers * m.hidden + block) + rest);
+  EXPECT_EQ(plan_memory(full).master, plan_memory(r).master);
+}
+
 TEST(Plan, TriLM11BAtTp1) {
   Recipe r = load_recipe(kRecipes + "trilm/1.1b.yaml", {"parallel.tp=1"});
   TrainingPlan p = plan_training(r, {.world = 8});

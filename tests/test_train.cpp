@@ -57,6 +57,14 @@ TEST(Train, RunsAreBitwiseDeterministic) {
   EXPECT_EQ(a.val_loss, b.val_loss);
 }
 
+TEST(Train, RecomputationTrainsTheSameRun) {
+  Recipe full = small_recipe("trilm", 8);
+  full.train.recompute = "full";
+  TrainSummary a = train(small_recipe("trilm", 8)), b = train(full);
+  EXPECT_EQ(a.losses, b.losses);
+  EXPECT_EQ(a.val_loss, b.val_loss);
+}
+
 TEST(Train, ModelFileRoundTrips) {
   auto dir = std::filesystem::temp_directory_path() / "spectra_test_model";
   std::filesystem::create_directories(dir);

@@ -43,7 +43,11 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
   p.grads = 4 * P;
   p.optimizer = 8 * P / (r.parallel.zero ? p.dp : 1);
   const double tokens = double(r.train.micro_batch) * double(r.train.seq_len);
-  p.activations = c * tokens * (L * (4 * d + (4 * d + 3 * f) / tp) + 2 * d + 2 * rows / tp);
+  const double block = 4 * d + (4 * d + 3 * f) / tp;  // what one block saves per token
+  // Full recomputation keeps each block's input, and one block's activations while its
+  // backward runs.
+  const double saved = r.train.recompute == "full" ? L * d + block : L * block;
+  p.activations = c * tokens * (saved + 2 * d + 2 * rows / tp);
   return p;
 }
 

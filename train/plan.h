@@ -12,6 +12,8 @@
 //   grads       = 4·P                       f32 gradients
 //   optimizer   = 8·P / (zero ? dp : 1)     AdamW m and v in f32 (ZeRO-1 shards them over dp)
 //   activations = c·b·s·[L·(4d + (4d + 3·ffn)/tp) + 2d + 2·rows/tp]
+// With train.recompute: full, L·(4d + (4d + 3·ffn)/tp) becomes L·d + (4d + (4d + 3·ffn)/tp): each
+// block's input, and one block's activations while its backward recomputes them.
 // Activations are those a micro-batch (b sequences of s tokens, no recomputation) saves for the
 // backward pass, per layer and token: the block input, the two norm outputs and the residual
 // between them (4d, replicated under TP), and, split over tp, q, k, v and the attention output

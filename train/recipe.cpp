@@ -114,6 +114,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"train.seed", &r.train.seed},
       {"train.out", &r.train.out},
       {"train.init", &r.train.init, kAny, nullptr, kPath},
+      {"train.recompute", &r.train.recompute, kAny, "none|full"},
       {"checkpoint.dir", &r.checkpoint.dir},
       {"checkpoint.interval", &r.checkpoint.interval, kNonNeg},
       {"checkpoint.keep", &r.checkpoint.keep, kPositive},

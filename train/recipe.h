@@ -85,6 +85,7 @@ struct Recipe {
     uint64_t seed = 1234;
     std::string out;   // where the trained model is written (HDF5); "" = none
     std::string init;  // a model file whose weights the run starts from; "" = random
+    std::string recompute = "none";  // none | full (each block's forward again in backward)
   } train;
 
   struct Checkpoint {

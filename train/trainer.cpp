@@ -147,6 +147,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
         place.compute_dtype);
   lm.initialize(r.train.seed);
   if (!r.train.init.empty()) load_weights(r.train.init, lm);  // a resume below overwrites them
+  lm.set_recompute(r.train.recompute == "full");
   AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, zero);
   MetricsLog metrics(r.log.metrics, topo.world.rank());
 
