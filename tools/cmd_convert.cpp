@@ -191,6 +191,7 @@ void run(const ConvertArgs& a) {
   std::map<std::string, std::vector<float>> gammas;
   bool ternary = a.kind != "floatlm";
   for (auto& [name, p] : probe.named_parameters()) {
+    if (!ternary) break;
     if (name.find("_proj.") == std::string::npos) continue;  // the seven projections
     if (!ternary_scales(tensors[name], shards, p->split.axis, gammas[name])) {
       if (a.kind == "trilm")
