@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
+#include "kernels/ternary.h"
 
 namespace spectra {
 
@@ -26,6 +27,16 @@ ag::Var Linear::forward(const ag::Var& x) const {
   ag::Var y = ternary_ ? ag::ternary_linear(in, weight_->var(), eps_, scales_)
                        : ag::linear(in, weight_->var());
   return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
+}
+
+Tensor effective_weight(const Parameter& p, const Tensor& w, float ternary_eps,
+                        int64_t ternary_shards) {
+  Tensor full = w.to(Device::cpu()).to(DType::f32);
+  if (!p.ternary) return full;
+  Tensor out = Tensor::empty(full.shape(), DType::f32);
+  Tensor gamma = Tensor::empty({ternary_shards}, DType::f32);
+  kernels::ternary_quantize_groups(full, ternary_eps, ternary_shards, p.split.axis, out, gamma);
+  return out;
 }
 
 RMSNorm::RMSNorm(int64_t dim, float eps, const LayerOptions& opt) : eps_(eps) {

@@ -52,6 +52,12 @@ class Linear : public Module {
   ag::TernaryScales scales_;
 };
 
+// The weight a projection computes with, in f32 on the host, from its full (unsharded) master
+// `w`: γ·T per scale block (`ternary_shards` blocks along the parameter's TP split axis) for a
+// TriLM projection, `w` itself otherwise. What exports write and imports must reproduce.
+Tensor effective_weight(const Parameter& p, const Tensor& w, float ternary_eps,
+                        int64_t ternary_shards);
+
 class RMSNorm : public Module {
  public:
   RMSNorm(int64_t dim, float eps, const LayerOptions& opt);

@@ -15,7 +15,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "kernels/ternary.h"
 #include "tools/commands.h"
 #include "tools/safetensors.h"
 #include "train/model_file.h"
@@ -208,11 +207,9 @@ void run(const ConvertArgs& a) {
   LM model(c, LayerOptions{DType::f32, Device::cpu()}, DType::f32);
   for (auto& [name, p] : model.named_parameters()) {
     Tensor w = tensors[name];
-    if (p->ternary) {
-      const int axis = p->split.axis;  // scale blocks follow the TP split (layers/linear.h)
-      w = latent(w, c.ternary_shards, axis, gammas[name], c.ternary_eps);
-      Tensor eff = Tensor::empty(w.shape(), DType::f32), g = Tensor::empty({c.ternary_shards});
-      kernels::ternary_quantize_groups(w, c.ternary_eps, c.ternary_shards, axis, eff, g);
+    if (p->ternary) {  // scale blocks follow the TP split (layers/linear.h)
+      w = latent(w, c.ternary_shards, p->split.axis, gammas[name], c.ternary_eps);
+      const Tensor eff = effective_weight(*p, w, c.ternary_eps, c.ternary_shards);
       for (int64_t i = 0; i < eff.numel(); i++)
         SPECTRA_CHECK(eff.data<float>()[i] == tensors[name].data<float>()[i],
                       "convert: the latent weights of '{}' do not reproduce element {}", name, i);

@@ -24,7 +24,6 @@
 #include <optional>
 #include <set>
 
-#include "kernels/ternary.h"
 #include "quant/pack.h"
 #include "quant/quantlm.h"
 #include "tools/commands.h"
@@ -40,16 +39,6 @@ struct ExportArgs {
   bool gptq = false;
   GgufOptions gguf;
 };
-
-// The weight the model computes with, in f32: γ·T per scale block for a TriLM projection.
-Tensor effective_weight(const Parameter& p, const ModelConfig& c) {
-  Tensor w = p.master.to(Device::cpu()).to(DType::f32);
-  if (!p.ternary) return w;
-  Tensor out = Tensor::empty(w.shape(), DType::f32);
-  Tensor gamma = Tensor::empty({c.ternary_shards}, DType::f32);
-  kernels::ternary_quantize_groups(w, c.ternary_eps, c.ternary_shards, p.split.axis, out, gamma);
-  return out;
-}
 
 // A float recipe value as the decimal it was written as (1e-05, not 9.99999974e-06).
 double decimal(float x) { return std::stod(fmt::format("{}", x)); }
@@ -167,7 +156,10 @@ void run(const ExportArgs& a) {
     for (const quant::ProjectionResult& r : q->projections) packed.insert(r.name);
   }
   for (auto& [name, p] : m.model->named_parameters())
-    if (!packed.count(name)) w.add(name, effective_weight(*p, m.recipe.model).to(dtype));
+    if (!packed.count(name))
+      w.add(name, effective_weight(*p, p->master, m.recipe.model.ternary_eps,
+                                   m.recipe.model.ternary_shards)
+                      .to(dtype));
   const ModelConfig& c = m.recipe.model;
   w.write((std::filesystem::path(a.out) / "model.safetensors").string(),
           {{"format", "pt"},

@@ -59,7 +59,7 @@ Recipe::Quantize settings(QuantizeArgs& a, std::string& model) {
   if (a.asym) q.scheme = "asym";
   if (a.sym) q.scheme = "sym";
   if (q.out.empty()) user_error("give the output model file (-o OUT)");
-  if (q.bits != 3 && q.bits != 4 && q.bits != 6 && q.bits != 8)
+  if (!Recipe::Quantize::supported_bits(q.bits))
     user_error("--bits {}: QuantLMs have 3, 4, 6 or 8 bits", q.bits);
   return q;
 }

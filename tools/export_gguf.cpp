@@ -12,7 +12,6 @@
 #include <set>
 
 #include "core/half.h"
-#include "kernels/ternary.h"
 #include "tools/gguf.h"
 
 namespace spectra {
@@ -156,15 +155,8 @@ void export_gguf(const LoadedModel& m, const std::string& model_path, const std:
 
   const GgmlType tq_type = o.type == "tq1_0" ? GgmlType::tq1_0 : GgmlType::tq2_0;
   for (auto& [name, p] : m.model->named_parameters()) {
-    Tensor w = p->master.to(Device::cpu()).to(DType::f32);
+    Tensor w = effective_weight(*p, p->master, c.ternary_eps, c.ternary_shards);  // γ·T
     const std::string gname = gguf_name(name);
-    if (p->ternary) {  // the effective weights γ·T the model computes with
-      Tensor eff = Tensor::empty(w.shape(), DType::f32);
-      Tensor gamma = Tensor::empty({c.ternary_shards}, DType::f32);
-      kernels::ternary_quantize_groups(w, c.ternary_eps, c.ternary_shards, p->split.axis, eff,
-                                       gamma);
-      w = eff;
-    }
     if (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))
       w = permute_rope_rows(w, c.heads);
     std::vector<int64_t> dims(w.shape().rbegin(), w.shape().rend());

@@ -83,8 +83,8 @@ struct Recipe {
     std::string device = "auto";    // auto | cpu | cuda
     std::string precision = "f32";  // f32 | bf16 | fp16
     uint64_t seed = 1234;
-    std::string out;   // where the trained model is written (HDF5); "" = none
-    std::string init;  // a model file whose weights the run starts from; "" = random
+    std::string out;                 // where the trained model is written (HDF5); "" = none
+    std::string init;                // a model file whose weights the run starts from; "" = random
     std::string recompute = "none";  // none | full (each block's forward again in backward)
   } train;
 
@@ -115,7 +115,7 @@ struct Recipe {
     bool present = false;
     std::string model, out, calibration;
     std::string method = "gptq";    // gptq | rtn
-    int64_t bits = 4;               // 3 | 4 | 6 | 8
+    int64_t bits = 4;               // 3 | 4 | 6 | 8 (supported_bits)
     int64_t group_size = 128;       // input columns per scale; 0: one per row
     std::string scheme = "sym";     // sym | asym
     std::string order = "natural";  // natural | activation (GPTQ's act-order)
@@ -123,6 +123,7 @@ struct Recipe {
     int64_t samples = 128;
     int64_t seq_len = 0;  // 0: the model's context
     uint64_t seed = 0;
+    static bool supported_bits(int64_t b) { return b == 3 || b == 4 || b == 6 || b == 8; }
   } quantize;
 };
 
