@@ -1,10 +1,19 @@
 #include "data/hdf5.h"
 
 #include <filesystem>
+#include <mutex>
 
 namespace spectra::h5 {
 
 namespace {
+// HDF5 as Debian builds it is not thread-safe: every call into it holds this lock, so a
+// checkpoint written by a background thread and the trainer's own reads never run together.
+std::recursive_mutex& library_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+#define H5_LOCKED const std::lock_guard<std::recursive_mutex> h5_lock_(library_mutex())
+
 // Switch off HDF5's automatic error-stack printing once per process.
 void quiet() {
   static bool done = [] {
@@ -59,9 +68,16 @@ struct Handle {
     if (id >= 0) close(id);
   }
 };
+
+// One element: H5Aread writes every element of an attribute, and spectra reads one.
+bool scalar(hid_t attr) {
+  Handle space{H5Aget_space(attr), H5Sclose};
+  return space.id >= 0 && H5Sget_simple_extent_npoints(space.id) == 1;
+}
 }  // namespace
 
 File File::create(const std::string& path) {
+  H5_LOCKED;
   quiet();
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0)
@@ -70,6 +86,7 @@ File File::create(const std::string& path) {
 }
 
 File File::open_read(const std::string& path) {
+  H5_LOCKED;
   quiet();
   if (!std::filesystem::exists(path)) user_error("{}: no such file", path);
   if (H5Fis_hdf5(path.c_str()) <= 0)
@@ -79,9 +96,13 @@ File File::open_read(const std::string& path) {
   return File(id, path);
 }
 
-File::~File() { close(); }
+File::~File() {
+  H5_LOCKED;
+  close();
+}
 
 void File::close() {
+  H5_LOCKED;
   if (id_ >= 0) {
     H5Fflush(id_, H5F_SCOPE_GLOBAL);
     H5Fclose(id_);
@@ -90,12 +111,14 @@ void File::close() {
 }
 
 void File::create_group(const std::string& name) {
+  H5_LOCKED;
   hid_t g = H5Gcreate2(id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0) user_error("{}: cannot create group '{}'", path_, name);
   H5Gclose(g);
 }
 
 bool File::exists(const std::string& name) const {
+  H5_LOCKED;
   // Check each prefix: H5Lexists fails on a path whose parent is missing.
   size_t pos = 0;
   while (true) {
@@ -107,23 +130,27 @@ bool File::exists(const std::string& name) const {
 }
 
 std::vector<std::string> File::list(const std::string& group) const {
+  H5_LOCKED;
   std::vector<std::string> names;
   Handle g{H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose};
   if (g.id < 0) user_error("{}: no group '{}'", path_, group);
   H5G_info_t info;
-  H5Gget_info(g.id, &info);
+  if (H5Gget_info(g.id, &info) < 0) user_error("{}: cannot list group '{}'", path_, group);
   for (hsize_t i = 0; i < info.nlinks; i++) {
     ssize_t n =
         H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) user_error("{}: cannot list group '{}' (corrupt file)", path_, group);
     std::string s(static_cast<size_t>(n), '\0');
-    H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), size_t(n) + 1,
-                       H5P_DEFAULT);
+    if (H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), size_t(n) + 1,
+                           H5P_DEFAULT) < 0)
+      user_error("{}: cannot list group '{}' (corrupt file)", path_, group);
     names.push_back(s);
   }
   return names;
 }
 
 void File::write(const std::string& name, const Tensor& t) {
+  H5_LOCKED;
   SPECTRA_CHECK(t.device().is_cpu(), "h5 write of a device tensor {}", t.str());
   std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
   Handle space{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
@@ -137,6 +164,7 @@ void File::write(const std::string& name, const Tensor& t) {
 }
 
 Shape File::shape_of(const std::string& name) const {
+  H5_LOCKED;
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle space{H5Dget_space(ds.id), H5Sclose};
@@ -147,6 +175,7 @@ Shape File::shape_of(const std::string& name) const {
 }
 
 DType File::dtype_of(const std::string& name) const {
+  H5_LOCKED;
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle type{H5Dget_type(ds.id), H5Tclose};
@@ -154,6 +183,7 @@ DType File::dtype_of(const std::string& name) const {
 }
 
 int64_t File::contiguous_offset(const std::string& name) const {
+  H5_LOCKED;
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle plist{H5Dget_create_plist(ds.id), H5Pclose};
@@ -163,12 +193,14 @@ int64_t File::contiguous_offset(const std::string& name) const {
 }
 
 Tensor File::read(const std::string& name) const {
+  H5_LOCKED;
   Tensor t = Tensor::empty(shape_of(name), dtype_of(name));
   read_into(name, t);
   return t;
 }
 
 void File::read_into(const std::string& name, Tensor& dst) const {
+  H5_LOCKED;
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle type{H5Dget_type(ds.id), H5Tclose};
@@ -183,6 +215,7 @@ void File::read_into(const std::string& name, Tensor& dst) const {
 
 void File::read_block(const std::string& name, int axis, int64_t start, int64_t count,
                       Tensor& dst) const {
+  H5_LOCKED;
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) user_error("{}: missing dataset '{}'", path_, name);
   Handle type{H5Dget_type(ds.id), H5Tclose};
@@ -207,6 +240,7 @@ void File::read_block(const std::string& name, int axis, int64_t start, int64_t 
 }
 
 void File::set_attr(const std::string& name, const std::string& value) {
+  H5_LOCKED;
   Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(type.id, value.empty() ? 1 : value.size());
   Handle space{H5Screate(H5S_SCALAR), H5Sclose};
@@ -217,6 +251,7 @@ void File::set_attr(const std::string& name, const std::string& value) {
 }
 
 void File::set_attr(const std::string& name, int64_t value, const std::string& object) {
+  H5_LOCKED;
   Handle space{H5Screate(H5S_SCALAR), H5Sclose};
   if (H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0)
     H5Adelete_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT);
@@ -227,27 +262,42 @@ void File::set_attr(const std::string& name, int64_t value, const std::string& o
     user_error("{}: cannot write attribute '{}' of '{}'", path_, name, object);
 }
 
-bool File::has_attr(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+bool File::has_attr(const std::string& name) const {
+  H5_LOCKED;
+  return H5Aexists(id_, name.c_str()) > 0;
+}
 
 std::string File::attr_string(const std::string& name) const {
+  H5_LOCKED;
   if (!has_attr(name)) user_error("{}: missing attribute '{}' (not a spectra file?)", path_, name);
   Handle a{H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose};
   Handle type{H5Aget_type(a.id), H5Tclose};
-  if (H5Tget_class(type.id) != H5T_STRING)
+  if (a.id < 0 || H5Tget_class(type.id) != H5T_STRING || !scalar(a.id))
     user_error("{}: attribute '{}' is not a string", path_, name);
-  std::string s(H5Tget_size(type.id), '\0');
-  if (H5Aread(a.id, type.id, s.data()) < 0)
-    user_error("{}: cannot read attribute '{}'", path_, name);
+  std::string s;
+  if (H5Tis_variable_str(type.id) > 0) {  // h5py's kind: HDF5 allocates the bytes
+    Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
+    H5Tset_size(mem.id, H5T_VARIABLE);
+    char* p = nullptr;
+    if (H5Aread(a.id, mem.id, &p) < 0) user_error("{}: cannot read attribute '{}'", path_, name);
+    s = p ? p : "";
+    H5free_memory(p);
+  } else {
+    s.assign(H5Tget_size(type.id), '\0');
+    if (H5Aread(a.id, type.id, s.data()) < 0)
+      user_error("{}: cannot read attribute '{}'", path_, name);
+  }
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;
 }
 
 int64_t File::attr_int(const std::string& name, const std::string& object) const {
+  H5_LOCKED;
   if (H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) <= 0)
     user_error("{}: missing attribute '{}' of '{}' (not a spectra file?)", path_, name, object);
   Handle a{H5Aopen_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
   int64_t v = 0;
-  if (a.id < 0 || H5Aread(a.id, H5T_NATIVE_INT64, &v) < 0)
+  if (a.id < 0 || !scalar(a.id) || H5Aread(a.id, H5T_NATIVE_INT64, &v) < 0)
     user_error("{}: cannot read attribute '{}' of '{}'", path_, name, object);
   return v;
 }

@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <climits>
+
 #include "dist/nccl.h"
 #include "dist/world.h"
 
@@ -138,6 +140,125 @@ std::string Group::broadcast(const std::string& s, int root) const {
   std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
   if (n > 0) MPI_CHECK(MPI_Bcast(out.data(), int(n), MPI_CHAR, root, impl_->comm));
   return out;
+}
+
+// ---- asynchronous collectives ----------------------------------------------------------------
+
+struct Pending::State {
+  MPI_Request request = MPI_REQUEST_NULL;
+  nccl::Event* event = nullptr;
+  std::vector<int> counts, displs;  // MPI reads them until the request completes
+};
+
+Pending::Pending() = default;
+Pending::Pending(Pending&&) noexcept = default;
+Pending& Pending::operator=(Pending&& o) noexcept {
+  if (this != &o) {
+    if (state_) wait();
+    state_ = std::move(o.state_);
+  }
+  return *this;
+}
+Pending::~Pending() {
+  if (!state_) return;
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (fin) return;
+  try {
+    wait();
+  } catch (...) {  // a destructor must not throw; the failure already surfaced elsewhere
+  }
+}
+
+bool Pending::test() {
+  if (!state_) return true;
+  if (state_->event) {
+    if (!nccl::done(state_->event)) return false;
+  } else {
+    int flag = 0;
+    MPI_CHECK(MPI_Test(&state_->request, &flag, MPI_STATUS_IGNORE));
+    if (!flag) return false;
+  }
+  wait();
+  return true;
+}
+
+void Pending::wait() {
+  if (!state_) return;
+  std::unique_ptr<State> s = std::move(state_);
+  if (s->event) {
+    nccl::wait(s->event);
+    nccl::release(s->event);
+  } else {
+    MPI_CHECK(MPI_Wait(&s->request, MPI_STATUS_IGNORE));
+  }
+}
+
+namespace {
+// MPI counts are int: the engine's buckets are far below 2^31 elements; say so if one is not.
+std::vector<int> int_counts(const std::vector<int64_t>& counts, std::vector<int>* displs) {
+  std::vector<int> out;
+  int64_t off = 0;
+  for (int64_t c : counts) {
+    SPECTRA_CHECK(off + c <= INT_MAX, "MPI collective over {} elements (more than 2^31)", off + c);
+    out.push_back(int(c));
+    if (displs) displs->push_back(int(off));
+    off += c;
+  }
+  return out;
+}
+}  // namespace
+
+Pending Group::all_reduce_async(Tensor& t) const {
+  Pending p;
+  if (size_ == 1) return p;
+  p.state_ = std::make_unique<Pending::State>();
+  if (t.is_cuda()) {
+    p.state_->event = nccl::all_reduce_async(impl_->device_comm(), t);
+    return p;
+  }
+  SPECTRA_CHECK(t.numel() <= INT_MAX, "all_reduce_async: {} (more than 2^31)", t.str());
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), int(t.numel()), mpi_type(t.dtype()), MPI_SUM,
+                           impl_->comm, &p.state_->request));
+  return p;
+}
+
+Pending Group::reduce_scatter_async(const Tensor& full, Tensor& local,
+                                    const std::vector<int64_t>& counts) const {
+  SPECTRA_CHECK(int(counts.size()) == size_ && local.numel() == counts[size_t(rank_)] &&
+                    full.dtype() == local.dtype(),
+                "reduce_scatter_async: {} into {} over {} ranks", full.str(), local.str(), size_);
+  Pending p;
+  if (size_ == 1) {
+    local.copy_from(full.view(local.shape()));
+    return p;
+  }
+  p.state_ = std::make_unique<Pending::State>();
+  if (full.is_cuda()) {
+    p.state_->event = nccl::reduce_scatter_async(impl_->device_comm(), full, local, counts);
+    return p;
+  }
+  p.state_->counts = int_counts(counts, nullptr);
+  MPI_CHECK(MPI_Ireduce_scatter(full.raw(), local.raw(), p.state_->counts.data(),
+                                mpi_type(full.dtype()), MPI_SUM, impl_->comm, &p.state_->request));
+  return p;
+}
+
+Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts) const {
+  SPECTRA_CHECK(int(counts.size()) == size_, "all_gather_async: {} counts over {} ranks",
+                counts.size(), size_);
+  Pending p;
+  if (size_ == 1) return p;
+  p.state_ = std::make_unique<Pending::State>();
+  if (full.is_cuda()) {
+    p.state_->event = nccl::all_gather_async(impl_->device_comm(), full, counts);
+    return p;
+  }
+  Pending::State& s = *p.state_;
+  s.counts = int_counts(counts, &s.displs);
+  MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full.raw(), s.counts.data(),
+                            s.displs.data(), mpi_type(full.dtype()), impl_->comm, &s.request));
+  return p;
 }
 
 bool Group::any(bool flag) const {

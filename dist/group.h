@@ -6,15 +6,41 @@
 //   Group tp = world.split(world.rank() / tp_size, world.rank());  // consecutive ranks
 //   tp.all_reduce(partial);                    // in place, sum
 //   tp.all_gather(shard, full);                // full = concat of every rank's shard, dim 0
+//
+// The *_async forms start a collective and return at once; the data-parallel engine overlaps
+// them with the backward pass. Host tensors use non-blocking MPI, device tensors NCCL on a
+// separate communication stream ordered after the work already queued on spectra's stream.
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace spectra::dist {
 
 enum class ReduceOp : uint8_t { sum = 0, max = 1 };
+
+// A collective in flight. wait() completes it: host (MPI) blocks until the buffers are final;
+// device (NCCL) makes spectra's stream wait for the communication stream, without blocking the
+// host. test() lets MPI progress without blocking and says whether it is done. A Pending that
+// is destroyed unfinished is waited for: buffers are never left in use by a forgotten request.
+class Pending {
+ public:
+  Pending();
+  Pending(Pending&&) noexcept;
+  Pending& operator=(Pending&&) noexcept;
+  ~Pending();
+  bool test();
+  void wait();
+  bool active() const { return state_ != nullptr; }
+
+  struct State;  // an MPI request or an NCCL completion event
+
+ private:
+  friend class Group;
+  std::unique_ptr<State> state_;
+};
 
 class Group {
  public:
@@ -37,6 +63,17 @@ class Group {
   // Sums `full` [size·n, ...] over ranks; this rank keeps rows [rank·n, (rank+1)·n) in local.
   void reduce_scatter(const Tensor& full, Tensor& local) const;
   void broadcast(Tensor& t, int root) const;
+
+  // Uneven forms for the data-parallel engine: rank i's part is counts[i] elements, the parts
+  // lie one after another in `full` in rank order (so no shard needs padding).
+  //   all_reduce_async:      t summed over the group, in place.
+  //   reduce_scatter_async:  local [counts[rank]] = this rank's part of the sum of every `full`.
+  //   all_gather_async:      every rank's part of `full` (in place) reaches every rank.
+  // The buffers must stay alive and untouched until the Pending completes.
+  Pending all_reduce_async(Tensor& t) const;
+  Pending reduce_scatter_async(const Tensor& full, Tensor& local,
+                               const std::vector<int64_t>& counts) const;
+  Pending all_gather_async(Tensor& full, const std::vector<int64_t>& counts) const;
   // Returns root's `s` on every rank (host, MPI).
   std::string broadcast(const std::string& s, int root) const;
   void barrier() const;

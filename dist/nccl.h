@@ -4,6 +4,8 @@
 #pragma once
 #include <mpi.h>
 
+#include <vector>
+
 #include "core/tensor.h"
 #include "dist/group.h"
 
@@ -17,6 +19,16 @@ void all_reduce(Comm* c, Tensor& t, ReduceOp op);
 void all_gather(Comm* c, const Tensor& local, Tensor& out);
 void reduce_scatter(Comm* c, const Tensor& full, Tensor& local);
 void broadcast(Comm* c, Tensor& t, int root);
+// On the communication stream, after what spectra's stream has queued so far (see Group's
+// *_async). The returned event marks completion; wait() orders spectra's stream after it.
+struct Event;
+Event* all_reduce_async(Comm* c, Tensor& t);
+Event* reduce_scatter_async(Comm* c, const Tensor& full, Tensor& local,
+                            const std::vector<int64_t>& counts);
+Event* all_gather_async(Comm* c, Tensor& full, const std::vector<int64_t>& counts);
+bool done(Event* e);
+void wait(Event* e);
+void release(Event* e);
 // The NCCL version as "2.28.9" (works without a GPU).
 const char* version();
 

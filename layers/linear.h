@@ -13,7 +13,6 @@ namespace spectra {
 struct LayerOptions {
   DType param_dtype = DType::f32;  // master weights
   Device device;
-  int64_t arena_multiple = 1;  // pad the parameter arenas to a multiple (ZeRO shards evenly)
   // The tensor-parallel group (null: none). Layers split their weights over it, Megatron style.
   const dist::Group* tp = nullptr;
 

@@ -28,10 +28,16 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
   // One allocation for all masters and one for all gradients; parameters are views.
   auto params = named_parameters();
   for (auto& [name, p] : params) elements_ += shape_numel(p->shape);
-  const int64_t m = std::max<int64_t>(1, opt.arena_multiple);
-  const int64_t padded = (elements_ + m - 1) / m * m;
-  master_arena_ = Tensor::zeros({padded}, opt.param_dtype, opt.device);
-  grad_arena_ = Tensor::zeros({padded}, opt.param_dtype, opt.device);
+  master_arena_ = Tensor::zeros({elements_}, opt.param_dtype, opt.device);
+  grad_arena_ = Tensor::zeros({elements_}, opt.param_dtype, opt.device);
+  // Segments: the embedding, each block, the final norm and head (registration order).
+  auto count = [](const Module& m) {
+    int64_t n = 0;
+    for (auto& [name, p] : m.named_parameters()) n += shape_numel(p->shape);
+    return n;
+  };
+  segment_offsets_ = {0, count(embed_)};
+  for (const Block& b : layers_) segment_offsets_.push_back(segment_offsets_.back() + count(b));
   int64_t off = 0;
   for (auto& [name, p] : params) {
     int64_t n = shape_numel(p->shape);
@@ -66,22 +72,62 @@ void LM::initialize(uint64_t seed) {
   zero_grad();
 }
 
-void LM::refresh_compute() {
-  for (auto& [name, p] : named_parameters())
-    if (p->compute.defined()) kernels::cast(p->master, p->compute);
+void LM::refresh_compute() { refresh_compute(0, elements_); }
+
+void LM::refresh_compute(int64_t begin, int64_t end) {
+  int64_t off = 0;
+  for (auto& [name, p] : named_parameters()) {
+    if (p->compute.defined() && off >= begin && off < end) kernels::cast(p->master, p->compute);
+    off += p->master.numel();
+  }
 }
 
-void LM::zero_grad() { grad_arena_.zero_(); }
+void LM::zero_grad() {
+  if (grad_arena_.defined()) grad_arena_.zero_();
+}
+
+void LM::bind_gradients(int64_t begin, int64_t end, const Tensor& storage) {
+  SPECTRA_CHECK(storage.numel() == end - begin && storage.dtype() == grad_arena_.dtype(),
+                "bind_gradients: {} for [{}, {})", storage.str(), begin, end);
+  int64_t off = 0;
+  for (auto& [name, p] : named_parameters()) {
+    const int64_t n = p->master.numel();
+    if (off >= begin && off + n <= end) {
+      p->grad = storage.slice(off - begin, off - begin + n).view(p->shape);
+      rebound_ += n;
+    } else {
+      SPECTRA_CHECK(off + n <= begin || off >= end, "bind_gradients: [{}, {}) splits {}", begin,
+                    end, name);
+    }
+    off += n;
+  }
+  if (rebound_ == elements_) grad_arena_ = Tensor();
+}
 
 ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
-  ag::Var x = embed_.forward(ids);
-  for (const Block& b : layers_) {
-    if (recompute_)
-      x = ag::recompute([&b, batch, seq](const ag::Var& v) { return b.forward(v, batch, seq); }, x);
-    else
-      x = b.forward(x, batch, seq);
+  // Segment s runs between two tape markers: the one recorded before it runs last in the
+  // backward pass (its gradients are complete), the one after it first (they are about to be
+  // written).
+  SegmentHooks* h = hooks_;
+  const bool taping = h && ag::grad_enabled();
+  auto run = [&](int s, auto&& forward) {
+    if (h) h->before_forward(s);
+    if (taping) ag::record([h, s] { h->gradients_ready(s); });
+    ag::Var y = forward();
+    if (taping) ag::record([h, s] { h->backward_begins(s); });
+    return y;
+  };
+  ag::Var x = run(0, [&] { return embed_.forward(ids); });
+  for (size_t i = 0; i < layers_.size(); i++) {
+    const Block& b = layers_[i];
+    x = run(int(i) + 1, [&] {
+      if (recompute_)
+        return ag::recompute(
+            [&b, batch, seq](const ag::Var& v) { return b.forward(v, batch, seq); }, x);
+      return b.forward(x, batch, seq);
+    });
   }
-  return head_.forward(norm_.forward(x));
+  return run(int(layers_.size()) + 1, [&] { return head_.forward(norm_.forward(x)); });
 }
 
 Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,

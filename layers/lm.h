@@ -12,6 +12,17 @@
 
 namespace spectra {
 
+// Called around the segments of a training forward pass (the embedding, each block, then the
+// final norm with the LM head): the data-parallel engine (train/optimizer.h) overlaps its
+// communication with them. The backward calls come from markers on the autograd tape, so they
+// arrive in reverse segment order, also under activation recomputation.
+struct SegmentHooks {
+  virtual ~SegmentHooks() = default;
+  virtual void before_forward(int segment) = 0;   // its weights are about to be read
+  virtual void backward_begins(int segment) = 0;  // its gradients are about to be written
+  virtual void gradients_ready(int segment) = 0;  // its gradients are complete
+};
+
 class LM : public Module {
  public:
   // compute_dtype: the dtype activations and the forward's weights use (f32 on the CPU; bf16 or
@@ -30,15 +41,22 @@ class LM : public Module {
   // gains. Independent of creation order, device and parallel layout.
   void initialize(uint64_t seed);
   // Copies the masters into the compute copies (after initialization, loading or a step that
-  // did not write them).
+  // did not write them), for every parameter or those inside the arena range [begin, end).
   void refresh_compute();
+  void refresh_compute(int64_t begin, int64_t end);
   void zero_grad();
 
-  // Every parameter is a view into these flat arenas, in named_parameters() order, followed by
-  // zero padding up to LayerOptions::arena_multiple.
+  // Every parameter is a view into these flat arenas, in named_parameters() order.
   const Tensor& master_arena() const { return master_arena_; }
   const Tensor& grad_arena() const { return grad_arena_; }
   int64_t parameter_elements() const { return elements_; }
+  // The arena offset where each segment's parameters begin (see SegmentHooks), in order.
+  const std::vector<int64_t>& segment_offsets() const { return segment_offsets_; }
+  void set_segment_hooks(SegmentHooks* hooks) { hooks_ = hooks; }
+  // Moves the gradients of the parameters inside [begin, end) (whole parameters) into `storage`
+  // ([end - begin] f32, zeroed by its owner). Once every parameter has moved, the gradient arena
+  // is freed: ZeRO-2 keeps gradients in a small ring of bucket buffers instead.
+  void bind_gradients(int64_t begin, int64_t end, const Tensor& storage);
 
   // ids: [B*T] i32. Returns logits [B*T, vocab_rows] in the compute dtype (under tensor
   // parallelism: this rank's vocab_rows/tp columns of them).
@@ -69,6 +87,9 @@ class LM : public Module {
   ModuleGroup model_;  // the "model." prefix of HF names
   Tensor master_arena_, grad_arena_;
   int64_t elements_ = 0;
+  std::vector<int64_t> segment_offsets_;
+  int64_t rebound_ = 0;  // gradient elements moved out of the arena (bind_gradients)
+  SegmentHooks* hooks_ = nullptr;
   bool recompute_ = false;
 };
 

@@ -47,7 +47,7 @@ TEST(AdamW, ClipsToTheGradientNormAndSkipsNonFiniteSteps) {
   lm.initialize(1);
   Recipe::Optimizer o;
   o.grad_clip = 1.0;
-  AdamW opt(lm, o, false);
+  Optimizer opt(lm, o, false);
   auto params = lm.named_parameters();
   // A gradient of norm 10 everywhere in one tensor.
   Parameter& p = *params[0].second;
@@ -80,7 +80,7 @@ TEST(AdamW, ClippingScalesTheGradientTheMomentsSee) {
   none.grad_clip = 0;
   LM a(tiny(), {}, DType::f32), b(tiny(), {}, DType::f32), c(tiny(), {}, DType::f32);
   for (LM* lm : {&a, &b, &c}) lm->initialize(1);
-  AdamW oa(a, clip, false), ob(b, none, false), oc(c, none, false);
+  Optimizer oa(a, clip, false), ob(b, none, false), oc(c, none, false);
   auto fill = [](LM& lm, double norm) {  // every gradient element equal, global norm `norm`
     const double n = double(lm.parameter_elements());
     for (auto& [name, p] : lm.named_parameters()) p->grad.fill_(norm / std::sqrt(n));

@@ -1,7 +1,9 @@
 // spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
 // time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
 // dense bf16 peak, and peak device memory. --generate N: generation speed with and without the
-// key/value cache; --checkpoint-io DIR: checkpoint write and read speed; --quantize N: GPTQ on N
+// key/value cache; --checkpoint-io DIR: checkpoint snapshot, write and read speed;
+// --data-parallel (under mpirun): gradient communication hidden by the backward pass (in
+// tools/bench_data_parallel.cpp); --quantize N: GPTQ on N
 // calibration sequences (quant/quantlm.h). One row per recipe; --json
 // adds machine-readable lines for the comparison scripts in bench/.
 #include <fmt/format.h>
@@ -15,6 +17,7 @@
 #include "core/rng.h"
 #include "eval/generate.h"
 #include "quant/quantlm.h"
+#include "tools/bench.h"
 #include "tools/commands.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -36,6 +39,7 @@ struct BenchArgs {
   int64_t generate = 0;         // > 0: measure greedy generation of this many new tokens instead
   int64_t quantize = 0;         // > 0: measure GPTQ with this many calibration sequences instead
   int64_t quantize_layers = 2;  // blocks quantized (the rest is extrapolated: blocks are alike)
+  bool data_parallel = false;   // under mpirun: gradient reduces blocking vs overlapped
 };
 
 struct Phases {
@@ -47,7 +51,8 @@ void sync(Device d) {
 }
 
 // Writes and reads back the recipe's full training state (weights and AdamW moments) as a
-// checkpoint, timing both (each includes the CRC verification pass over the data).
+// checkpoint, timing both (each includes the CRC verification pass over the data), and the
+// snapshot alone: what a step pays when the write runs in the background (checkpoint.async).
 void bench_checkpoint(const std::string& path, const BenchArgs& a) {
   Recipe r = load_recipe(path, a.overrides);
   r.checkpoint.dir = a.checkpoint_dir;
@@ -55,20 +60,29 @@ void bench_checkpoint(const std::string& path, const BenchArgs& a) {
   Placement p = resolve_placement(r);
   LM lm(r.model, LayerOptions{DType::f32, p.device}, p.compute_dtype);
   lm.initialize(r.train.seed);
-  AdamW opt(lm, r.optimizer, false);
+  Optimizer opt(lm, r.optimizer, false);
   Stopwatch w;
-  std::string file = save_checkpoint(r, lm, opt, {1, "{}"}, 0);
+  CheckpointSnapshot snap = snapshot_checkpoint(r, lm, opt, {1, "{}"}, 0);
+  const double snapshot_s = w.seconds();
+  w.reset();
+  write_checkpoint(snap);
+  const std::string file = snap.path;
   double write_s = w.seconds();
+  snap = {};
   double bytes = double(std::filesystem::file_size(file));
   w.reset();
   load_checkpoint(file, r, lm, opt);
   double read_s = w.seconds();
   fmt::print(
-      "checkpoint {} of {}: {:.2f} GB, write {:.2f} GB/s ({:.1f} s), read {:.2f} GB/s ({:.1f} s)\n",
-      file, path, bytes / 1e9, bytes / 1e9 / write_s, write_s, bytes / 1e9 / read_s, read_s);
+      "checkpoint {} of {}: {:.2f} GB, write {:.2f} GB/s ({:.1f} s), read {:.2f} GB/s ({:.1f} s)\n"
+      "saving stalls the step {:.2f} s synchronously (snapshot + write), {:.2f} s with "
+      "checkpoint.async (the snapshot: a host copy at {:.2f} GB/s)\n",
+      file, path, bytes / 1e9, bytes / 1e9 / write_s, write_s, bytes / 1e9 / read_s, read_s,
+      snapshot_s + write_s, snapshot_s, bytes / 1e9 / snapshot_s);
   if (a.json)
     fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
                                             {"bytes", bytes},
+                                            {"snapshot_s", snapshot_s},
                                             {"write_s", write_s},
                                             {"read_s", read_s},
                                             {"file", file}}
@@ -160,7 +174,7 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   cuda::reset_peak();
   LM lm(m, LayerOptions{DType::f32, p.device}, p.compute_dtype);
   lm.initialize(r.train.seed);
-  AdamW opt(lm, r.optimizer, p.compute_dtype == DType::f16);
+  Optimizer opt(lm, r.optimizer, p.compute_dtype == DType::f16);
   std::vector<int32_t> ids(size_t(b * t)), tg(size_t(b * t));
   Rng rng{r.train.seed, 0};
   for (size_t i = 0; i < ids.size(); i++) {
@@ -247,7 +261,19 @@ void add_bench(CLI::App& app) {
                   "--quantize: blocks to run (the model's time is extrapolated)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--data-parallel", a->data_parallel,
+                "Under mpirun: gradient communication blocking vs overlapped with the backward "
+                "pass (parallel.zero, parallel.bucket_mb apply)");
   cmd->callback([a] {
+    if (a->data_parallel) {
+      for (const std::string& r : a->recipes) {
+        std::vector<std::string> ov = a->overrides;
+        if (a->micro_batch) ov.push_back(fmt::format("train.micro_batch={}", a->micro_batch));
+        if (a->seq_len) ov.push_back(fmt::format("train.seq_len={}", a->seq_len));
+        bench_data_parallel(r, ov, a->steps, a->warmup, a->json);
+      }
+      return;
+    }
     if (a->quantize > 0) {
       fmt::print("{:<28} {:>8} {:>6} {:>11} {:>12} {:>14}\n", "recipe", "params", "device",
                  "calibration", "s per block", "whole model");

@@ -8,9 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <regex>
+#include <thread>
+#include <utility>
 
 #include "core/log.h"
 #include "data/hdf5.h"
@@ -67,26 +71,43 @@ int64_t step_of(const fs::path& p) {
   return std::regex_match(name, m, re) ? std::stoll(m[1]) : -1;
 }
 
-// Every parameter's master, m and v as full host tensors, one parameter at a time (so a large
-// model is never whole in memory twice), passed to `write` (null on the ranks that only help
-// gather). Collective over the model's TP group.
+// Every parameter's master, m and v as full host tensors that no training step will change
+// (copies where the gather did not already make one), one parameter at a time, passed to
+// `take` (null on the ranks that only help gather). Collective over the model's TP group.
 void gather_parameters(const LM& model, const Tensor (&moments)[2],
-                       const std::function<void(const std::string&, const Tensor (&)[3])>& write) {
+                       const std::function<void(const std::string&, Tensor (&)[3])>& take) {
   const dist::Group* tp = model.tp_group();
   auto host = [](const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t; };
   const Tensor host_m = host(moments[0]), host_v = host(moments[1]);
   int64_t off = 0;
   for (auto& [name, p] : model.named_parameters()) {
     const int64_t n = p->master.numel();
+    const Tensor live[3] = {p->master, moments[0].slice(off, off + n),
+                            moments[1].slice(off, off + n)};
     Tensor parts[3] = {host(p->master), host_m.slice(off, off + n).view(p->shape),
                        host_v.slice(off, off + n).view(p->shape)};
-    for (Tensor& t : parts) t = full_tensor(*p, t, tp);
-    if (write) write(name, parts);
+    for (int k = 0; k < 3; k++) {
+      parts[k] = full_tensor(*p, parts[k], tp);
+      if (take && parts[k].raw() == live[k].raw()) parts[k] = parts[k].clone();
+    }
+    if (take) take(name, parts);
     off += n;
   }
 }
 
+// Tests stretch a write with SPECTRA_CHECKPOINT_WRITE_DELAY_MS (a pause before each dataset), so
+// that a kill lands inside the background write.
+void test_delay() {
+  static const int ms = [] {
+    const char* v = std::getenv("SPECTRA_CHECKPOINT_WRITE_DELAY_MS");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 }  // namespace
+
+int64_t checkpoint_step(const std::string& path) { return step_of(path); }
 
 bool is_checkpoint_file(const std::string& path) {
   try {
@@ -97,59 +118,123 @@ bool is_checkpoint_file(const std::string& path) {
   }
 }
 
-std::string save_checkpoint(const Recipe& r, const LM& model, const AdamW& opt,
-                            const TrainingState& st, int world_rank) {
+CheckpointSnapshot snapshot_checkpoint(const Recipe& r, const LM& model, const Optimizer& opt,
+                                       const TrainingState& st, int world_rank) {
   // Collective part first (every rank): gather the ZeRO shards of the moments to dp rank 0.
   Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
-  const std::string dir = r.checkpoint.dir;
-  const std::string path = (fs::path(dir) / fmt::format("step-{:08}.h5", st.step)).string();
-  // Rank 0 writes; the rest of its TP group (ranks 0 .. tp-1) gathers the split tensors with it.
+  CheckpointSnapshot s;
+  s.dir = r.checkpoint.dir;
+  s.path = (fs::path(s.dir) / fmt::format("step-{:08}.h5", st.step)).string();
+  // Rank 0 keeps the state; the rest of its TP group (ranks 0 .. tp-1) gathers split tensors.
   const dist::Group* tp = model.tp_group();
   if (world_rank != 0) {
     if (tp && world_rank < tp->size()) gather_parameters(model, moments, nullptr);
-    return path;
+    return s;
   }
+  s.keep = std::max(r.checkpoint.keep, 1);
+  s.recipe_text = r.text;
+  s.data_state = st.data_state;
+  s.step = st.step;
+  s.adam_step = opt.steps_taken();
+  s.loss_scale_log2 = int64_t(std::lround(std::log2(opt.scaler().scale)));  // a power of 2
+  s.loss_scale_clean_steps = opt.scaler().clean_steps;
+  gather_parameters(model, moments, [&](const std::string& name, Tensor(&parts)[3]) {
+    s.tensors.push_back({name, {parts[0], parts[1], parts[2]}});
+  });
+  return s;
+}
 
-  fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(dir))  // a write a crash interrupted earlier
+void write_checkpoint(const CheckpointSnapshot& s) {
+  fs::create_directories(s.dir);
+  for (const auto& e : fs::directory_iterator(s.dir))  // a write a crash interrupted earlier
     if (e.path().extension() == ".tmp") fs::remove(e.path());
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = s.path + ".tmp";
   {
     h5::File f = h5::File::create(tmp);
     f.set_attr("format", std::string(kFormat));
     f.set_attr("format_version", kVersion);
     f.set_attr("spectra_version", std::string(SPECTRA_VERSION_STRING));
-    f.set_attr("recipe", r.text);
-    f.set_attr("step", st.step);
-    f.set_attr("adam_step", opt.steps_taken());
-    f.set_attr("loss_scale_log2",
-               int64_t(std::lround(std::log2(opt.scaler().scale))));  // a power of 2
-    f.set_attr("loss_scale_clean_steps", opt.scaler().clean_steps);
-    f.set_attr("data_state", st.data_state);
+    f.set_attr("recipe", s.recipe_text);
+    f.set_attr("step", s.step);
+    f.set_attr("adam_step", s.adam_step);
+    f.set_attr("loss_scale_log2", s.loss_scale_log2);
+    f.set_attr("loss_scale_clean_steps", s.loss_scale_clean_steps);
+    f.set_attr("data_state", s.data_state);
     for (const char* g : kGroups) f.create_group(g);
-    gather_parameters(model, moments, [&](const std::string& name, const Tensor(&parts)[3]) {
+    for (const CheckpointSnapshot::Entry& e : s.tensors)
       for (int k = 0; k < 3; k++) {
-        std::string ds = std::string(kGroups[k]) + "/" + name;
-        f.write(ds, parts[k]);
-        f.set_attr("crc32", int64_t(crc_of(parts[k])), ds);
+        test_delay();
+        std::string ds = std::string(kGroups[k]) + "/" + e.name;
+        f.write(ds, e.parts[k]);
+        f.set_attr("crc32", int64_t(crc_of(e.parts[k])), ds);
       }
-    });
     f.close();
   }
   if (std::string bad = verify_checkpoint(tmp); !bad.empty())
     throw Error(fmt::format("checkpoint {} failed verification after writing: {}", tmp, bad));
   fsync_path(tmp);
-  fs::rename(tmp, path);  // atomic: readers see the old set or the complete new file
-  fsync_path(dir);
+  fs::rename(tmp, s.path);  // atomic: readers see the old set or the complete new file
+  fsync_path(s.dir);
 
   // Keep the newest `keep`.
   std::vector<fs::path> all;
-  for (const auto& e : fs::directory_iterator(dir))
+  for (const auto& e : fs::directory_iterator(s.dir))
     if (step_of(e.path()) >= 0) all.push_back(e.path());
   std::sort(all.begin(), all.end(),
             [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
-  for (size_t i = size_t(std::max(r.checkpoint.keep, 1)); i < all.size(); i++) fs::remove(all[i]);
-  return path;
+  for (size_t i = size_t(s.keep); i < all.size(); i++) fs::remove(all[i]);
+}
+
+std::string save_checkpoint(const Recipe& r, const LM& model, const Optimizer& opt,
+                            const TrainingState& st, int world_rank) {
+  CheckpointSnapshot s = snapshot_checkpoint(r, model, opt, st, world_rank);
+  if (world_rank == 0) write_checkpoint(s);
+  return s.path;
+}
+
+// ---- background writes ----------------------------------------------------------------------
+
+struct CheckpointWriter::State {
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::string> written;
+  std::string error;
+};
+
+CheckpointWriter::~CheckpointWriter() {
+  std::vector<std::string> ignored;
+  wait(&ignored);
+}
+
+void CheckpointWriter::start(CheckpointSnapshot s) {
+  if (!state_) state_ = std::make_shared<State>();
+  if (state_->thread.joinable()) state_->thread.join();  // one write at a time
+  state_->thread = std::thread([st = state_, snap = std::move(s)] {
+    std::string error;
+    try {
+      write_checkpoint(snap);
+    } catch (const std::exception& e) {
+      error = fmt::format("writing checkpoint {}: {}", snap.path, e.what());
+    }
+    std::lock_guard<std::mutex> lock(st->mu);
+    if (error.empty())
+      st->written.push_back(snap.path);
+    else if (st->error.empty())
+      st->error = error;
+  });
+}
+
+std::string CheckpointWriter::poll(std::vector<std::string>* written) {
+  if (!state_) return "";
+  std::lock_guard<std::mutex> lock(state_->mu);
+  written->insert(written->end(), state_->written.begin(), state_->written.end());
+  state_->written.clear();
+  return std::exchange(state_->error, std::string());
+}
+
+std::string CheckpointWriter::wait(std::vector<std::string>* written) {
+  if (state_ && state_->thread.joinable()) state_->thread.join();
+  return poll(written);
 }
 
 std::string verify_checkpoint(const std::string& path) {
@@ -193,7 +278,7 @@ std::string checkpoint_refusal(const std::string& path) {
   return fmt::format("{}: refusing checkpoint: {}", path, bad);
 }
 
-TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, AdamW& opt) {
+TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& model, Optimizer& opt) {
   if (!is_checkpoint_file(path)) user_error("{}", checkpoint_refusal(path));
   h5::File f = h5::File::open_read(path);
   Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
@@ -235,8 +320,8 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
     }
     off += n;
   }
-  w.slice(off, arena).zero_();  // the padding ZeRO adds after the last parameter
-  model.master_arena().slice(0, arena).copy_from(w);
+  Tensor arena_view = model.master_arena();  // a view: copying into it writes the arena
+  arena_view.copy_from(w);
   model.refresh_compute();
   model.zero_grad();
   LossScaler s = opt.scaler();

@@ -1,74 +1,64 @@
-// The optimizer step: data-parallel gradient reduction, the global gradient norm and clipping,
-// AdamW over every parameter in one kernel call, and (fp16) dynamic loss scaling.
+// The optimizer step of a model, with data parallelism applied from this one place: a
+// dist::DataParallel engine connected to the model's segment hooks (so gradient reduces overlap
+// the backward pass and weight gathers the next forward), ZeRO-2's gradient ring bound into the
+// model, and AdamW over the pieces of the parameters this rank owns.
 //
-// Gradients accumulate in the model's flat gradient arena over micro-batches; step() consumes
-// and zeroes them. With a data-parallel group of D ranks:
-//   zero 0: the arena is all-reduced in buckets, and every rank updates every parameter;
-//   zero 1: the arena is reduce-scattered, each rank keeps AdamW state for 1/D of the arena and
-//           updates that shard, and the new weights are all-gathered (ZeRO stage 1).
-// Each rank's gradients are means over its micro-batches, so the reduced sum is divided by D.
+//   Optimizer opt(lm, r.optimizer, fp16, &topo.dp_group, {zero, bucket, overlap});
+//   for (micro ...) {
+//     opt.begin_micro_batch(micro + 1 == accum);
+//     ag::backward(lm.loss(...), opt.scaler().scale / accum);
+//   }
+//   StepStats s = opt.step(lr, weight_decay);
 #pragma once
-#include <vector>
+#include <functional>
+#include <memory>
 
-#include "dist/group.h"
-#include "kernels/adamw.h"
+#include "dist/data_parallel.h"
 #include "layers/lm.h"
-#include "train/recipe.h"
+#include "train/adamw.h"
 
 namespace spectra {
 
-// fp16 training multiplies the loss by a scale so small gradients survive the 16-bit backward
-// pass; a step with inf/NaN gradients is skipped and the scale halved, and after
-// `growth_interval` clean steps it doubles. For f32/bf16 the scale stays 1.
-struct LossScaler {
-  bool enabled = false;
-  double scale = 1.0;
-  int64_t clean_steps = 0;
-  int64_t growth_interval = 1000;
-  void update(bool overflow);
-};
+// The recipe's parallel.zero, parallel.bucket_mb and parallel.overlap.
+dist::DataParallelOptions data_parallel_options(const Recipe& r);
 
-struct StepStats {
-  double grad_norm = 0;  // of the unscaled, data-parallel-mean gradient, before clipping
-  bool skipped = false;  // non-finite gradients (fp16 overflow)
-};
-
-class AdamW {
+class Optimizer : private SegmentHooks {
  public:
-  // dp: the data-parallel group (nullptr: a single replica). zero 1 needs the model's arenas
-  // padded to a multiple of the group size (LayerOptions::arena_multiple). Under tensor
-  // parallelism (the model's TP group) each TP rank updates its own shards; the gradient norm
-  // is the whole model's.
-  AdamW(LM& model, const Recipe::Optimizer& cfg, bool fp16_loss_scaling,
-        const dist::Group* dp = nullptr, int zero = 0);
-  StepStats step(double lr, double weight_decay);
-  const LossScaler& scaler() const { return scaler_; }
-  int64_t steps_taken() const { return step_; }
+  // dp: the data-parallel group (null: one replica). The model's TP group comes from the model.
+  Optimizer(LM& model, const Recipe::Optimizer& cfg, bool fp16_loss_scaling,
+            const dist::Group* dp = nullptr, const dist::DataParallelOptions& options = {});
+  ~Optimizer() override;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
 
-  // The AdamW moment m (which 0) or v (1) over the whole parameter arena, in arena order. Under
-  // ZeRO-1 a collective over dp that gathers the shards into host memory on dp rank 0 only (the
-  // rank that saves), returning an undefined tensor elsewhere: no rank holds the whole state on
-  // its GPU.
+  // Before each micro-batch's forward pass: gradients are reduced after the last one only
+  // (every one under ZeRO-2).
+  void begin_micro_batch(bool last);
+  // Reduces the gradients, steps AdamW, starts the gather of the updated weights (ZeRO), and
+  // zeroes the gradients.
+  StepStats step(double lr, double weight_decay);
+  // Completes the gather of the updated weights: before reading them outside a forward pass.
+  void sync_weights();
+
+  const LossScaler& scaler() const { return adamw_.scaler(); }
+  int64_t steps_taken() const { return adamw_.steps_taken(); }
+  dist::DataParallel& data_parallel() { return *engine_; }
+
+  // The AdamW moment m (which 0) or v (1) over the whole arena, in arena order: under ZeRO a
+  // collective over dp that assembles it in host memory on dp rank 0 only (undefined elsewhere).
   Tensor full_moment(int which) const;
-  // Resumes from a checkpoint: full-arena moments (this rank keeps its shard), the step count
-  // and the loss scaler.
+  // Resumes from whole-arena moments (this rank keeps its parts), the step count and the scaler.
   void restore(const Tensor& m_full, const Tensor& v_full, int64_t steps, const LossScaler& s);
 
  private:
-  void reduce_gradients();
-  double tp_sum_squares(bool& nonfinite) const;
+  void before_forward(int segment) override;
+  void backward_begins(int segment) override;
+  void gradients_ready(int segment) override;
 
   LM& model_;
-  Recipe::Optimizer cfg_;
-  const dist::Group* dp_;
-  const dist::Group* tp_;  // null without tensor parallelism
-  int zero_;
-  int64_t lo_ = 0, hi_ = 0;  // the arena range this rank updates
-  Tensor m_, v_, grad_shard_;
-  std::vector<kernels::AdamWTensor> segments_;
-  std::vector<bool> segment_split_;  // the segment's parameter is split over the TP group
-  LossScaler scaler_;
-  int64_t step_ = 0;
+  std::unique_ptr<dist::DataParallel> engine_;
+  std::function<void(int64_t, int64_t)> refresh_;
+  AdamW adamw_;
 };
 
 }  // namespace spectra

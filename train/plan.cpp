@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "dist/data_parallel.h"
 #include "dist/topology.h"
 
 namespace spectra {
@@ -40,8 +41,14 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
     p.compute = c * P;
   else if (m.ternary())
     p.compute = 4 * projections;
+  const int zero = dist::zero_stage(r.parallel.zero, p.dp);
   p.grads = 4 * P;
-  p.optimizer = 8 * P / (r.parallel.zero ? p.dp : 1);
+  if (zero == 2) {  // this rank's shard, its incoming part, and a two-slot ring of buckets
+    const double block = (4 * d * d + 3 * d * f) / tp + 2 * d, head = rows * d / tp + d;
+    const double bucket = std::max({block, head, r.parallel.bucket_mb * 262144.0});
+    p.grads = 4 * (2 * P / p.dp + 2 * std::min(bucket, P));
+  }
+  p.optimizer = 8 * P / (zero ? p.dp : 1);
   const double tokens = double(r.train.micro_batch) * double(r.train.seq_len);
   const double block = 4 * d + (4 * d + 3 * f) / tp;  // what one block saves per token
   // Full recomputation keeps each block's input, and one block's activations while its
@@ -116,8 +123,8 @@ std::string describe_model(const Recipe& r) {
        fmt::format("{} steps = {} tokens", r.train.steps, format_params(r.train.steps * tokens)));
   MemoryPlan p = plan_memory(r);
   std::string opt = gib(p.optimizer);
-  if (r.parallel.zero)
-    opt += fmt::format(" (ZeRO-1 over dp {}{})", p.dp, r.parallel.dp ? "" : ", dp auto");
+  if (dist::zero_stage(r.parallel.zero, p.dp))
+    opt += fmt::format(" (ZeRO-{} over dp {})", r.parallel.zero, p.dp);
   std::string compute =
       p.compute > 0 ? fmt::format(" + {} ({} compute copy)", gib(p.compute), r.train.precision)
                     : "";
@@ -135,11 +142,12 @@ TrainingPlan plan_training(const Recipe& r, const PlanOptions& o) {
   dist::check_layout(p.tp, r.parallel.dp, p.world, r.path);
   p.dp = p.world / p.tp;
   p.micro_batch = r.train.micro_batch;
-  const int64_t global = r.train.global_batch, per_pass = p.micro_batch * p.dp;
-  if (global % per_pass != 0) {
+  const int64_t global = r.train.global_batch;
+  p.accumulation = dist::accumulation_steps(global, p.micro_batch, p.dp);
+  if (p.accumulation == 0) {
     // The largest micro-batch that does split the global batch over this dp, if any.
     int64_t b = p.micro_batch;
-    while (b > 0 && global % (b * p.dp) != 0) b--;
+    while (b > 0 && dist::accumulation_steps(global, b, p.dp) == 0) b--;
     std::string fix = b > 0 ? fmt::format("--set train.micro_batch={} splits it", b)
                             : fmt::format("dp {} does not divide it: plan another world", p.dp);
     user_error(
@@ -147,7 +155,6 @@ TrainingPlan plan_training(const Recipe& r, const PlanOptions& o) {
         "parallel.tp {}); {}",
         r.where("train.global_batch"), global, p.micro_batch, p.dp, p.world, p.tp, fix);
   }
-  p.accumulation = global / per_pass;
   p.steps = r.train.steps;
   p.tokens_per_step = global * r.train.seq_len;
   p.total_tokens = p.steps * p.tokens_per_step;
@@ -178,10 +185,12 @@ void require_fit(const TrainingPlan& p, const Recipe& r) {
   // The largest micro-batch that fits and still splits the global batch, to suggest.
   int64_t b = std::min(p.micro_batch - 1,
                        int64_t((p.gpu_memory - states) / (m.activations / double(p.micro_batch))));
-  while (b > 0 && r.train.global_batch % (b * p.dp) != 0) b--;
+  while (b > 0 && dist::accumulation_steps(r.train.global_batch, b, p.dp) == 0) b--;
   std::string fix = b > 0 ? fmt::format("--set train.micro_batch={} fits, or raise parallel.tp", b)
                           : "raise parallel.tp";
-  if (b <= 0 && !r.parallel.zero) fix += " or set parallel.zero: 1 (AdamW state sharded over dp)";
+  if (b <= 0 && r.parallel.zero < 2 && dist::zero_stage(2, p.dp) > 0)
+    fix += fmt::format(" or set parallel.zero: {} (shards {} over dp)", r.parallel.zero + 1,
+                       r.parallel.zero ? "the gradients too" : "the AdamW state");
   user_error(
       "{}: needs {} per GPU ({} weights, gradients and AdamW state + {} activations at "
       "micro-batch {}) but --gpu-memory is {:g} GiB; {}",
@@ -203,8 +212,11 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
                           int64_t data_tokens) {
   std::string out = model_lines(r);
   auto line = [&](const std::string& what, const std::string& text) { add_line(out, what, text); };
+  const int stage = dist::zero_stage(r.parallel.zero, p.dp);
   std::string zero =
-      r.parallel.zero ? fmt::format(", ZeRO-1 (AdamW state sharded over dp {})", p.dp) : "";
+      stage == 0   ? ""
+      : stage == 1 ? fmt::format(", ZeRO-1 (AdamW state sharded over dp {})", p.dp)
+                   : fmt::format(", ZeRO-2 (AdamW state and gradients sharded over dp {})", p.dp);
   line("world", fmt::format("{} GPU{} = tp {} x dp {}{}{}", p.world, p.world == 1 ? "" : "s", p.tp,
                             p.dp, r.parallel.dp ? "" : " (parallel.dp auto)", zero));
   line("batch",
@@ -247,12 +259,13 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
   if (m.compute > 0)
     mem("compute copy", m.compute,
         r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision);
-  mem("gradients", m.grads, "f32");
+  mem("gradients", m.grads,
+      stage == 2 ? fmt::format("f32, sharded over dp {}, plus two buckets", p.dp) : "f32");
   mem("AdamW", m.optimizer,
-      r.parallel.zero ? fmt::format("m and v in f32, sharded over dp {}", p.dp) : "m and v in f32");
+      stage ? fmt::format("m and v in f32, sharded over dp {}", p.dp) : "m and v in f32");
   mem("activations", m.activations,
-      fmt::format("micro-batch {} x {} tokens, no recomputation", p.micro_batch,
-                  grouped(r.train.seq_len)));
+      fmt::format("micro-batch {} x {} tokens, {}", p.micro_batch, grouped(r.train.seq_len),
+                  r.train.recompute == "full" ? "blocks recomputed" : "no recomputation"));
   const double headroom = p.gpu_memory - m.total();
   mem("total", m.total(),
       fmt::format("of {:g} GiB (--gpu-memory): {} {}", p.gpu_memory / 1073741824.0,

@@ -9,8 +9,9 @@
 //   master      = 4·P                       f32 master weights
 //   compute     = c·P                       the copy a step computes with (c = 2 for bf16/fp16);
 //                                           in f32 only TriLM has one: its ternary projections
-//   grads       = 4·P                       f32 gradients
-//   optimizer   = 8·P / (zero ? dp : 1)     AdamW m and v in f32 (ZeRO-1 shards them over dp)
+//   grads       = 4·P                       f32 gradients; ZeRO-2: 4·(2·P/dp + 2·bucket), the
+//                                           shard, its incoming part and a two-bucket ring
+//   optimizer   = 8·P / (zero ? dp : 1)     AdamW m and v in f32 (ZeRO-1 and 2 shard them)
 //   activations = c·b·s·[L·(4d + (4d + 3·ffn)/tp) + 2d + 2·rows/tp]
 // With train.recompute: full, L·(4d + (4d + 3·ffn)/tp) becomes L·d + (4d + (4d + 3·ffn)/tp): each
 // block's input, and one block's activations while its backward recomputes them.

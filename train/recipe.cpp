@@ -27,6 +27,7 @@
 #include <variant>
 
 #include "core/error.h"
+#include "dist/data_parallel.h"
 #include "eval/tasks.h"
 #include "train/recipe_keys.h"
 #include "train/recipe_tree.h"
@@ -96,6 +97,12 @@ class Binder {
                    [&](uint64_t* p) { *p = integer<uint64_t>(f, v, key); },
                    [&](double* p) { *p = number(f, v, key); },
                    [&](float* p) { *p = float(number(f, v, key)); },
+                   [&](bool* p) {
+                     const std::string b = string(f, v, key);
+                     if (b != "true" && b != "false")
+                       key_error(v.where(), key, fmt::format("is '{}'; use true or false", b));
+                     *p = b == "true";
+                   },
                    [&](std::string* p) { *p = string(f, v, key); },
                    [&](ModelKind* p) {
                      *p = string(f, v, key) == "trilm" ? ModelKind::trilm : ModelKind::floatlm;
@@ -296,11 +303,12 @@ void finish(Recipe& r, const Binder& b) {
          fmt::format("{} exceeds model.context {}; the model has no positions past "
                      "its context",
                      r.train.seq_len, m.context));
-  if (r.train.global_batch % r.train.micro_batch != 0)
+  if (dist::accumulation_steps(r.train.global_batch, r.train.micro_batch, 1) == 0)
     fail("train.micro_batch", fmt::format("{} does not divide train.global_batch {}; the step's "
                                           "sequences split into whole micro-batches",
                                           r.train.micro_batch, r.train.global_batch));
-  if (r.parallel.dp > 0 && r.train.global_batch % (r.train.micro_batch * r.parallel.dp) != 0)
+  if (r.parallel.dp > 0 &&
+      dist::accumulation_steps(r.train.global_batch, r.train.micro_batch, r.parallel.dp) == 0)
     fail("parallel.dp", fmt::format("train.global_batch {} is not a multiple of micro_batch {} x "
                                     "dp {}; every rank takes the same number of micro-batches",
                                     r.train.global_batch, r.train.micro_batch, r.parallel.dp));
@@ -356,6 +364,7 @@ void emit_value(YAML::Emitter& e, const Field& f) {
                  [&](uint64_t* p) { num(*p); },
                  [&](double* p) { num(*p); },
                  [&](float* p) { num(*p); },
+                 [&](bool* p) { e << (*p ? "true" : "false"); },
                  [&](std::string* p) {
                    if (!f.choices) e << YAML::DoubleQuoted;  // free text: never read as a number
                    e << *p;

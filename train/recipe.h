@@ -72,7 +72,9 @@ struct Recipe {
   struct Parallel {
     int tp = 1;
     int dp = 0;    // 0: auto (world size / tp)
-    int zero = 0;  // 0 or 1
+    int zero = 0;           // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
+    double bucket_mb = 25;  // gradients per data-parallel collective (f32 MiB, at least)
+    bool overlap = true;    // reduce buckets during the backward pass
   } parallel;
 
   struct Train {
@@ -92,6 +94,7 @@ struct Recipe {
     std::string dir;  // "" = no checkpoints
     int64_t interval = 0;
     int keep = 3;
+    bool async = true;  // written by a background thread while training goes on
   } checkpoint;
 
   struct Log {

@@ -30,12 +30,13 @@ inline constexpr double kInf = std::numeric_limits<double>::infinity();
 inline constexpr Range kAny{-kInf, kInf, false, false};
 inline constexpr Range kPositive{0, kInf, true, false};
 inline constexpr Range kNonNeg{0, kInf, false, false};
-inline constexpr Range kFraction{0, 1, false, true};  // [0, 1)
-inline constexpr Range kUnit{0, 1, false, false};     // [0, 1]
+inline constexpr Range kFraction{0, 1, false, true};    // [0, 1)
+inline constexpr Range kUnit{0, 1, false, false};       // [0, 1]
+inline constexpr Range kZeroStage{0, 2, false, false};  // 0, 1, 2
 
-using Target = std::variant<int64_t*, int*, uint64_t*, double*, float*, std::string*, ModelKind*,
-                            std::vector<std::string>*, std::vector<double>*, std::vector<LrStage>*,
-                            std::vector<WdStage>*, std::vector<EvalTask>*>;
+using Target = std::variant<int64_t*, int*, uint64_t*, double*, float*, bool*, std::string*,
+                            ModelKind*, std::vector<std::string>*, std::vector<double>*,
+                            std::vector<LrStage>*, std::vector<WdStage>*, std::vector<EvalTask>*>;
 
 enum Flags : unsigned { kRequired = 1, kPath = 2 };
 

@@ -35,13 +35,16 @@ struct Node {
   std::string where() const {
     return line > 0 ? fmt::format("{}:{}", origin->file, line) : origin->file;
   }
-  Node* find(const std::string& key) {
-    for (auto& [k, v] : map)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  Node* find(const std::string& key);
   const Node* find(const std::string& key) const { return const_cast<Node*>(this)->find(key); }
 };
+// Defined after the struct: clang (with libstdc++) rejects the pair<string, Node> this needs
+// while Node's own definition is still open.
+inline Node* Node::find(const std::string& key) {
+  for (auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
 
 // Throws the UserError every recipe problem ends in: "WHERE: key 'KEY': WHAT".
 [[noreturn]] void key_error(const std::string& where, const std::string& key,

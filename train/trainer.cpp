@@ -129,26 +129,26 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 
 TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
-  const int64_t per_step = r.train.micro_batch * topo.dp;
-  if (r.train.global_batch % per_step != 0)
+  const int64_t accum =
+      dist::accumulation_steps(r.train.global_batch, r.train.micro_batch, topo.dp);
+  if (accum == 0)
     user_error(
         "{}: train.global_batch {} is not a multiple of train.micro_batch {} x {} data-parallel "
         "ranks",
         r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
-  const int64_t accum = r.train.global_batch / per_step;
   Placement place = resolve_placement(r);
   if (place.device.is_cuda()) cuda::set_device(place.device.index);
   std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
   const TrainingTasks tasks = load_training_tasks(r, topo.tp);
 
-  const int zero = topo.dp > 1 ? r.parallel.zero : 0;
   // The model splits itself over the TP group; ranks of a TP group draw the same batches.
-  LM lm(r.model, LayerOptions{DType::f32, place.device, zero ? topo.dp : 1, &topo.tp_group},
-        place.compute_dtype);
+  LM lm(r.model, LayerOptions{DType::f32, place.device, &topo.tp_group}, place.compute_dtype);
   lm.initialize(r.train.seed);
   if (!r.train.init.empty()) load_weights(r.train.init, lm);  // a resume below overwrites them
   lm.set_recompute(r.train.recompute == "full");
-  AdamW opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, zero);
+  Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group,
+                data_parallel_options(r));
+  const int zero = opt.data_parallel().zero();
   MetricsLog metrics(r.log.metrics, topo.world.rank());
 
   const ModelConfig& m = r.model;
@@ -186,11 +186,27 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
       accum, r.train.micro_batch);
   if (topo.world.size() > 1)
     log::info("{} ranks: tensor parallel {} x data parallel {}{}", topo.world.size(), topo.tp,
-              topo.dp, zero ? ", ZeRO-1" : "");
+              topo.dp, zero ? fmt::format(", ZeRO-{}", zero) : "");
+  // Checkpoints: the snapshot at the step boundary, the write in the background (or here).
+  CheckpointWriter writer;
+  auto report_written = [&](bool wait) {
+    std::vector<std::string> written;
+    std::string error = wait ? writer.wait(&written) : writer.poll(&written);
+    dist::fail_together(error);  // every rank stops if rank 0 could not write
+    for (const std::string& path : written) {
+      log::info("checkpoint {} written", path);
+      metrics.write({{"event", "checkpoint"}, {"step", checkpoint_step(path)}, {"path", path}});
+    }
+  };
   auto checkpoint = [&](int64_t steps_done) {
-    std::string path = save_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
-    log::info("checkpoint {} written", path);
-    metrics.write({{"event", "checkpoint"}, {"step", steps_done}, {"path", path}});
+    opt.sync_weights();
+    CheckpointSnapshot s =
+        snapshot_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
+    if (topo.world.rank() != 0) return;
+    if (r.checkpoint.async) return writer.start(std::move(s));
+    write_checkpoint(s);
+    log::info("checkpoint {} written", s.path);
+    metrics.write({{"event", "checkpoint"}, {"step", steps_done}, {"path", s.path}});
   };
   g_stop_signal = 0;
   std::signal(SIGTERM, on_stop_signal);
@@ -207,6 +223,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     double wd = weight_decay_at(r.schedule, step, r.train.steps);
     double step_loss = 0;
     for (int64_t micro = 0; micro < accum; micro++) {
+      opt.begin_micro_batch(micro + 1 == accum);
       TokenBatch b = data->next();
       ag::Var loss = lm.loss(b.ids.to(place.device), b.targets.to(place.device), b.batch, b.seq);
       step_loss += loss.value().item() / double(accum);
@@ -247,10 +264,14 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     const bool save_now =
         !r.checkpoint.dir.empty() &&
         ((r.checkpoint.interval > 0 && (step + 1) % r.checkpoint.interval == 0) || last);
-    if (save_now) checkpoint(step + 1);
+    if (save_now) {
+      report_written(false);
+      checkpoint(step + 1);
+    }
     const bool stop_here = opts.stop_at > 0 && step + 1 == opts.stop_at && !last;
     if (topo.world.any(g_stop_signal != 0) || stop_here) {  // every rank stops at the same step
       if (!save_now && !r.checkpoint.dir.empty()) checkpoint(step + 1);
+      report_written(true);
       log::info("stopping after step {} ({})", step + 1,
                 stop_here ? "--stop-at" : fmt::format("signal {}", int(g_stop_signal)));
       out.steps = step + 1;
@@ -265,6 +286,8 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     }
   }
   out.steps = r.train.steps;
+  report_written(true);
+  opt.sync_weights();
   out.val_loss = evaluate(lm, *data, r, topo.dp_group);
   metrics.write({{"event", "eval"}, {"step", r.train.steps}, {"val_loss", out.val_loss}});
   evaluate_tasks(lm, tasks, r, topo.dp_group, r.train.steps, metrics);

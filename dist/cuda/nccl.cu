@@ -87,6 +87,94 @@ void broadcast(Comm* c, Tensor& t, int root) {
                            stream()));
 }
 
+// ---- asynchronous: a second stream, ordered after spectra's by an event ------------------------
+
+struct Event {
+  cudaEvent_t done;
+};
+
+namespace {
+cudaStream_t comm_stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t c;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c, cudaStreamNonBlocking));
+    return c;
+  }();
+  return s;
+}
+// The communication stream waits for everything queued on spectra's stream so far (the
+// gradients the backward pass has just written).
+cudaStream_t begin_async() {
+  cudaEvent_t ready;
+  CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(ready, stream()));
+  CUDA_CHECK(cudaStreamWaitEvent(comm_stream(), ready, 0));
+  CUDA_CHECK(cudaEventDestroy(ready));  // released once the wait has been satisfied
+  return comm_stream();
+}
+Event* end_async() {
+  auto* e = new Event;
+  CUDA_CHECK(cudaEventCreateWithFlags(&e->done, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(e->done, comm_stream()));
+  return e;
+}
+}  // namespace
+
+Event* all_reduce_async(Comm* c, Tensor& t) {
+  cudaStream_t s = begin_async();
+  NCCL_CHECK(ncclAllReduce(t.raw(), t.raw(), size_t(t.numel()), nccl_type(t.dtype()), ncclSum,
+                           c->comm, s));
+  return end_async();
+}
+
+// Uneven parts: one ncclReduce per owner, fused into one launch by the group call.
+Event* reduce_scatter_async(Comm* c, const Tensor& full, Tensor& local,
+                            const std::vector<int64_t>& counts) {
+  cudaStream_t s = begin_async();
+  const size_t esize = dtype_size(full.dtype());
+  NCCL_CHECK(ncclGroupStart());
+  int64_t off = 0;
+  for (int r = 0; r < int(counts.size()); r++) {
+    const char* src = static_cast<const char*>(full.raw()) + size_t(off) * esize;
+    NCCL_CHECK(ncclReduce(src, local.raw(), size_t(counts[size_t(r)]), nccl_type(full.dtype()),
+                          ncclSum, r, c->comm, s));
+    off += counts[size_t(r)];
+  }
+  NCCL_CHECK(ncclGroupEnd());
+  return end_async();
+}
+
+// Uneven parts: one in-place ncclBroadcast per owner in a group call.
+Event* all_gather_async(Comm* c, Tensor& full, const std::vector<int64_t>& counts) {
+  cudaStream_t s = begin_async();
+  const size_t esize = dtype_size(full.dtype());
+  NCCL_CHECK(ncclGroupStart());
+  int64_t off = 0;
+  for (int r = 0; r < int(counts.size()); r++) {
+    char* p = static_cast<char*>(full.raw()) + size_t(off) * esize;
+    NCCL_CHECK(
+        ncclBroadcast(p, p, size_t(counts[size_t(r)]), nccl_type(full.dtype()), r, c->comm, s));
+    off += counts[size_t(r)];
+  }
+  NCCL_CHECK(ncclGroupEnd());
+  return end_async();
+}
+
+bool done(Event* e) {
+  cudaError_t r = cudaEventQuery(e->done);
+  if (r == cudaErrorNotReady) return false;
+  CUDA_CHECK(r);
+  return true;
+}
+
+void wait(Event* e) { CUDA_CHECK(cudaStreamWaitEvent(stream(), e->done, 0)); }
+
+void release(Event* e) {
+  if (!e) return;
+  cudaEventDestroy(e->done);
+  delete e;
+}
+
 const char* version() {
   static std::string v = [] {
     int code = 0;

@@ -12,6 +12,15 @@ void all_reduce(Comm*, Tensor&, ReduceOp) { no_nccl(); }
 void all_gather(Comm*, const Tensor&, Tensor&) { no_nccl(); }
 void reduce_scatter(Comm*, const Tensor&, Tensor&) { no_nccl(); }
 void broadcast(Comm*, Tensor&, int) { no_nccl(); }
+struct Event {};
+Event* all_reduce_async(Comm*, Tensor&) { no_nccl(); }
+Event* reduce_scatter_async(Comm*, const Tensor&, Tensor&, const std::vector<int64_t>&) {
+  no_nccl();
+}
+Event* all_gather_async(Comm*, Tensor&, const std::vector<int64_t>&) { no_nccl(); }
+bool done(Event*) { return true; }
+void wait(Event*) {}
+void release(Event*) {}
 const char* version() { return "none"; }
 
 }  // namespace spectra::dist::nccl

@@ -62,7 +62,7 @@ void compare(ModelKind kind, int64_t head_dim, DType compute, double tol, int64_
     EXPECT_LE(rel_err(pg[i].second->grad.to_doubles(), pc[i].second->grad.to_doubles()), tol)
         << pc[i].first;
   Recipe::Optimizer o;
-  AdamW oc(cpu, o, false), og(gpu, o, compute == DType::f16);
+  Optimizer oc(cpu, o, false), og(gpu, o, compute == DType::f16);
   oc.step(1e-3, 0.1);
   og.step(1e-3, 0.1);
   // AdamW's first step is sign-like (±lr wherever the gradient is nonzero), so 16-bit gradient
@@ -103,7 +103,7 @@ TEST_F(ModelCuda, F16LossScalingTrains) {
   LM lm(c, {DType::f32, Device::cuda()}, DType::f16);
   lm.initialize(2);
   Recipe::Optimizer o;
-  AdamW opt(lm, o, /*fp16_loss_scaling=*/true);
+  Optimizer opt(lm, o, /*fp16_loss_scaling=*/true);
   ASSERT_EQ(opt.scaler().scale, 65536.0);
   std::vector<int32_t> ids(2 * 64);
   for (size_t i = 0; i < ids.size(); i++) ids[i] = int32_t(i * 7 % 1000);

@@ -1,0 +1,127 @@
+// spectra bench --data-parallel (under mpirun): how much of the gradient communication the
+// backward pass hides. The same model and batches run twice in one process per rank, first with
+// every collective blocking where it starts (reduces after each bucket's backward, as after the
+// whole backward pass: nothing hidden), then overlapped (dist/data_parallel.h); for each it
+// prints the step time split forward / backward / optimizer and the communication time the step
+// still waited for, the slowest rank's, and the fraction hidden.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/var.h"
+#include "core/cuda_runtime.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "dist/topology.h"
+#include "tools/bench.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+
+namespace spectra::tools {
+
+namespace {
+
+struct Timing {
+  double forward = 0, backward = 0, optimizer = 0, exposed = 0;
+  double step() const { return forward + backward + optimizer; }
+};
+
+void sync(Device d) {
+  if (d.is_cuda()) cuda::synchronize();
+}
+
+// The slowest rank's figures: a step ends when its last rank ends.
+Timing slowest(const dist::Group& world, Timing t) {
+  Tensor v = Tensor::from(std::vector<double>{t.forward, t.backward, t.optimizer, t.exposed}, {4});
+  world.all_reduce(v, dist::ReduceOp::max);
+  const double* p = v.data<double>();
+  return {p[0], p[1], p[2], p[3]};
+}
+
+}  // namespace
+
+void bench_data_parallel(const std::string& path, const std::vector<std::string>& overrides,
+                         int64_t steps, int64_t warmup, bool json) {
+  Recipe r = load_recipe(path, overrides);
+  dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
+  if (topo.dp < 2)
+    user_error("bench --data-parallel needs at least 2 data-parallel ranks (run it under mpirun)");
+  Placement place = resolve_placement(r);
+  if (place.device.is_cuda()) cuda::set_device(place.device.index);
+  LM lm(r.model, LayerOptions{DType::f32, place.device, &topo.tp_group}, place.compute_dtype);
+  lm.initialize(r.train.seed);
+  const int64_t b = r.train.micro_batch, t = r.train.seq_len;
+  std::vector<int32_t> ids(size_t(b * t)), tg(size_t(b * t));
+  Rng rng{r.train.seed, uint64_t(topo.dp_rank) + 1};  // each replica its own batch
+  for (size_t i = 0; i < ids.size(); i++) {
+    ids[i] = int32_t(rng.below(uint64_t(r.model.vocab_size)));
+    tg[i] = int32_t(rng.below(uint64_t(r.model.vocab_size)));
+  }
+  Tensor x = Tensor::from(ids, {b * t}).to(place.device);
+  Tensor y = Tensor::from(tg, {b * t}).to(place.device);
+
+  dist::DataParallelOptions options = data_parallel_options(r);
+  double gradient_bytes = 0;
+  auto run = [&](bool overlap) {
+    options.overlap = overlap;
+    Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, options);
+    Timing sum;
+    for (int64_t s = 0; s < warmup + steps; s++) {
+      topo.world.barrier();
+      Stopwatch w;
+      opt.begin_micro_batch(true);
+      ag::Var loss = lm.loss(x, y, b, t);
+      sync(place.device);
+      const double f = w.seconds();
+      ag::backward(loss, opt.scaler().scale);
+      sync(place.device);
+      const double bw = w.seconds();
+      opt.step(1e-5, 0.0);
+      sync(place.device);
+      const double o = w.seconds();
+      const dist::DataParallel::CommTime c = opt.data_parallel().take_comm_time();
+      if (s < warmup) continue;
+      sum.forward += f;
+      sum.backward += bw - f;
+      sum.optimizer += o - bw;
+      sum.exposed += c.exposed_s;
+      gradient_bytes = c.bytes;
+    }
+    for (double* v : {&sum.forward, &sum.backward, &sum.optimizer, &sum.exposed})
+      *v /= double(steps);
+    opt.sync_weights();
+    return slowest(topo.world, sum);
+  };
+  const Timing blocking = run(false), overlapped = run(true);
+  if (topo.world.rank() != 0) return;
+  const double hidden = blocking.exposed > 0 ? 1 - overlapped.exposed / blocking.exposed : 0;
+  fmt::print(
+      "{}: {} parameters, dp {} x tp {}, ZeRO-{}, buckets of >= {:g} MiB, {:.1f} MB of gradients "
+      "reduced per step, {} on {}, micro-batch {} x {}\n",
+      path, format_count(double(r.model.parameter_count())), topo.dp, topo.tp,
+      dist::zero_stage(options.zero, topo.dp), r.parallel.bucket_mb, gradient_bytes / 1e6,
+      r.train.precision, place.device.str(), b, t);
+  fmt::print("{:<12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>8}\n", "reduce", "step ms", "fwd ms",
+             "bwd ms", "opt ms", "comm waited ms", "hidden");
+  auto row = [&](const char* name, const Timing& tm, double h) {
+    fmt::print("{:<12} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>14.1f} {:>7.0f}%\n", name,
+               1e3 * tm.step(), 1e3 * tm.forward, 1e3 * tm.backward, 1e3 * tm.optimizer,
+               1e3 * tm.exposed, 100 * h);
+  };
+  row("blocking", blocking, 0);
+  row("overlapped", overlapped, hidden);
+  fmt::print("step time overlapped / blocking: {:.3f}\n", overlapped.step() / blocking.step());
+  if (json)
+    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
+                                            {"dp", topo.dp},
+                                            {"zero", dist::zero_stage(options.zero, topo.dp)},
+                                            {"blocking_step_ms", 1e3 * blocking.step()},
+                                            {"overlapped_step_ms", 1e3 * overlapped.step()},
+                                            {"blocking_comm_ms", 1e3 * blocking.exposed},
+                                            {"overlapped_comm_ms", 1e3 * overlapped.exposed},
+                                            {"hidden", hidden}}
+                                 .dump());
+  std::fflush(stdout);
+}
+
+}  // namespace spectra::tools
