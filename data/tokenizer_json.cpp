@@ -80,6 +80,15 @@ Normalizer parse_normalizer(const json& j, const std::string& where) {
   user_error("{}: normalizer '{}' is not supported (spectra supports none, or NFC)", where, type);
 }
 
+// Token ids index spectra's tables directly: an integer in [0, kMaxTokenId] (far above any
+// real vocabulary; the largest are about 2^18), checked before any table is sized by it.
+constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
+int32_t token_id(const json& j, const std::string& where) {
+  if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() > kMaxTokenId)
+    user_error("{}: token id {} is not an integer in [0, {}]", where, j.dump(), kMaxTokenId);
+  return int32_t(j.get<int64_t>());
+}
+
 std::pair<std::string, std::string> parse_merge(const json& m, const std::string& where) {
   if (m.is_array() && m.size() == 2) return {m[0].get<std::string>(), m[1].get<std::string>()};
   if (m.is_string()) {
@@ -131,8 +140,7 @@ Tokenizer Tokenizer::parse(std::string_view text, const std::string& where) {
 
     int32_t max_id = -1;
     for (auto& [tok, id] : model["vocab"].items()) {
-      int32_t v = id.get<int32_t>();
-      if (v < 0) user_error("{}.vocab['{}'] has negative id {}", mw, tok, v);
+      int32_t v = token_id(id, fmt::format("{}.vocab['{}']", mw, tok));
       impl->vocab.emplace(tok, v);
       max_id = std::max(max_id, v);
     }
@@ -159,7 +167,7 @@ Tokenizer Tokenizer::parse(std::string_view text, const std::string& where) {
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
       for (const json& a : j["added_tokens"]) {
         AddedToken t;
-        t.id = a.at("id").get<int32_t>();
+        t.id = token_id(a.at("id"), where + ": added_tokens");
         t.content = a.at("content").get<std::string>();
         t.special = flag(a, "special", false);
         t.single_word = flag(a, "single_word", false);

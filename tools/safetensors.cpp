@@ -1,9 +1,12 @@
 #include "tools/safetensors.h"
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -94,24 +97,36 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   for (auto& [name, j] : header.items()) {
     if (name == "__metadata__") continue;
     Entry e;
+    // Sizes and offsets are non-negative integers (nlohmann would convert -1 or 1e300 silently).
+    auto count_of = [](const nlohmann::json& v) {
+      if (!v.is_number_unsigned()) throw std::invalid_argument("not a non-negative integer");
+      return v.get<uint64_t>();
+    };
+    uint64_t count = 1, width = 0;
+    bool overflow = false;
     try {
       e.dtype = j.at("dtype").get<std::string>();
-      for (int64_t d : j.at("shape").get<std::vector<int64_t>>()) e.shape.push_back(d);
-      e.begin = j.at("data_offsets").at(0).get<uint64_t>();
-      e.end = j.at("data_offsets").at(1).get<uint64_t>();
-    } catch (const nlohmann::json::exception& ex) {
+      for (const nlohmann::json& d : j.at("shape")) {
+        const uint64_t n = count_of(d);
+        overflow |= n > uint64_t(INT64_MAX) || __builtin_mul_overflow(count, n, &count);
+        e.shape.push_back(int64_t(n));
+      }
+      const nlohmann::json& off = j.at("data_offsets");
+      if (!off.is_array() || off.size() != 2) throw std::invalid_argument("data_offsets: not 2");
+      e.begin = count_of(off[0]);
+      e.end = count_of(off[1]);
+    } catch (const std::exception& ex) {  // nlohmann's errors and the checks above
       user_error("{}: tensor '{}' has a malformed entry ({})", path, name, ex.what());
     }
-    const uint64_t width = e.dtype == "F32" ? 4 : e.dtype == "F16" || e.dtype == "BF16" ? 2 : 0;
+    width = e.dtype == "F32" ? 4 : e.dtype == "F16" || e.dtype == "BF16" ? 2 : 0;
     if (width == 0)
       user_error("{}: tensor '{}' is {}; spectra reads F32, F16 and BF16 weights", path, name,
                  e.dtype);
-    uint64_t count = 1;
-    for (int64_t d : e.shape) count *= uint64_t(d);
-    if (e.end < e.begin || e.end - e.begin != count * width)
+    if (overflow || __builtin_mul_overflow(count, width, &count) || e.end < e.begin ||
+        e.end - e.begin != count)
       user_error("{}: tensor '{}' has {} bytes for shape {}", path, name, e.end - e.begin,
                  shape_str(e.shape));
-    if (data_start_ + e.end > size)
+    if (e.end > size - data_start_)
       user_error("{}: truncated: tensor '{}' ends at byte {} of a {}-byte file", path, name,
                  data_start_ + e.end, size);
     entries_[name] = e;

@@ -27,7 +27,10 @@ struct Node {
   enum Kind { Null, Scalar, Seq, Map } kind = Null;
   std::string scalar;
   bool quoted = false;  // a quoted scalar is a string, never a number
-  std::vector<std::pair<std::string, Node>> map;
+  // Not std::pair: clang with libstdc++ rejects pair<string, Node> inside Node's own definition
+  // (deciding whether the pair is default-constructible needs Node complete); gcc defers it.
+  struct Entry;
+  std::vector<Entry> map;
   std::vector<Node> seq;
   OriginPtr origin;
   int line = 0;  // 1-based; 0: none (created by an override)
@@ -38,9 +41,11 @@ struct Node {
   Node* find(const std::string& key);
   const Node* find(const std::string& key) const { return const_cast<Node*>(this)->find(key); }
 };
-// Defined after the struct: clang (with libstdc++) rejects the pair<string, Node> this needs
-// while Node's own definition is still open.
-inline Node* Node::find(const std::string& key) {
+struct Node::Entry {  // a key and its value
+  std::string first;
+  Node second;
+};
+inline Node* Node::find(const std::string& key) {  // after Entry: it needs Entry complete
   for (auto& [k, v] : map)
     if (k == key) return &v;
   return nullptr;

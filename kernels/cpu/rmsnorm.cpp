@@ -1,6 +1,9 @@
 // RMSNorm: per row, rstd = 1/sqrt(mean(x²) + eps), y = x·rstd·g.
 // Backward with u = x·rstd: dx = rstd·(dy·g − u·mean(dy·g·u)), dg = Σ_rows dy·u.
 #include "kernels/rmsnorm.h"
+
+#include <tuple>
+
 #include "kernels/cpu/common.h"
 
 namespace spectra::kernels::cpu {
@@ -19,7 +22,8 @@ std::pair<int64_t, int64_t> check(const char* op, const Tensor& x, const Tensor&
 
 void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
   check_same("rmsnorm_forward", x, "x", y, "y");
-  auto [n, d] = check("rmsnorm_forward", x, g, rstd);
+  int64_t n, d;  // not a structured binding: clang cannot capture those in OpenMP loops
+  std::tie(n, d) = check("rmsnorm_forward", x, g, rstd);
   dispatch_float("rmsnorm_forward", x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T *xp = x.data<T>(), *gp = g.data<T>();
@@ -42,7 +46,8 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const 
   check_same("rmsnorm_backward", dy, "dy", x, "x");
   check_same("rmsnorm_backward", dx, "dx", x, "x");
   check_same("rmsnorm_backward", dg, "dg", g, "g");
-  auto [n, d] = check("rmsnorm_backward", x, g, rstd);
+  int64_t n, d;  // not a structured binding: clang cannot capture those in OpenMP loops
+  std::tie(n, d) = check("rmsnorm_backward", x, g, rstd);
   dispatch_float("rmsnorm_backward", x.dtype(), [&](auto z) {
     using T = decltype(z);
     const T *dyp = dy.data<T>(), *xp = x.data<T>(), *gp = g.data<T>(), *rp = rstd.data<T>();
