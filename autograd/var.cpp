@@ -5,6 +5,7 @@ namespace spectra::ag {
 namespace {
 struct Tape {
   std::vector<std::function<void()>> entries;
+  std::function<void()> progress;
   bool enabled = true;
 };
 Tape& tape() {
@@ -64,7 +65,12 @@ void backward(const Var& loss, double seed) {
     std::function<void()> fn = std::move(entries.back());
     entries.pop_back();
     fn();
+    if (tape().progress) tape().progress();
   }
+}
+
+void set_backward_progress(std::function<void()> progress) {
+  tape().progress = std::move(progress);
 }
 
 void clear_tape() { tape().entries.clear(); }

@@ -71,6 +71,9 @@ size_t tape_size();
 
 // Seeds d(loss) = seed (one-element loss) and runs the tape in reverse, then clears it.
 void backward(const Var& loss, double seed = 1.0);
+// Called between the backward closures of this thread's tape (null: none): the data-parallel
+// engine lets its non-blocking collectives progress there while the backward pass computes.
+void set_backward_progress(std::function<void()> progress);
 // Drops recorded entries without running them (e.g. after an evaluation forward).
 void clear_tape();
 

@@ -14,7 +14,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 echo "# $(date -u +%Y-%m-%d) $(nproc) CPU cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 for ranks in 2 4; do
   for zero in 0 2; do
-    mpirun -np $ranks --bind-to none "$spectra" bench "$recipe" --data-parallel --steps 3 \
+    mpirun -np $ranks --bind-to none "$spectra" bench "$recipe" --data-parallel --steps ${STEPS:-4} \
       --warmup 1 --micro-batch 1 --seq-len 128 --set train.device=cpu --set train.precision=f32 \
       --set parallel.zero=$zero "$@"
     echo

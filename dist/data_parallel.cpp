@@ -177,6 +177,13 @@ void DataParallel::gradients_ready(int segment) {
   }
 }
 
+void DataParallel::progress() {
+  for (Bucket& b : buckets_) {
+    if (b.reduce_pending) b.reduce.test();
+    if (b.gather_pending) b.gather.test();
+  }
+}
+
 ReducedGradients DataParallel::finish_gradients() {
   ReducedGradients g;
   g.replicas = replicas();

@@ -78,6 +78,8 @@ class DataParallel {
   DataParallel& operator=(const DataParallel&) = delete;
 
   int zero() const { return zero_; }
+  // Between steps: overlap or block (the benchmark alternates them step by step).
+  void set_overlap(bool on) { opt_.overlap = on; }
   int replicas() const { return dp_ ? dp_->size() : 1; }
 
   // ZeRO-2: where each bucket's gradients live, as (begin, end, storage) for the model to bind.
@@ -94,6 +96,8 @@ class DataParallel {
   void before_forward(int segment, const std::function<void(int64_t, int64_t)>& refresh);
   void backward_begins(int segment);
   void gradients_ready(int segment);
+  // Lets pending non-blocking collectives progress (MPI moves data only inside MPI calls).
+  void progress();
   ReducedGradients finish_gradients();
   void gather_weights(const std::function<void(int64_t, int64_t)>& refresh);
   // Completes every pending all-gather: before the masters are read outside a forward pass.

@@ -1,7 +1,7 @@
 // spectra bench --data-parallel (under mpirun): how much of the gradient communication the
-// backward pass hides. The same model and batches run twice in one process per rank, first with
-// every collective blocking where it starts (reduces after each bucket's backward, as after the
-// whole backward pass: nothing hidden), then overlapped (dist/data_parallel.h); for each it
+// backward pass hides. The same model and batches run in one process per rank, steps
+// alternating between every collective blocking where it starts (nothing hidden, as when
+// reducing after the whole backward pass) and overlapped (dist/data_parallel.h); for each it
 // prints the step time split forward / backward / optimizer and the communication time the step
 // still waited for, the slowest rank's, and the fraction hidden.
 #include <fmt/format.h>
@@ -60,13 +60,14 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   Tensor x = Tensor::from(ids, {b * t}).to(place.device);
   Tensor y = Tensor::from(tg, {b * t}).to(place.device);
 
-  dist::DataParallelOptions options = data_parallel_options(r);
+  // Blocking and overlapped steps alternate, so both see the same machine.
+  const dist::DataParallelOptions options = data_parallel_options(r);
+  Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, options);
   double gradient_bytes = 0;
-  auto run = [&](bool overlap) {
-    options.overlap = overlap;
-    Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, options);
-    Timing sum;
-    for (int64_t s = 0; s < warmup + steps; s++) {
+  Timing sum[2];
+  for (int64_t s = 0; s < warmup + steps; s++)
+    for (int overlap = 0; overlap < 2; overlap++) {
+      opt.data_parallel().set_overlap(overlap == 1);
       topo.world.barrier();
       Stopwatch w;
       opt.begin_micro_batch(true);
@@ -77,22 +78,19 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
       sync(place.device);
       const double bw = w.seconds();
       opt.step(1e-5, 0.0);
+      opt.sync_weights();
       sync(place.device);
       const double o = w.seconds();
       const dist::DataParallel::CommTime c = opt.data_parallel().take_comm_time();
       if (s < warmup) continue;
-      sum.forward += f;
-      sum.backward += bw - f;
-      sum.optimizer += o - bw;
-      sum.exposed += c.exposed_s;
+      Timing& m = sum[overlap];
+      m.forward += f / double(steps);
+      m.backward += (bw - f) / double(steps);
+      m.optimizer += (o - bw) / double(steps);
+      m.exposed += c.exposed_s / double(steps);
       gradient_bytes = c.bytes;
     }
-    for (double* v : {&sum.forward, &sum.backward, &sum.optimizer, &sum.exposed})
-      *v /= double(steps);
-    opt.sync_weights();
-    return slowest(topo.world, sum);
-  };
-  const Timing blocking = run(false), overlapped = run(true);
+  const Timing blocking = slowest(topo.world, sum[0]), overlapped = slowest(topo.world, sum[1]);
   if (topo.world.rank() != 0) return;
   const double hidden = blocking.exposed > 0 ? 1 - overlapped.exposed / blocking.exposed : 0;
   fmt::print(

@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include "autograd/var.h"
+
 namespace spectra {
 
 namespace {
@@ -68,10 +70,16 @@ Optimizer::Optimizer(LM& model, const Recipe::Optimizer& cfg, bool fp16, const d
       engine_(make_engine(model, dp, options)),
       refresh_([this](int64_t a, int64_t b) { model_.refresh_compute(a, b); }),
       adamw_(pieces_of(model, *engine_), engine_->local_elements(), model.device(), cfg, fp16) {
-  if (engine_->replicas() > 1) model_.set_segment_hooks(this);
+  if (engine_->replicas() > 1) {
+    model_.set_segment_hooks(this);
+    ag::set_backward_progress([e = engine_.get()] { e->progress(); });
+  }
 }
 
-Optimizer::~Optimizer() { model_.set_segment_hooks(nullptr); }
+Optimizer::~Optimizer() {
+  model_.set_segment_hooks(nullptr);
+  ag::set_backward_progress(nullptr);
+}
 
 void Optimizer::begin_micro_batch(bool last) { engine_->begin_micro_batch(last); }
 
