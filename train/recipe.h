@@ -71,7 +71,7 @@ struct Recipe {
 
   struct Parallel {
     int tp = 1;
-    int dp = 0;    // 0: auto (world size / tp)
+    int dp = 0;             // 0: auto (world size / tp)
     int zero = 0;           // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
     double bucket_mb = 25;  // gradients per data-parallel collective (f32 MiB, at least)
     bool overlap = true;    // reduce buckets during the backward pass

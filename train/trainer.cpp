@@ -187,7 +187,8 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   if (topo.world.size() > 1)
     log::info("{} ranks: tensor parallel {} x data parallel {}{}", topo.world.size(), topo.tp,
               topo.dp, zero ? fmt::format(", ZeRO-{}", zero) : "");
-  // Checkpoints: the snapshot at the step boundary, the write in the background (or here).
+  // Checkpoints: the snapshot at the step boundary, the write on the writer's thread (waited for
+  // at once without checkpoint.async). A failed write stops every rank at the next report.
   CheckpointWriter writer;
   auto report_written = [&](bool wait) {
     std::vector<std::string> written;
@@ -202,11 +203,8 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     opt.sync_weights();
     CheckpointSnapshot s =
         snapshot_checkpoint(r, lm, opt, {steps_done, data->state()}, topo.world.rank());
-    if (topo.world.rank() != 0) return;
-    if (r.checkpoint.async) return writer.start(std::move(s));
-    write_checkpoint(s);
-    log::info("checkpoint {} written", s.path);
-    metrics.write({{"event", "checkpoint"}, {"step", steps_done}, {"path", s.path}});
+    if (topo.world.rank() == 0) writer.start(std::move(s));
+    if (!r.checkpoint.async) report_written(true);  // synchronous: this step waits for the file
   };
   g_stop_signal = 0;
   std::signal(SIGTERM, on_stop_signal);
