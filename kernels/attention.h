@@ -3,7 +3,7 @@
 // attends keys 0..Tk-Tq+t (Tq < Tk serves generation with a cache). o: [B, Tq, H, Dh].
 // lse: [B, H, Tq] in acc dtype, the log-sum-exp of each query's scaled scores, saved for the
 // backward pass, which recomputes the probabilities from it (flash-attention style).
-// CUDA: head_dim 64 and 128.
+// CUDA: head_dim 32, 64 and 128.
 #pragma once
 #include "kernels/op.h"
 

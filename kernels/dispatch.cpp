@@ -1,9 +1,13 @@
-// The public entry point of every op: checks that the tensors share a device and forwards to
-// the CPU reference or the CUDA path.
-#include <initializer_list>
+// The public entry point of every op: checks that the tensors share a device, checks the
+// arguments against the op's contract (kernels/checks.h), and forwards to the CPU reference or
+// the CUDA path. The backends assume valid arguments.
+#include "kernels/dispatch.h"
+
+#include <vector>
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/checks.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
@@ -15,11 +19,9 @@
 
 namespace spectra::kernels {
 
-namespace {
-// True for CUDA, false for CPU; throws if the defined tensors are on different devices.
-bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
+bool on_cuda(const char* op, std::span<const Tensor* const> tensors) {
   const Tensor* first = nullptr;
-  for (const Tensor* t : ts) {
+  for (const Tensor* t : tensors) {
     if (!t || !t->defined()) continue;
     if (!first)
       first = t;
@@ -27,92 +29,131 @@ bool on_cuda(const char* op, std::initializer_list<const Tensor*> ts) {
       throw Error(
           fmt::format("{}: tensors on different devices ({} and {})", op, first->str(), t->str()));
   }
-  return first && first->is_cuda();
-}
-}  // namespace
-
-#ifdef SPECTRA_WITH_CUDA
-#define DISPATCH(op, tensors, ...) \
-  return on_cuda(#op, tensors) ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
-#else
-#define DISPATCH(op, tensors, ...)                                                  \
-  if (on_cuda(#op, tensors)) user_error("{}: spectra was built without CUDA", #op); \
-  return cpu::op(__VA_ARGS__)
+  const bool gpu = first && first->is_cuda();
+#ifndef SPECTRA_WITH_CUDA
+  if (gpu) user_error("{}: spectra was built without CUDA", op);
 #endif
-#define T_(...) \
-  { __VA_ARGS__ }
+  return gpu;
+}
 
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float alpha, float beta,
             const Tensor* scale) {
-  DISPATCH(matmul, T_(&a, &b, &c, scale), a, ta, b, tb, c, alpha, beta, scale);
+  const bool gpu = on_cuda("matmul", {&a, &b, &c, scale});
+  check_matmul(a, ta, b, tb, c, scale);
+  SPECTRA_BACKEND(gpu, matmul, a, ta, b, tb, c, alpha, beta, scale);
 }
 void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
-  DISPATCH(ternary_quantize, T_(&w, &t, &gamma), w, eps, t, gamma);
+  const bool gpu = on_cuda("ternary_quantize", {&w, &t, &gamma});
+  check_ternary_quantize(w, t, gamma);
+  SPECTRA_BACKEND(gpu, ternary_quantize, w, eps, t, gamma);
 }
 void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
                              Tensor& effective, Tensor& gamma) {
-  DISPATCH(ternary_quantize_groups, T_(&w, &effective, &gamma), w, eps, groups, axis, effective,
-           gamma);
+  const bool gpu = on_cuda("ternary_quantize_groups", {&w, &effective, &gamma});
+  check_ternary_quantize_groups(w, groups, axis, effective, gamma);
+  SPECTRA_BACKEND(gpu, ternary_quantize_groups, w, eps, groups, axis, effective, gamma);
 }
 void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
-  DISPATCH(rmsnorm_forward, T_(&x, &g, &y, &rstd), x, g, eps, y, rstd);
+  const bool gpu = on_cuda("rmsnorm_forward", {&x, &g, &y, &rstd});
+  check_rmsnorm_forward(x, g, y, rstd);
+  SPECTRA_BACKEND(gpu, rmsnorm_forward, x, g, eps, y, rstd);
 }
 void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd,
                       Tensor& dx, Tensor& dg) {
-  DISPATCH(rmsnorm_backward, T_(&dy, &x, &g, &rstd, &dx, &dg), dy, x, g, rstd, dx, dg);
+  const bool gpu = on_cuda("rmsnorm_backward", {&dy, &x, &g, &rstd, &dx, &dg});
+  check_rmsnorm_backward(dy, x, g, rstd, dx, dg);
+  SPECTRA_BACKEND(gpu, rmsnorm_backward, dy, x, g, rstd, dx, dg);
 }
 void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
-  DISPATCH(swiglu_forward, T_(&gate, &up, &out), gate, up, out);
+  const bool gpu = on_cuda("swiglu_forward", {&gate, &up, &out});
+  check_swiglu_forward(gate, up, out);
+  SPECTRA_BACKEND(gpu, swiglu_forward, gate, up, out);
 }
 void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
                      Tensor& dup) {
-  DISPATCH(swiglu_backward, T_(&dout, &gate, &up, &dgate, &dup), dout, gate, up, dgate, dup);
+  const bool gpu = on_cuda("swiglu_backward", {&dout, &gate, &up, &dgate, &dup});
+  check_swiglu_backward(dout, gate, up, dgate, dup);
+  SPECTRA_BACKEND(gpu, swiglu_backward, dout, gate, up, dgate, dup);
 }
 void rope_forward(const Tensor& x, int64_t pos0, float theta, Tensor& out) {
-  DISPATCH(rope_forward, T_(&x, &out), x, pos0, theta, out);
+  const bool gpu = on_cuda("rope_forward", {&x, &out});
+  check_rope_forward(x, out);
+  SPECTRA_BACKEND(gpu, rope_forward, x, pos0, theta, out);
 }
 void rope_backward(const Tensor& dout, int64_t pos0, float theta, Tensor& dx) {
-  DISPATCH(rope_backward, T_(&dout, &dx), dout, pos0, theta, dx);
+  const bool gpu = on_cuda("rope_backward", {&dout, &dx});
+  check_rope_backward(dout, dx);
+  SPECTRA_BACKEND(gpu, rope_backward, dout, pos0, theta, dx);
 }
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
                        Tensor& lse) {
-  DISPATCH(attention_forward, T_(&q, &k, &v, &o, &lse), q, k, v, scale, o, lse);
+  const bool gpu = on_cuda("attention_forward", {&q, &k, &v, &o, &lse});
+  check_attention_forward(q, k, v, o, lse);
+  SPECTRA_BACKEND(gpu, attention_forward, q, k, v, scale, o, lse);
 }
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
                         Tensor& dv) {
-  DISPATCH(attention_backward, T_(&dout, &q, &k, &v, &o, &lse, &dq, &dk, &dv), dout, q, k, v, o,
-           lse, scale, dq, dk, dv);
+  const bool gpu = on_cuda("attention_backward", {&dout, &q, &k, &v, &o, &lse, &dq, &dk, &dv});
+  check_attention_backward(dout, q, k, v, o, lse, dq, dk, dv);
+  SPECTRA_BACKEND(gpu, attention_backward, dout, q, k, v, o, lse, scale, dq, dk, dv);
 }
 void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tensor& out) {
-  DISPATCH(embedding_forward, T_(&ids, &table, &out), ids, table, off, out);
+  const bool gpu = on_cuda("embedding_forward", {&ids, &table, &out});
+  check_embedding_forward(ids, table, out);
+  SPECTRA_BACKEND(gpu, embedding_forward, ids, table, off, out);
 }
 void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t off, Tensor& dtable) {
-  DISPATCH(embedding_backward, T_(&ids, &dout, &dtable), ids, dout, off, dtable);
+  const bool gpu = on_cuda("embedding_backward", {&ids, &dout, &dtable});
+  check_embedding_backward(ids, dout, dtable);
+  SPECTRA_BACKEND(gpu, embedding_backward, ids, dout, off, dtable);
 }
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
                            Tensor& loss, Tensor& lse) {
-  DISPATCH(cross_entropy_forward, T_(&logits, &targets, &loss, &lse), logits, targets, vocab_offset,
-           loss, lse);
+  const bool gpu = on_cuda("cross_entropy_forward", {&logits, &targets, &loss, &lse});
+  check_cross_entropy_forward(logits, targets, loss, lse);
+  SPECTRA_BACKEND(gpu, cross_entropy_forward, logits, targets, vocab_offset, loss, lse);
 }
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
                             const Tensor& lse, const Tensor& dloss, Tensor& dlogits) {
-  DISPATCH(cross_entropy_backward, T_(&logits, &targets, &lse, &dloss, &dlogits), logits, targets,
-           vocab_offset, lse, dloss, dlogits);
+  const bool gpu = on_cuda("cross_entropy_backward", {&logits, &targets, &lse, &dloss, &dlogits});
+  check_cross_entropy_backward(logits, targets, lse, dloss, dlogits);
+  SPECTRA_BACKEND(gpu, cross_entropy_backward, logits, targets, vocab_offset, lse, dloss, dlogits);
 }
 void adamw_step(std::vector<AdamWTensor>& ts, const AdamWHyper& h) {
-  const Tensor* first = ts.empty() ? nullptr : &ts[0].param;
-  DISPATCH(adamw_step, T_(first), ts, h);
+  std::vector<const Tensor*> all;  // every tensor of every entry shares the device
+  for (const AdamWTensor& t : ts)
+    for (const Tensor* x : {&t.param, &t.grad, &t.m, &t.v, &t.compute}) all.push_back(x);
+  const bool gpu = on_cuda("adamw_step", all);
+  check_adamw_step(ts);
+  SPECTRA_BACKEND(gpu, adamw_step, ts, h);
 }
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
-  DISPATCH(add, T_(&a, &b, &out), a, b, out);
+  const bool gpu = on_cuda("add", {&a, &b, &out});
+  check_add(a, b, out);
+  SPECTRA_BACKEND(gpu, add, a, b, out);
 }
-void axpy(float alpha, const Tensor& x, Tensor& y) { DISPATCH(axpy, T_(&x, &y), alpha, x, y); }
-void scale(Tensor& x, float alpha) { DISPATCH(scale, T_(&x), x, alpha); }
-void cast(const Tensor& src, Tensor& dst) { DISPATCH(cast, T_(&src, &dst), src, dst); }
+void axpy(float alpha, const Tensor& x, Tensor& y) {
+  const bool gpu = on_cuda("axpy", {&x, &y});
+  check_axpy(x, y);
+  SPECTRA_BACKEND(gpu, axpy, alpha, x, y);
+}
+void scale(Tensor& x, float alpha) {
+  const bool gpu = on_cuda("scale", {&x});
+  check_scale(x);
+  SPECTRA_BACKEND(gpu, scale, x, alpha);
+}
+void cast(const Tensor& src, Tensor& dst) {
+  const bool gpu = on_cuda("cast", {&src, &dst});
+  check_cast(src, dst);
+  SPECTRA_BACKEND(gpu, cast, src, dst);
+}
 double sum_squares(const std::vector<Tensor>& xs, bool* nonfinite) {
-  const Tensor* first = xs.empty() ? nullptr : &xs[0];
-  DISPATCH(sum_squares, T_(first), xs, nonfinite);
+  std::vector<const Tensor*> all;
+  for (const Tensor& x : xs) all.push_back(&x);
+  const bool gpu = on_cuda("sum_squares", all);
+  check_sum_squares(xs);
+  SPECTRA_BACKEND(gpu, sum_squares, xs, nonfinite);
 }
 
 }  // namespace spectra::kernels

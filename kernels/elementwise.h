@@ -8,7 +8,7 @@
 namespace spectra::kernels {
 // out = a + b (the residual stream).
 SPECTRA_OP(void, add, const Tensor& a, const Tensor& b, Tensor& out)
-// y += alpha · x (gradient accumulation). x and y may differ in dtype on CUDA (x bf16, y f32).
+// y += alpha · x (gradient accumulation). y is x's dtype or acc (x bf16, y f32 on CUDA).
 SPECTRA_OP(void, axpy, float alpha, const Tensor& x, Tensor& y)
 // x *= alpha.
 SPECTRA_OP(void, scale, Tensor& x, float alpha)

@@ -12,7 +12,10 @@
 //    dtype). The CUDA path takes f32, bf16 or f16 activations and accumulates in f32.
 //    "acc" below means f64 for f64 inputs and f32 otherwise: saved statistics (rstd, lse) and
 //    parameter gradients use it.
-//  - Shape, dtype and device mismatches throw an Error naming the op.
+//  - Shape, dtype and device mismatches throw an Error naming the op and the argument: the
+//    public entry point checks the tensors' device (kernels/dispatch.h) and the arguments
+//    (kernels/checks.h) once, before choosing a backend; the backends assume valid arguments and
+//    refuse only what they cannot compute (dtypes, CUDA attention's head_dim).
 #pragma once
 #include "core/tensor.h"
 

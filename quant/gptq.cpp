@@ -4,29 +4,26 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "quant/gptq_block.h"
 
 namespace spectra::quant {
 
-// ---- Backend dispatch (kernels/dispatch.cpp's rule: the tensors' device decides) -----------
+// ---- Backend dispatch (kernels/dispatch.h's rule: the tensors' device decides, and they all
+// share it) -----------------------------------------------------------------------------------
 
-#ifdef SPECTRA_WITH_CUDA
-#define DISPATCH(op, t, ...) return (t).is_cuda() ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
-#else
-#define DISPATCH(op, t, ...)                                                \
-  if ((t).is_cuda()) user_error("{}: spectra was built without CUDA", #op); \
-  return cpu::op(__VA_ARGS__)
-#endif
-
-Tensor cholesky_inverse_upper(const Tensor& h) { DISPATCH(cholesky_inverse_upper, h, h); }
+Tensor cholesky_inverse_upper(const Tensor& h) {
+  SPECTRA_BACKEND(kernels::on_cuda("cholesky_inverse_upper", {&h}), cholesky_inverse_upper, h);
+}
 void gptq_block(Tensor& wt, const Tensor& hinv, int64_t i1, int64_t i2, int64_t group_size,
                 Grid grid, Tensor& qt, Tensor& scales, Tensor& zeros) {
-  DISPATCH(gptq_block, wt, wt, hinv, i1, i2, group_size, grid, qt, scales, zeros);
+  const bool gpu = kernels::on_cuda("gptq_block", {&wt, &hinv, &qt, &scales, &zeros});
+  SPECTRA_BACKEND(gpu, gptq_block, wt, hinv, i1, i2, group_size, grid, qt, scales, zeros);
 }
 void gptq_update(Tensor& wt, const Tensor& hinv, int64_t i1, int64_t i2) {
-  DISPATCH(gptq_update, wt, wt, hinv, i1, i2);
+  SPECTRA_BACKEND(kernels::on_cuda("gptq_update", {&wt, &hinv}), gptq_update, wt, hinv, i1, i2);
 }
 
 // ---- Calibration statistics ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// Shared helpers of the CPU reference kernels: dtype dispatch, element conversions, argument
-// checks (errors name the op) and a sum whose order does not depend on the thread count.
+// Shared helpers of the CPU reference kernels: dtype dispatch (the CPU computes in f32 or f64:
+// its one capability limit; the arguments are checked before, by kernels/checks.h), element
+// conversions and a sum whose order does not depend on the thread count.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,11 +12,6 @@
 #include "core/tensor.h"
 
 namespace spectra::kernels::cpu {
-
-// "f32[4, 8]": a tensor as error messages show it.
-inline std::string desc(const Tensor& t) {
-  return fmt::format("{}{}", dtype_name(t.dtype()), shape_str(t.shape()));
-}
 
 // Calls fn(T{}) with T = float or double per `t`: the dtypes the CPU backend computes in.
 template <typename Fn>
@@ -51,33 +47,12 @@ T narrow(double x) {
     return T(x);
 }
 
-// Same shape and dtype.
-inline void check_same(const char* op, const Tensor& a, const char* an, const Tensor& b,
-                       const char* bn) {
-  SPECTRA_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(), "{}: {} {} and {} {} disagree",
-                op, an, desc(a), bn, desc(b));
-}
-
-inline void check_dtype(const char* op, const Tensor& t, const char* name, DType want) {
-  SPECTRA_CHECK(t.dtype() == want, "{}: {} is {}, expected {}", op, name, desc(t),
-                dtype_name(want));
-}
-
-// `t` holds `n` elements of dtype `want` (a saved statistic or a per-row vector).
-inline void check_vector(const char* op, const Tensor& t, const char* name, int64_t n, DType want) {
-  SPECTRA_CHECK(t.numel() == n && t.dtype() == want, "{}: {} is {}, expected {} {} elements", op,
-                name, desc(t), n, dtype_name(want));
-}
-
 // Rows of a [.., d] tensor (leading dimensions flattened).
 inline int64_t rows_of(const Tensor& t) {
   int64_t n = 1;
   for (int64_t i = 0; i + 1 < t.dim(); i++) n *= t.size(i);
   return n;
 }
-
-// The accumulation dtype: f64 for f64 inputs, f32 otherwise.
-inline DType acc_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 
 // Σ term(i) over i < n in double. Fixed blocks are summed in parallel and the block sums added
 // in order, so the result is bit-identical for any number of threads.

@@ -10,9 +10,6 @@ namespace {
 // out = R(sign·angle)·x, or out += it when `accumulate` (the backward pass).
 void rotate(const char* op, const Tensor& x, int64_t pos0, float theta, Tensor& out, float sign,
             bool accumulate) {
-  check_same(op, x, "x", out, "out");
-  SPECTRA_CHECK(x.dim() == 4 && x.size(3) % 2 == 0,
-                "{}: x is {}, expected [B, T, H, Dh] with an even Dh", op, desc(x));
   const int64_t b = x.size(0), t = x.size(1), h = x.size(2), dh = x.size(3), half = dh / 2;
   dispatch_float(op, x.dtype(), [&](auto z) {
     using T = decltype(z);

@@ -5,9 +5,6 @@
 namespace spectra::kernels::cpu {
 
 void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
-  SPECTRA_CHECK(w.shape() == t.shape(), "ternary_quantize: w {} and t {} disagree", desc(w),
-                desc(t));
-  check_vector("ternary_quantize", gamma, "gamma", 1, DType::f32);
   const int64_t n = w.numel();
   dispatch_float("ternary_quantize", w.dtype(), [&](auto wz) {
     using W = decltype(wz);
@@ -27,11 +24,6 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
 
 void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
                              Tensor& effective, Tensor& gamma) {
-  SPECTRA_CHECK(w.dim() == 2 && w.shape() == effective.shape() && (axis == 0 || axis == 1) &&
-                    groups > 0 && w.size(axis) % groups == 0,
-                "ternary_quantize_groups: w {} and effective {} with {} groups along axis {}",
-                desc(w), desc(effective), groups, axis);
-  check_vector("ternary_quantize_groups", gamma, "gamma", groups, DType::f32);
   const int64_t rows = w.size(0), cols = w.size(1);
   // Group g is the sub-matrix [r0, r0 + gr) x [c0, c0 + gc); its element k (row-major within
   // the group) is w[r0 + k / gc, c0 + k % gc].

@@ -1,5 +1,6 @@
-// Shared helpers of the CUDA kernels: element types and conversions, dtype dispatch, the stream,
-// launch sizes, warp and block reductions, and argument checks that name the op.
+// Shared helpers of the CUDA kernels: element types and conversions, dtype dispatch (the CUDA
+// path computes in f32, bf16 or f16: a capability limit; the arguments are checked before, by
+// kernels/checks.h), the stream, launch sizes, and warp and block reductions.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -53,21 +54,6 @@ inline int blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 32) {
 }
 
 inline int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
-
-inline void check_same(const char* op, const Tensor& a, const char* an, const Tensor& b,
-                       const char* bn) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype())
-    throw Error(fmt::format("{}: {} {} and {} {} disagree", op, an, a.str(), bn, b.str()));
-}
-inline void check_shape(const char* op, const Tensor& a, const char* an, const Tensor& b,
-                        const char* bn) {
-  if (a.shape() != b.shape())
-    throw Error(fmt::format("{}: {} {} and {} {} disagree", op, an, a.str(), bn, b.str()));
-}
-inline void check_dtype(const char* op, const Tensor& t, const char* name, DType want) {
-  if (t.dtype() != want)
-    throw Error(fmt::format("{}: {} is {}, expected {}", op, name, t.str(), dtype_name(want)));
-}
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

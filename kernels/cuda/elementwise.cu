@@ -61,8 +61,6 @@ __global__ void sum_partials_kernel(const float* partial, int n, float* out) {
 }  // namespace
 
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
-  check_same("add", a, "a", b, "b");
-  check_same("add", a, "a", out, "out");
   dispatch_act("add", a.dtype(), [&](auto z) {
     using T = decltype(z);
     add_kernel<<<blocks_for(a.numel(), kThreads), kThreads, 0, stream()>>>(
@@ -73,7 +71,6 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void axpy(float alpha, const Tensor& x, Tensor& y) {
-  check_shape("axpy", x, "x", y, "y");
   dispatch_act("axpy", x.dtype(), [&](auto zx) {
     dispatch_act("axpy", y.dtype(), [&](auto zy) {
       using X = decltype(zx);
@@ -95,7 +92,6 @@ void scale(Tensor& x, float alpha) {
 }
 
 void cast(const Tensor& src, Tensor& dst) {
-  check_shape("cast", src, "src", dst, "dst");
   dispatch_act("cast", src.dtype(), [&](auto zs) {
     dispatch_act("cast", dst.dtype(), [&](auto zd) {
       using S = decltype(zs);

@@ -64,26 +64,20 @@ __global__ void rmsnorm_bwd_dg_sum(const float* partial, int chunks, int64_t d, 
   dg[i] += s;
 }
 
+// Calls fn(x's storage type, g's): the gain is f32 or x's dtype (kernels/checks.h).
 template <typename Fn>
 void dispatch_gain(const char* op, const Tensor& x, const Tensor& g, Fn&& fn) {
   dispatch_act(op, x.dtype(), [&](auto zx) {
     if (g.dtype() == DType::f32)
       fn(zx, float{});
-    else if (g.dtype() == x.dtype())
-      fn(zx, zx);
     else
-      throw Error(fmt::format("{}: gain {} must be f32 or x's dtype ({})", op, g.str(),
-                              dtype_name(x.dtype())));
+      fn(zx, zx);
   });
 }
 }  // namespace
 
 void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Tensor& rstd) {
-  check_same("rmsnorm_forward", x, "x", y, "y");
   const int64_t n = rows_of(x), d = x.size(-1);
-  if (g.numel() != d || rstd.numel() != n || rstd.dtype() != DType::f32)
-    throw Error(
-        fmt::format("rmsnorm_forward: x {}, g {}, rstd {} disagree", x.str(), g.str(), rstd.str()));
   if (n == 0) return;
   dispatch_gain("rmsnorm_forward", x, g, [&](auto zx, auto zg) {
     using T = decltype(zx);
@@ -97,13 +91,7 @@ void rmsnorm_forward(const Tensor& x, const Tensor& g, float eps, Tensor& y, Ten
 
 void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd,
                       Tensor& dx, Tensor& dg) {
-  check_same("rmsnorm_backward", dy, "dy", x, "x");
-  check_same("rmsnorm_backward", dx, "dx", x, "x");
-  check_dtype("rmsnorm_backward", dg, "dg", DType::f32);
   const int64_t n = rows_of(x), d = x.size(-1);
-  if (dg.numel() != d || g.numel() != d || rstd.numel() != n)
-    throw Error(fmt::format("rmsnorm_backward: x {}, g {}, dg {}, rstd {} disagree", x.str(),
-                            g.str(), dg.str(), rstd.str()));
   if (n == 0) return;
   const int chunks = int(n < kRowChunks ? n : kRowChunks);
   Tensor partial = scratch({int64_t(chunks), d});
