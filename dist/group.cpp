@@ -44,6 +44,29 @@ MPI_Datatype mpi_type(DType t) {
 
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
 
+// MPI counts are int. Every collective, blocking or not, converts its counts here: a count of
+// 2^31 or more is an error that says so, never a count wrapped to a negative or smaller one.
+int mpi_count(int64_t n, const char* collective) {
+  SPECTRA_CHECK(n >= 0 && n <= INT_MAX, "{}: {} elements in one MPI call (2^31 or more)",
+                collective, n);
+  return int(n);
+}
+
+// Uneven parts one after another: counts, and (when asked) displacements, as MPI's ints. The
+// engine's buckets are far below 2^31 elements; say so if one is not.
+std::vector<int> mpi_counts(const std::vector<int64_t>& counts, std::vector<int>* displs,
+                            const char* collective) {
+  std::vector<int> out;
+  int64_t off = 0;
+  for (int64_t c : counts) {
+    out.push_back(mpi_count(c, collective));
+    if (displs) displs->push_back(mpi_count(off, collective));
+    off += c;
+  }
+  mpi_count(off, collective);  // the whole buffer, too
+  return out;
+}
+
 }  // namespace
 
 struct Group::Impl {
@@ -85,8 +108,8 @@ Group Group::split(int color, int key) const {
 void Group::all_reduce(Tensor& t, ReduceOp op) const {
   if (size_ == 1) return;
   if (t.is_cuda()) return nccl::all_reduce(impl_->device_comm(), t, op);
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), int(t.numel()), mpi_type(t.dtype()), mpi_op(op),
-                          impl_->comm));
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce"),
+                          mpi_type(t.dtype()), mpi_op(op), impl_->comm));
 }
 
 void Group::all_gather(const Tensor& local, Tensor& out) const {
@@ -97,9 +120,9 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
   // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
   const bool in_place =
       local.raw() == static_cast<char*>(out.raw()) + size_t(rank_) * local.nbytes();
-  MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : local.raw(), int(local.numel()),
-                          mpi_type(local.dtype()), out.raw(), int(local.numel()),
-                          mpi_type(local.dtype()), impl_->comm));
+  const int n = mpi_count(local.numel(), "all_gather");
+  MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : local.raw(), n, mpi_type(local.dtype()),
+                          out.raw(), n, mpi_type(local.dtype()), impl_->comm));
 }
 
 void Group::gather(const Tensor& local, Tensor& out, int root) const {
@@ -109,9 +132,9 @@ void Group::gather(const Tensor& local, Tensor& out, int root) const {
                       out.device().is_cpu(),
                   "gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(host.view(out.shape()));
-  MPI_CHECK(MPI_Gather(host.raw(), int(host.numel()), mpi_type(host.dtype()),
-                       rank_ == root ? out.raw() : nullptr, int(host.numel()),
-                       mpi_type(host.dtype()), root, impl_->comm));
+  const int n = mpi_count(host.numel(), "gather");
+  MPI_CHECK(MPI_Gather(host.raw(), n, mpi_type(host.dtype()), rank_ == root ? out.raw() : nullptr,
+                       n, mpi_type(host.dtype()), root, impl_->comm));
 }
 
 void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
@@ -119,14 +142,16 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
                 "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);
   if (size_ == 1) return local.copy_from(full.view(local.shape()));
   if (full.is_cuda()) return nccl::reduce_scatter(impl_->device_comm(), full, local);
-  MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(), int(local.numel()),
+  MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(),
+                                     mpi_count(local.numel(), "reduce_scatter"),
                                      mpi_type(full.dtype()), MPI_SUM, impl_->comm));
 }
 
 void Group::broadcast(Tensor& t, int root) const {
   if (size_ == 1) return;
   if (t.is_cuda()) return nccl::broadcast(impl_->device_comm(), t, root);
-  MPI_CHECK(MPI_Bcast(t.raw(), int(t.nbytes()), MPI_BYTE, root, impl_->comm));
+  MPI_CHECK(MPI_Bcast(t.raw(), mpi_count(int64_t(t.nbytes()), "broadcast (bytes)"), MPI_BYTE, root,
+                      impl_->comm));
 }
 
 void Group::barrier() const {
@@ -138,7 +163,8 @@ std::string Group::broadcast(const std::string& s, int root) const {
   int64_t n = int64_t(s.size());
   MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm));
   std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
-  if (n > 0) MPI_CHECK(MPI_Bcast(out.data(), int(n), MPI_CHAR, root, impl_->comm));
+  if (n > 0)
+    MPI_CHECK(MPI_Bcast(out.data(), mpi_count(n, "broadcast"), MPI_CHAR, root, impl_->comm));
   return out;
 }
 
@@ -194,21 +220,6 @@ void Pending::wait() {
   }
 }
 
-namespace {
-// MPI counts are int: the engine's buckets are far below 2^31 elements; say so if one is not.
-std::vector<int> int_counts(const std::vector<int64_t>& counts, std::vector<int>* displs) {
-  std::vector<int> out;
-  int64_t off = 0;
-  for (int64_t c : counts) {
-    SPECTRA_CHECK(off + c <= INT_MAX, "MPI collective over {} elements (more than 2^31)", off + c);
-    out.push_back(int(c));
-    if (displs) displs->push_back(int(off));
-    off += c;
-  }
-  return out;
-}
-}  // namespace
-
 Pending Group::all_reduce_async(Tensor& t) const {
   Pending p;
   if (size_ == 1) return p;
@@ -217,9 +228,8 @@ Pending Group::all_reduce_async(Tensor& t) const {
     p.state_->event = nccl::all_reduce_async(impl_->device_comm(), t);
     return p;
   }
-  SPECTRA_CHECK(t.numel() <= INT_MAX, "all_reduce_async: {} (more than 2^31)", t.str());
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), int(t.numel()), mpi_type(t.dtype()), MPI_SUM,
-                           impl_->comm, &p.state_->request));
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce_async"),
+                           mpi_type(t.dtype()), MPI_SUM, impl_->comm, &p.state_->request));
   return p;
 }
 
@@ -238,7 +248,7 @@ Pending Group::reduce_scatter_async(const Tensor& full, Tensor& local,
     p.state_->event = nccl::reduce_scatter_async(impl_->device_comm(), full, local, counts);
     return p;
   }
-  p.state_->counts = int_counts(counts, nullptr);
+  p.state_->counts = mpi_counts(counts, nullptr, "reduce_scatter_async");
   MPI_CHECK(MPI_Ireduce_scatter(full.raw(), local.raw(), p.state_->counts.data(),
                                 mpi_type(full.dtype()), MPI_SUM, impl_->comm, &p.state_->request));
   return p;
@@ -255,7 +265,7 @@ Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts
     return p;
   }
   Pending::State& s = *p.state_;
-  s.counts = int_counts(counts, &s.displs);
+  s.counts = mpi_counts(counts, &s.displs, "all_gather_async");
   MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full.raw(), s.counts.data(),
                             s.displs.data(), mpi_type(full.dtype()), impl_->comm, &s.request));
   return p;
