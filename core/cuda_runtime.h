@@ -3,6 +3,7 @@
 // rest throws). Nothing here touches the GPU before it is first called.
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "core/device.h"
 
@@ -11,6 +12,8 @@ namespace spectra::cuda {
 // True when the binary has the CUDA backend and a usable GPU is present. Never throws.
 bool available();
 int device_count();
+// The GPU's marketing name, as nvidia-smi prints it ("NVIDIA H100 80GB HBM3").
+std::string device_name(int device);
 // Makes `device` current for this thread (spectra uses one GPU per process: the local rank's).
 void set_device(int device);
 int current_device();

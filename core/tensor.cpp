@@ -2,6 +2,7 @@
 
 #include <fmt/ranges.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -18,19 +19,32 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+std::atomic<size_t> g_host_bytes{0}, g_host_peak{0};
+}
+
+size_t host_bytes_in_use() { return g_host_bytes.load(); }
+size_t host_peak_bytes_in_use() { return g_host_peak.load(); }
+void reset_host_peak() { g_host_peak.store(g_host_bytes.load()); }
+
 Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
   if (dev.is_cpu()) {
     data = std::aligned_alloc(64, (n + 63) / 64 * 64 + 64);
     if (!data) throw Error(fmt::format("out of host memory allocating {} bytes", n));
+    const size_t now = g_host_bytes.fetch_add(n) + n;
+    size_t peak = g_host_peak.load();
+    while (now > peak && !g_host_peak.compare_exchange_weak(peak, now)) {
+    }
   } else {
     data = cuda::alloc(n, dev.index);
   }
 }
 
 Storage::~Storage() {
-  if (device.is_cpu())
+  if (device.is_cpu()) {
     std::free(data);
-  else
+    g_host_bytes.fetch_sub(bytes);
+  } else
     cuda::free(data, device.index);
 }
 

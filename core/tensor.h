@@ -34,6 +34,12 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
+// Bytes of host tensor storage alive now, and the most alive at once since reset_host_peak():
+// the CPU's counterpart of cuda::bytes_in_use() / peak_bytes_in_use().
+size_t host_bytes_in_use();
+size_t host_peak_bytes_in_use();
+void reset_host_peak();
+
 class Tensor {
  public:
   Tensor() = default;

@@ -14,6 +14,35 @@ int64_t accumulation_steps(int64_t global_batch, int64_t micro_batch, int dp) {
   return per_pass > 0 && global_batch % per_pass == 0 ? global_batch / per_pass : 0;
 }
 
+int64_t bucket_elements(double mb) { return std::max<int64_t>(1, int64_t(mb * 262144.0)); }
+
+namespace {
+int64_t part_of(int64_t size, int dp, int rank) { return size / dp + (rank < size % dp ? 1 : 0); }
+}  // namespace
+
+BucketPlan plan_buckets(const std::vector<int64_t>& seg, int64_t n, int dp, int zero,
+                        int64_t bucket_elements, int rank) {
+  BucketPlan p;
+  // Buckets from the end: whole segments until a bucket reaches bucket_elements.
+  int64_t end = n;
+  int last = int(seg.size()) - 1;
+  for (int s = last; s >= 0; s--) {
+    if (end - seg[size_t(s)] < bucket_elements && s > 0) continue;
+    p.buckets.push_back({seg[size_t(s)], end, s, last});
+    end = seg[size_t(s)];
+    last = s - 1;
+  }
+  std::reverse(p.buckets.begin(), p.buckets.end());
+  for (const BucketPlan::Span& b : p.buckets) {
+    p.largest = std::max(p.largest, b.end - b.begin);
+    p.shard_elements += zero ? part_of(b.end - b.begin, dp, rank) : b.end - b.begin;
+  }
+  p.gradient_elements = zero == 0   ? n
+                        : zero == 1 ? n + p.shard_elements
+                                    : 2 * p.shard_elements + 2 * p.largest;
+  return p;
+}
+
 struct DataParallel::Bucket {
   int64_t begin = 0, end = 0;
   int first_segment = 0, last_segment = 0;
@@ -39,37 +68,30 @@ DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layo
   SPECTRA_CHECK(opt.zero >= 0 && opt.zero <= 2, "ZeRO stage {} (0, 1 or 2)", opt.zero);
   const int64_t n = layout_.elements;
   const int d = replicas(), rank = dp_ ? dp_->rank() : 0;
-  // Buckets from the end: whole segments until a bucket reaches bucket_elements.
-  const auto& seg = layout_.segments;
-  int64_t end = n;
-  int last = int(seg.size()) - 1;
-  for (int s = last; s >= 0; s--) {
-    if (end - seg[size_t(s)] < opt.bucket_elements && s > 0) continue;
+  const BucketPlan plan = plan_buckets(layout_.segments, n, d, zero_, opt.bucket_elements, rank);
+  for (const BucketPlan::Span& span : plan.buckets) {
     Bucket b;
-    b.begin = seg[size_t(s)];
-    b.end = end;
-    b.first_segment = s;
-    b.last_segment = last;
+    b.begin = span.begin;
+    b.end = span.end;
+    b.first_segment = span.first_segment;
+    b.last_segment = span.last_segment;
     buckets_.push_back(std::move(b));
-    end = seg[size_t(s)];
-    last = s - 1;
   }
-  std::reverse(buckets_.begin(), buckets_.end());
   // Each bucket in d near-equal parts; this rank's parts, in bucket order, form its shard.
-  int64_t largest = 0;
   for (size_t i = 0; i < buckets_.size(); i++) {
     Bucket& b = buckets_[i];
     int64_t off = b.begin;
     for (int r = 0; r < d; r++) {
-      b.counts.push_back(b.size() / d + (r < b.size() % d ? 1 : 0));
+      b.counts.push_back(part_of(b.size(), d, r));
       if (r < rank) off += b.counts.back();
     }
     b.part_begin = off;
     b.local = local_elements_;
     local_elements_ += zero_ ? b.counts[size_t(rank)] : b.size();
-    largest = std::max(largest, b.size());
     if (zero_ == 2) b.slot = int(buckets_.size() - 1 - i) % 2;
   }
+  SPECTRA_CHECK(local_elements_ == plan.shard_elements, "DataParallel: shard disagrees with plan");
+  const int64_t largest = plan.largest;
   const Device dev = master_.device();
   if (zero_ == 0) {
     parts_.push_back({0, n, 0});

@@ -34,9 +34,14 @@
 
 namespace spectra::dist {
 
+// Gradients per collective, at least (parallel.bucket_mb's default), and that size in f32
+// elements.
+constexpr double kDefaultBucketMb = 25;
+int64_t bucket_elements(double mb);
+
 struct DataParallelOptions {
-  int zero = 0;                         // 0, 1 or 2; taken as 0 when dp is 1 (zero_stage)
-  int64_t bucket_elements = 1ll << 22;  // 16 MiB of f32 gradients per collective, at least
+  int zero = 0;  // 0, 1 or 2; taken as 0 when dp is 1 (zero_stage)
+  int64_t bucket_elements = dist::bucket_elements(kDefaultBucketMb);
   bool overlap = true;
 };
 
@@ -45,6 +50,25 @@ int zero_stage(int zero, int dp);
 // Micro-batches each rank runs per step: global_batch = micro_batch x dp x accumulation.
 // Returns 0 when the global batch does not split that way.
 int64_t accumulation_steps(int64_t global_batch, int64_t micro_batch, int dp);
+
+// The buckets and what the engine holds for them, from the arena's segments alone (no model, no
+// group): the engine builds its buckets from it, and the training plan (--dry-run) reports it.
+// zero is the stage that applies (zero_stage); the figures are rank `rank`'s (rank 0 holds the
+// largest parts).
+struct BucketPlan {
+  struct Span {
+    int64_t begin, end;
+    int first_segment, last_segment;
+  };
+  std::vector<Span> buckets;  // in arena order
+  int64_t largest = 0;        // elements of the largest bucket
+  // f32 elements this rank holds: the AdamW state's (its shard under ZeRO, else everything) and
+  // the gradients' (the model's arena; under ZeRO-1 also the reduced shard; under ZeRO-2 no arena
+  // but the shard, its incoming part and two ring slots of the largest bucket).
+  int64_t shard_elements = 0, gradient_elements = 0;
+};
+BucketPlan plan_buckets(const std::vector<int64_t>& segments, int64_t elements, int dp, int zero,
+                        int64_t bucket_elements, int rank = 0);
 
 struct GradientLayout {
   int64_t elements = 0;           // the arenas' length

@@ -38,6 +38,9 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
   };
   segment_offsets_ = {0, count(embed_)};
   for (const Block& b : layers_) segment_offsets_.push_back(segment_offsets_.back() + count(b));
+  const ArenaLayout expected = arena_layout(cfg, opt.tp_size());
+  SPECTRA_CHECK(expected.segment_offsets == segment_offsets_ && expected.elements == elements_,
+                "LM::arena_layout disagrees with the parameters the model registered");
   int64_t off = 0;
   for (auto& [name, p] : params) {
     int64_t n = shape_numel(p->shape);
@@ -52,6 +55,19 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
     for (auto& [name, p] : named_parameters())
       if (!p->ternary && p->init != Init::ones)
         p->compute = Tensor::empty(p->master.shape(), compute_dtype, opt.device);
+}
+
+LM::ArenaLayout LM::arena_layout(const ModelConfig& c, int tp) {
+  const int64_t d = c.hidden, rows = c.vocab_rows / tp;
+  // A block: the two norm gains, q, k, v and o (d x d, split over tp), gate, up and down
+  // (ffn x d, split over tp).
+  const int64_t block = 2 * d + 4 * (d / tp) * d + 3 * (c.ffn / tp) * d;
+  ArenaLayout a;
+  a.segment_offsets = {0, rows * d};  // the embedding, then each block
+  for (int64_t l = 0; l < c.layers; l++)
+    a.segment_offsets.push_back(a.segment_offsets.back() + block);
+  a.elements = a.segment_offsets.back() + d + rows * d;  // the final norm and the LM head
+  return a;
 }
 
 void LM::initialize(uint64_t seed) {

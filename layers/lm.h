@@ -52,6 +52,14 @@ class LM : public Module {
   int64_t parameter_elements() const { return elements_; }
   // The arena offset where each segment's parameters begin (see SegmentHooks), in order.
   const std::vector<int64_t>& segment_offsets() const { return segment_offsets_; }
+  // The same, and the arena's length, for one rank of a TP group of `tp` from the config alone,
+  // without building the model: the training plan lays out models too large to build with it
+  // (the constructor checks its own arena against it).
+  struct ArenaLayout {
+    std::vector<int64_t> segment_offsets;
+    int64_t elements = 0;
+  };
+  static ArenaLayout arena_layout(const ModelConfig& cfg, int tp);
   void set_segment_hooks(SegmentHooks* hooks) { hooks_ = hooks; }
   // Moves the gradients of the parameters inside [begin, end) (whole parameters) into `storage`
   // ([end - begin] f32, zeroed by its owner). Once every parameter has moved, the gradient arena

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace spectra {
 
@@ -39,7 +40,8 @@ struct ModelConfig {
     return parameter_count() - 2 * (vocab_rows - vocab_size) * hidden;
   }
   // Training FLOPs per token: 6·(non-embedding matmul params + head) plus attention's
-  // 6·L·context·d (forward 2·2·T·d/2 per token with causal masking counted in full, ×3).
+  // 12·L·context·d: per token and layer the forward pass does QKᵀ and AV, 2·context·d each
+  // (causal masking counted in full, as PaLM's MFU counts it), and backward twice that.
   double train_flops_per_token() const {
     double matmul_params =
         double(layers) * (4 * hidden * hidden + 3 * hidden * ffn) + double(vocab_rows) * hidden;
@@ -50,5 +52,18 @@ struct ModelConfig {
 inline const char* model_kind_name(ModelKind k) {
   return k == ModelKind::trilm ? "trilm" : "floatlm";
 }
+
+// One setting in which two models differ, by its recipe key, with both values as text.
+struct ConfigDifference {
+  std::string key;  // "model.rope_theta"
+  std::string have, want;
+  bool shape = false;  // it changes a parameter's shape: the weights cannot be loaded at all
+};
+// Every setting that changes the function the weights compute, where `have` (a file's model)
+// and `want` (the recipe's) differ: kind, vocab_size, vocab_rows, hidden, ffn, heads, layers,
+// rope_theta, norm_eps, and for TriLMs ternary_eps and ternary_shards. Not context or init_std: the
+// same weights compute the same function at any context, and init_std only draws the first weights.
+std::vector<ConfigDifference> function_differences(const ModelConfig& have,
+                                                   const ModelConfig& want);
 
 }  // namespace spectra

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "eval/generate.h"
 #include "train/model_file.h"
+#include "train/placement.h"
 #include "train/trainer.h"
 
 using namespace spectra;

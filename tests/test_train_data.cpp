@@ -146,7 +146,17 @@ TEST_F(TrainData, DataThatDoesNotFitTheRecipeIsRefused) {
   refused(train_command("bad", 2, "--set data.text=" + kCorpus), "data.text");
   // The dry run checks the same.
   refused(train_command("bad", 2, "--dry-run", "bpe400", "bpe512"), "tokenizer sha256");
-  refused(train_command("bad", 2, "--dry-run", "missing"), "data.datasets");
+  // A dry run with a missing token file still prints the plan, names the file, and fails.
+  CommandResult r = run_command(train_command("bad", 2, "--dry-run", "missing"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("nothing was trained"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("memory/GPU"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("MISSING: "), std::string::npos) << r.output;
+  const std::string last = r.output.substr(r.output.rfind("error: "));
+  EXPECT_EQ(count_lines(last), 1) << r.output;
+  EXPECT_NE(last.find("1 data file is missing"), std::string::npos) << r.output;
+  EXPECT_NE(last.find("key 'data.datasets'"), std::string::npos) << r.output;
+  EXPECT_NE(last.find("missing"), std::string::npos) << r.output;
 }
 
 // Issue 7: every suite recipe passes its dry run (recipe, layout, memory and the data it

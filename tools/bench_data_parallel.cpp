@@ -14,8 +14,7 @@
 #include "core/rng.h"
 #include "dist/topology.h"
 #include "tools/bench.h"
-#include "train/optimizer.h"
-#include "train/trainer.h"
+#include "train/training_model.h"
 
 namespace spectra::tools {
 
@@ -46,10 +45,10 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
   if (topo.dp < 2)
     user_error("bench --data-parallel needs at least 2 data-parallel ranks (run it under mpirun)");
-  Placement place = resolve_placement(r);
-  if (place.device.is_cuda()) cuda::set_device(place.device.index);
-  LM lm(r.model, LayerOptions{DType::f32, place.device, &topo.tp_group}, place.compute_dtype);
-  lm.initialize(r.train.seed);
+  const Placement place = resolve_placement(r);
+  TrainingModel built = build_training_model(r, place, &topo);
+  LM& lm = *built.model;
+  Optimizer& opt = *built.optimizer;
   const int64_t b = r.train.micro_batch, t = r.train.seq_len;
   std::vector<int32_t> ids(size_t(b * t)), tg(size_t(b * t));
   Rng rng{r.train.seed, uint64_t(topo.dp_rank) + 1};  // each replica its own batch
@@ -61,8 +60,7 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   Tensor y = Tensor::from(tg, {b * t}).to(place.device);
 
   // Blocking and overlapped steps alternate, so both see the same machine.
-  const dist::DataParallelOptions options = data_parallel_options(r);
-  Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group, options);
+  const int zero = opt.data_parallel().zero();
   double gradient_bytes = 0;
   Timing sum[2];
   for (int64_t s = 0; s < warmup + steps; s++)
@@ -96,9 +94,8 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   fmt::print(
       "{}: {} parameters, dp {} x tp {}, ZeRO-{}, buckets of >= {:g} MiB, {:.1f} MB of gradients "
       "reduced per step, {} on {}, micro-batch {} x {}\n",
-      path, format_count(double(r.model.parameter_count())), topo.dp, topo.tp,
-      dist::zero_stage(options.zero, topo.dp), r.parallel.bucket_mb, gradient_bytes / 1e6,
-      r.train.precision, place.device.str(), b, t);
+      path, format_count(double(r.model.parameter_count())), topo.dp, topo.tp, zero,
+      r.parallel.bucket_mb, gradient_bytes / 1e6, r.train.precision, place.device.str(), b, t);
   fmt::print("{:<12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>8}\n", "reduce", "step ms", "fwd ms",
              "bwd ms", "opt ms", "comm waited ms", "hidden");
   auto row = [&](const char* name, const Timing& tm, double h) {
@@ -112,7 +109,7 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   if (json)
     fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
                                             {"dp", topo.dp},
-                                            {"zero", dist::zero_stage(options.zero, topo.dp)},
+                                            {"zero", zero},
                                             {"blocking_step_ms", 1e3 * blocking.step()},
                                             {"overlapped_step_ms", 1e3 * overlapped.step()},
                                             {"blocking_comm_ms", 1e3 * blocking.exposed},

@@ -1,7 +1,8 @@
 // spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
 // time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
-// dense bf16 peak, and peak device memory. --generate N: generation speed with and without the
-// key/value cache; --checkpoint-io DIR: checkpoint snapshot, write and read speed;
+// peak (kernels/peak_flops.h), and peak memory (the GPU's, or the host tensors' on the CPU).
+// --generate N: generation speed with and without the key/value cache; --checkpoint-io DIR:
+// checkpoint snapshot, write and read speed;
 // --data-parallel (under mpirun): gradient communication hidden by the backward pass (in
 // tools/bench_data_parallel.cpp); --quantize N: GPTQ on N
 // calibration sequences (quant/quantlm.h). One row per recipe; --json
@@ -16,13 +17,13 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "eval/generate.h"
+#include "kernels/peak_flops.h"
 #include "quant/quantlm.h"
 #include "tools/bench.h"
 #include "tools/commands.h"
 #include "train/checkpoint.h"
-#include "train/optimizer.h"
 #include "train/recipe.h"
-#include "train/trainer.h"
+#include "train/training_model.h"
 
 namespace spectra::tools {
 
@@ -33,7 +34,7 @@ struct BenchArgs {
   std::vector<std::string> overrides;
   int64_t steps = 10, warmup = 2;
   int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
-  double peak_tflops = 989;              // H100 SXM dense bf16
+  double peak_tflops = 0;                // 0: the device's (kernels/peak_flops.h)
   bool json = false;
   std::string checkpoint_dir;   // measure checkpoint write/read instead of training steps
   int64_t generate = 0;         // > 0: measure greedy generation of this many new tokens instead
@@ -57,10 +58,9 @@ void bench_checkpoint(const std::string& path, const BenchArgs& a) {
   Recipe r = load_recipe(path, a.overrides);
   r.checkpoint.dir = a.checkpoint_dir;
   r.checkpoint.keep = 1;
-  Placement p = resolve_placement(r);
-  LM lm(r.model, LayerOptions{DType::f32, p.device}, p.compute_dtype);
-  lm.initialize(r.train.seed);
-  Optimizer opt(lm, r.optimizer, false);
+  TrainingModel built = build_training_model(r, resolve_placement(r));
+  LM& lm = *built.model;
+  Optimizer& opt = *built.optimizer;
   Stopwatch w;
   CheckpointSnapshot snap = snapshot_checkpoint(r, lm, opt, {1, "{}"}, 0);
   const double snapshot_s = w.seconds();
@@ -172,9 +172,10 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   int64_t b = r.train.micro_batch, t = r.train.seq_len;
 
   cuda::reset_peak();
-  LM lm(m, LayerOptions{DType::f32, p.device}, p.compute_dtype);
-  lm.initialize(r.train.seed);
-  Optimizer opt(lm, r.optimizer, p.compute_dtype == DType::f16);
+  reset_host_peak();
+  TrainingModel built = build_training_model(r, p);
+  LM& lm = *built.model;
+  Optimizer& opt = *built.optimizer;
   std::vector<int32_t> ids(size_t(b * t)), tg(size_t(b * t));
   Rng rng{r.train.seed, 0};
   for (size_t i = 0; i < ids.size(); i++) {
@@ -204,8 +205,11 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   double n = double(a.steps);
   double step = (sum.forward + sum.backward + sum.optimizer) / n;
   double tok_s = double(b * t) / step;
-  double mfu = p.device.is_cuda() ? tok_s * m.train_flops_per_token() / (a.peak_tflops * 1e12) : 0;
-  double mem = double(cuda::peak_bytes_in_use()) / 1073741824.0;
+  const double peak =
+      a.peak_tflops > 0 ? a.peak_tflops * 1e12 : kernels::peak_flops(p.device, p.compute_dtype);
+  double mfu = peak > 0 ? tok_s * m.train_flops_per_token() / peak : 0;
+  double mem = double(p.device.is_cuda() ? cuda::peak_bytes_in_use() : host_peak_bytes_in_use()) /
+               1073741824.0;
   fmt::print(
       "{:<28} {:>8} {:>6}x{:<5} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>6.1f}% {:>8.2f}\n",
       path, format_count(double(m.parameter_count())), b, t, 1e3 * sum.forward / n,
@@ -244,7 +248,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
   cmd->add_option("--micro-batch", a->micro_batch, "Sequences per step (default: the recipe's)");
   cmd->add_option("--seq-len", a->seq_len, "Tokens per sequence (default: the recipe's)");
-  cmd->add_option("--peak-tflops", a->peak_tflops, "Device peak for MFU")->capture_default_str();
+  cmd->add_option("--peak-tflops", a->peak_tflops,
+                  "Device peak for MFU (default: the device's, from kernels/peak_flops.h; the "
+                  "CPU's is measured)");
   cmd->add_flag("--json", a->json, "Also print one JSON line per recipe");
   cmd->add_option("--checkpoint-io", a->checkpoint_dir,
                   "Measure checkpoint write/read of the full training state into DIR instead")
@@ -265,6 +271,8 @@ void add_bench(CLI::App& app) {
                 "Under mpirun: gradient communication blocking vs overlapped with the backward "
                 "pass (parallel.zero, parallel.bucket_mb apply)");
   cmd->callback([a] {
+    for (const std::string& r : a->recipes)  // every recipe valid before any measurement
+      resolve_placement(load_recipe(r, a->overrides));
     if (a->data_parallel) {
       for (const std::string& r : a->recipes) {
         std::vector<std::string> ov = a->overrides;

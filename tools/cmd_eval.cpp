@@ -6,17 +6,17 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/cuda_runtime.h"
 #include "core/progress.h"
 #include "eval/evaluate.h"
 #include "tools/commands.h"
 #include "train/model_file.h"
+#include "train/placement.h"
 
 namespace spectra::tools {
 
 namespace {
 struct EvalArgs {
-  std::string model, device = "cpu", tokenizer, output, samples, split = "val";
+  std::string model, device = "auto", precision = "auto", tokenizer, output, samples, split = "val";
   std::vector<std::string> tasks, data;
   int64_t limit = 0;
   double val_fraction = -1;  // < 0: the recipe's data.val_fraction
@@ -34,10 +34,8 @@ void run(EvalArgs& a) {
     user_error("give one --data FILE per --task ({} tasks, {} data files)", a.tasks.size(),
                a.data.size());
   for (const std::string& t : a.tasks) task_type(t);  // unknown names fail before loading
-  Device d = Device::parse(a.device);
-  if (d.is_cuda() && !cuda::available())
-    user_error("--device {}: no usable GPU is present (use cpu)", a.device);
-  LoadedModel m = load_model(a.model, d, d.is_cuda() ? DType::bf16 : DType::f32);
+  const Device d = resolve_device(a.device, "--device");
+  LoadedModel m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"));
   if (!a.tokenizer.empty()) {
     Tokenizer given = Tokenizer::load(a.tokenizer);
     if (m.tokenizer && given.sha256() != m.tokenizer->sha256())
@@ -98,7 +96,7 @@ void add_eval(CLI::App& app) {
                   "The task's file: JSONL records (docs/evaluation.md); for perplexity also text "
                   "(.txt/.gz) or a token file (.h5) from `spectra prepare`")
       ->required();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  add_placement_options(cmd, a->device, a->precision);
   cmd->add_option("--batch", a->options.batch, "Sequences per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -7,10 +7,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/cuda_runtime.h"
 #include "eval/generate.h"
 #include "tools/commands.h"
 #include "train/model_file.h"
+#include "train/placement.h"
 
 namespace spectra::tools {
 
@@ -19,7 +19,7 @@ struct GenerateArgs {
   std::string model;
   std::string prompt = "\n";
   SampleOptions sample;
-  std::string device = "cpu";
+  std::string device = "auto", precision = "auto";
   std::string logprobs;  // JSONL of {"id", "logprob"} per generated token
   std::string prompts;   // a file of prompts
 };
@@ -72,12 +72,12 @@ void add_generate(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("!--no-cache", a->sample.cache,
                 "Rerun the whole context for every token instead of keeping a key/value cache");
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  add_placement_options(cmd, a->device, a->precision);
   cmd->add_option("--logprobs", a->logprobs,
                   "Write each generated token's id and log-probability to this JSONL file");
   cmd->callback([a] {
-    Device d = Device::parse(a->device);
-    LoadedModel m = load_model(a->model, d, DType::f32);
+    const Device d = resolve_device(a->device, "--device");
+    LoadedModel m = load_model(a->model, d, resolve_precision(a->precision, d, "--precision"));
     if (!m.tokenizer && m.recipe.data.text.empty())
       user_error(
           "{}: the model was trained on token datasets without data.tokenizer, so it "

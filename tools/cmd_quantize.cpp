@@ -6,12 +6,14 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
-#include "core/cuda_runtime.h"
 #include "core/progress.h"
 #include "quant/calibration.h"
 #include "quant/quantlm.h"
 #include "tools/commands.h"
+#include "train/model_file.h"
+#include "train/placement.h"
 
 namespace spectra::tools {
 
@@ -29,7 +31,9 @@ struct QuantizeArgs {
 bool given(const QuantizeArgs& a, const char* flag) { return a.cmd->count(flag) > 0; }
 
 // The settings: a recipe's section (when MODEL is one) under the flags given.
-Recipe::Quantize settings(QuantizeArgs& a, std::string& model) {
+// `described`: the model a QuantLM recipe describes, which the file must hold.
+Recipe::Quantize settings(QuantizeArgs& a, std::string& model,
+                          std::optional<ModelConfig>& described) {
   Recipe::Quantize q = a.q;
   const bool recipe = a.input.ends_with(".yaml") || a.input.ends_with(".yml");
   if (!recipe) {
@@ -41,6 +45,7 @@ Recipe::Quantize settings(QuantizeArgs& a, std::string& model) {
       user_error("{}: has no quantize section; a QuantLM recipe (recipes/quantlm/) sets one",
                  a.input);
     q = r.quantize;
+    described = r.model;
     model = !q.model.empty() ? q.model : r.train.out;
     if (model.empty())
       user_error("{}: names no model to quantize (set quantize.model or train.out)", a.input);
@@ -131,13 +136,14 @@ void write_npy(const std::string& path, const Tensor& ids, int64_t seq_len) {
 void run(QuantizeArgs& a) {
   Stopwatch clock;
   std::string model_path;
-  Recipe::Quantize s = settings(a, model_path);
-  Device d = a.device == "auto" ? (cuda::available() ? Device::cuda() : Device::cpu())
-                                : Device::parse(a.device);
-  if (d.is_cuda() && !cuda::available())
-    user_error("--device {}: no usable GPU is present (use cpu)", a.device);
-  LoadedModel m = load_model(model_path, d, DType::f32);
+  std::optional<ModelConfig> described;
+  Recipe::Quantize s = settings(a, model_path, described);
+  const Device d = resolve_device(a.device, "--device");
+  LoadedModel m = load_model(model_path, d, DType::f32);  // GPTQ works on f32 weights
   const ModelConfig& c = m.recipe.model;
+  if (described)
+    check_model_fits(model_path, c, *described, false,
+                     fmt::format("quantize the model {} describes", a.input));
   if (c.ternary())
     user_error("{}: a TriLM; its projections are already ternary. GPTQ quantizes FloatLMs",
                model_path);
@@ -231,7 +237,7 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "Calibration sequences per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_option(cmd, a->device);
   cmd->add_option("--set", a->sets, "Override a key of a QuantLM recipe (quantize.bits=3)");
   cmd->add_option("--report", a->report,
                   "Write the settings and each projection's layer errors as JSON");

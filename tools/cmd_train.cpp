@@ -1,6 +1,7 @@
 // spectra train RECIPE [--set key=value ...] [--resume auto|PATH] [--stop-at STEP]
 // spectra train RECIPE --dry-run [--world N] [--gpu-memory GiB] [--tokens-per-second-per-gpu X]
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "dist/world.h"
 #include "tools/commands.h"
 #include "train/batch_source.h"
+#include "train/placement.h"
 #include "train/plan.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -26,23 +28,33 @@ struct TrainArgs {
   int64_t stop_at = 0;
 };
 
-// Every file the recipe names must exist and hold usable data before any work starts.
-std::unique_ptr<BatchSource> check_data(const Recipe& r) {
-  auto missing = [&](const char* key, const std::string& file) {
-    user_error("{}: key '{}': '{}' does not exist; fix the path or prepare the file first",
-               r.where(key), key, file);
-  };
-  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text))
-    missing("data.text", r.data.text);
-  if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
-    missing("data.tokenizer", r.data.tokenizer);
-  for (const auto& d : r.data.datasets) {
+// Every file the recipe names must exist and hold usable data before any work starts. With
+// `missing` (a dry run), files that do not exist are listed there instead of failing, and no
+// data is opened if any is missing.
+std::unique_ptr<BatchSource> check_data(const Recipe& r, std::vector<std::string>* missing) {
+  std::vector<std::string> absent;
+  auto check = [&](const char* key, const std::string& file, const std::string& fix) {
+    std::string problem;
     try {
-      source_files(d);
+      if (std::string(key) == "data.datasets")
+        source_files(file);
+      else if (!std::filesystem::exists(file))
+        problem = fmt::format("'{}' does not exist", file);
     } catch (const UserError& e) {
-      user_error("{}: key 'data.datasets': {}; run `spectra prepare` or fix the path",
-                 r.where("data.datasets"), e.what());
+      problem = e.what();
     }
+    if (!problem.empty())
+      absent.push_back(fmt::format("{}: key '{}': {}; {}", r.where(key), key, problem, fix));
+  };
+  if (!r.data.text.empty()) check("data.text", r.data.text, "fix the path");
+  if (!r.data.tokenizer.empty())
+    check("data.tokenizer", r.data.tokenizer, "fix the path or train one (spectra tokenizer)");
+  for (const auto& d : r.data.datasets)
+    check("data.datasets", d, "run `spectra prepare` or fix the path");
+  if (!absent.empty() && !missing) user_error("{}", absent.front());
+  if (!absent.empty()) {
+    *missing = std::move(absent);
+    return nullptr;
   }
   return make_batch_source(r, 0, 1);  // opens every shard: format, tokenizer, vocabulary, size
 }
@@ -53,11 +65,14 @@ void run(const TrainArgs& a) {
   Placement p;
   TrainingPlan plan;
   std::string error, data_line;
+  std::vector<std::string> missing;
   int64_t data_tokens = 0;
   try {
     r = load_recipe(a.recipe, a.overrides);
-    std::unique_ptr<BatchSource> data = check_data(r);
+    std::unique_ptr<BatchSource> data = check_data(r, a.dry_run ? &missing : nullptr);
     if (data) data_line = data->describe(), data_tokens = data->train_tokens();
+    for (const std::string& m : missing)  // a line each, aligned under the plan's "data"
+      data_line += (data_line.empty() ? "" : "\n" + std::string(13, ' ')) + "MISSING: " + m;
     if (a.dry_run) {
       // A dry run plans a world of --world GPUs from any machine (a laptop planning a cluster
       // run), so it checks that layout and its memory, not this machine's GPU or job size.
@@ -77,6 +92,9 @@ void run(const TrainArgs& a) {
     if (dist::world_rank() == 0)
       fmt::print("{}nothing was trained (--dry-run)\n",
                  describe_plan(plan, r, data_line, data_tokens));
+    if (!missing.empty())  // the plan is printed, and scripts still see the failure
+      user_error("--dry-run: {} data file{} missing: {}", missing.size(),
+                 missing.size() == 1 ? " is" : "s are", fmt::join(missing, "; "));
     return;
   }
   train(r, TrainOptions{a.resume, a.stop_at});

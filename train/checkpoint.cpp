@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "data/hdf5.h"
+#include "train/model_file.h"
 
 namespace spectra {
 
@@ -50,18 +51,6 @@ void fsync_path(const std::string& path) {
   if (fd < 0) return;
   ::fsync(fd);
   ::close(fd);
-}
-
-// The model fields a checkpoint must agree with, by recipe key.
-std::vector<std::pair<std::string, std::string>> model_fields(const ModelConfig& m) {
-  return {{"model.kind", model_kind_name(m.kind)},
-          {"model.vocab_rows", std::to_string(m.vocab_rows)},
-          {"model.hidden", std::to_string(m.hidden)},
-          {"model.ffn", std::to_string(m.ffn)},
-          {"model.heads", std::to_string(m.heads)},
-          {"model.layers", std::to_string(m.layers)},
-          {"model.ternary_shards", std::to_string(m.ternary_shards)},
-          {"model.vocab_size", std::to_string(m.vocab_size)}};
 }
 
 int64_t step_of(const fs::path& p) {
@@ -282,14 +271,7 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   if (!is_checkpoint_file(path)) user_error("{}", checkpoint_refusal(path));
   h5::File f = h5::File::open_read(path);
   Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
-  auto want = model_fields(r.model), have = model_fields(saved.model);
-  for (size_t i = 0; i < want.size(); i++)
-    if (want[i].second != have[i].second)
-      user_error(
-          "{}: checkpoint has {} {}, the recipe {} {}; resume with the recipe that wrote it "
-          "(--set {}={})",
-          path, have[i].first, have[i].second, want[i].first, want[i].second, have[i].first,
-          have[i].second);
+  check_model_fits(path, saved.model, r.model, false, "resume with the recipe that wrote it");
   const int64_t arena = model.master_arena().numel();
   Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
   int64_t off = 0;
@@ -305,9 +287,7 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
     for (int k = 0; k < 3; k++) {
       const std::string ds = std::string(kGroups[k]) + "/" + name;
       if (!f.exists(ds)) user_error("{}: refusing checkpoint: missing '{}'", path, ds);
-      if (f.shape_of(ds) != p->full)
-        user_error("{}: '{}' is {}, the model expects {}", path, ds, shape_str(f.shape_of(ds)),
-                   shape_str(p->full));
+      check_stored_parameter(path, ds, f.shape_of(ds), f.dtype_of(ds), p->full);
       if (split.parts > 1) {
         const int64_t count = p->shape[size_t(split.axis)];
         Tensor block = dst[k].view(p->shape);

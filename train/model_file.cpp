@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/log.h"
 #include "data/hdf5.h"
 #include "data/text.h"
 
@@ -42,6 +43,26 @@ void save_model(const std::string& path, const LM& model, const Recipe& recipe, 
   std::filesystem::rename(tmp, path);  // atomic on POSIX: readers see the old or the new file
 }
 
+void check_model_fits(const std::string& path, const ModelConfig& file, const ModelConfig& want,
+                      bool lenient, const std::string& fix) {
+  for (const ConfigDifference& d : function_differences(file, want)) {
+    if (lenient && !d.shape) {
+      log::warn("{}: the file's model has {} {}, the recipe {}: continuing with the recipe's", path,
+                d.key, d.have, d.want);
+      continue;
+    }
+    user_error("{}: the file's model has {} {}, the recipe {}; {} (--set {}={})", path, d.key,
+               d.have, d.want, fix, d.key, d.have);
+  }
+}
+
+void check_stored_parameter(const std::string& path, const std::string& name, const Shape& stored,
+                            DType dtype, const Shape& want) {
+  if (stored != want || dtype != DType::f32)
+    user_error("{}: parameter '{}' is {}{}, the model expects f32{}", path, name, dtype_name(dtype),
+               shape_str(stored), shape_str(want));
+}
+
 LoadedModel load_model(const std::string& path, Device device, DType compute_dtype) {
   h5::File f = h5::File::open_read(path);
   if (!f.has_attr("format") || f.attr_string("format") != kFormat)
@@ -57,11 +78,8 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
   for (auto& [name, p] : out.model->named_parameters()) {
     std::string ds = "params/" + name;
     if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
-    Tensor t = f.read(ds);
-    if (t.shape() != p->master.shape() || t.dtype() != DType::f32)
-      user_error("{}: parameter '{}' is {}, the recipe's model expects f32{}", path, name, t.str(),
-                 shape_str(p->master.shape()));
-    p->master.copy_from(t.to(device));
+    check_stored_parameter(path, name, f.shape_of(ds), f.dtype_of(ds), p->master.shape());
+    p->master.copy_from(f.read(ds).to(device));
   }
   out.model->refresh_compute();
   if (f.exists(kTokenizer)) {
@@ -80,15 +98,12 @@ void load_weights(const std::string& path, LM& model) {
   if (!f.has_attr("format") || f.attr_string("format") != kFormat)
     user_error("{}: not a spectra model file (no format=\"{}\" attribute)", path, kFormat);
   const Recipe stored = parse_recipe(f.attr_string("recipe"), path + ":recipe");
-  if (stored.model.kind != model.config().kind)
-    user_error("{}: a {}, the recipe trains a {}", path, model_kind_name(stored.model.kind),
-               model_kind_name(model.config().kind));
+  check_model_fits(path, stored.model, model.config(), true,
+                   "train.init starts from weights of the recipe's shape");
   for (auto& [name, p] : model.named_parameters()) {
     const std::string ds = "params/" + name;
     if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
-    if (f.shape_of(ds) != p->full || f.dtype_of(ds) != DType::f32)
-      user_error("{}: parameter '{}' is {}, the recipe's model has {}", path, name,
-                 shape_str(f.shape_of(ds)), shape_str(p->full));
+    check_stored_parameter(path, name, f.shape_of(ds), f.dtype_of(ds), p->full);
     const Tensor full = f.read(ds);
     Tensor local = Tensor::empty(p->shape, DType::f32);
     for (int64_t i = 0; i < local.numel(); i++)

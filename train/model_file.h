@@ -39,9 +39,24 @@ struct LoadedModel {
 // missing or mis-shaped parameter).
 LoadedModel load_model(const std::string& path, Device device, DType compute_dtype);
 
+// Whether a file's model (`file`, from the recipe stored in it) fits the model `want` that a
+// command asks for, decided here for every reader. Strict (a resume, quantizing with a QuantLM
+// recipe): any difference that changes the function the weights compute is a UserError naming
+// the file, the key, both values and the --set that matches the file, then `fix`. Lenient
+// (train.init): a difference in shape is still an error; any other is a warning naming the key
+// (the user may mean it, as when extending the context with another rope_theta).
+void check_model_fits(const std::string& path, const ModelConfig& file, const ModelConfig& want,
+                      bool lenient, const std::string& fix);
+
+// A stored parameter against the model's: UserError naming the file and the parameter when it
+// is not f32 of the expected shape.
+void check_stored_parameter(const std::string& path, const std::string& name, const Shape& stored,
+                            DType dtype, const Shape& want);
+
 // Fills `model`'s parameters from a model file's (each rank its tensor-parallel block): the
-// starting point of a run with train.init. UserError naming the file when a parameter is missing
-// or shaped differently, or when the file's model is of another kind.
+// starting point of a run with train.init, checked leniently against `recipe_model`
+// (check_model_fits). UserError naming the file when a parameter is missing or shaped
+// differently.
 void load_weights(const std::string& path, LM& model);
 
 }  // namespace spectra

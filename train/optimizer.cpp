@@ -59,7 +59,7 @@ std::vector<AdamWPiece> pieces_of(const LM& model, const dist::DataParallel& e) 
 dist::DataParallelOptions data_parallel_options(const Recipe& r) {
   dist::DataParallelOptions o;
   o.zero = r.parallel.zero;
-  o.bucket_elements = std::max<int64_t>(1, int64_t(r.parallel.bucket_mb * 262144.0));  // f32
+  o.bucket_elements = dist::bucket_elements(r.parallel.bucket_mb);
   o.overlap = r.parallel.overlap;
   return o;
 }

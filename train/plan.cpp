@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "dist/data_parallel.h"
 #include "dist/topology.h"
+#include "layers/lm.h"
 
 namespace spectra {
 
@@ -26,29 +27,31 @@ std::string format_params(int64_t n) {
 
 MemoryPlan plan_memory(const Recipe& r, int dp) {
   const ModelConfig& m = r.model;
-  const double tp = r.parallel.tp;
-  const double d = double(m.hidden), L = double(m.layers), f = double(m.ffn),
-               rows = double(m.vocab_rows);
   const double c = r.train.precision == "f32" ? 4 : 2;
-
   MemoryPlan p;
   p.dp = dp > 0 ? dp : std::max(1, r.parallel.dp);
-  const double projections = L * (4 * d * d + 3 * d * f) / tp;
-  const double P = projections + 2 * rows * d / tp + (2 * L + 1) * d;
-  p.rank_params = int64_t(std::llround(P));
+  // The arena and buckets the model and the data-parallel engine will allocate, from their own
+  // layout rules (layers/lm.h, dist/data_parallel.h).
+  const LM::ArenaLayout arena = LM::arena_layout(m, r.parallel.tp);
+  const int zero = dist::zero_stage(r.parallel.zero, p.dp);
+  const dist::BucketPlan buckets =
+      dist::plan_buckets(arena.segment_offsets, arena.elements, p.dp, zero,
+                         dist::bucket_elements(r.parallel.bucket_mb));
+  const double P = double(arena.elements);
+  p.rank_params = arena.elements;
   p.master = 4 * P;
+  const int64_t blocks = arena.segment_offsets.back() - arena.segment_offsets[1];
+  const double projections = double(blocks - 2 * m.layers * m.hidden);  // less the norm gains
   if (c != 4)
     p.compute = c * P;
   else if (m.ternary())
     p.compute = 4 * projections;
-  const int zero = dist::zero_stage(r.parallel.zero, p.dp);
-  p.grads = 4 * P;
-  if (zero == 2) {  // this rank's shard, its incoming part, and a two-slot ring of buckets
-    const double block = (4 * d * d + 3 * d * f) / tp + 2 * d, head = rows * d / tp + d;
-    const double bucket = std::max({block, head, r.parallel.bucket_mb * 262144.0});
-    p.grads = 4 * (2 * P / p.dp + 2 * std::min(bucket, P));
-  }
-  p.optimizer = 8 * P / (zero ? p.dp : 1);
+  p.grads = 4 * double(buckets.gradient_elements);
+  p.optimizer = 8 * double(buckets.shard_elements);
+  p.buckets = int64_t(buckets.buckets.size());
+  p.largest_bucket = buckets.largest;
+  const double d = double(m.hidden), f = double(m.ffn), rows = double(m.vocab_rows),
+               tp = r.parallel.tp, L = double(m.layers);
   const double tokens = double(r.train.micro_batch) * double(r.train.seq_len);
   const double block = 4 * d + (4 * d + 3 * f) / tp;  // what one block saves per token
   // Full recomputation keeps each block's input, and one block's activations while its
@@ -259,8 +262,14 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
   if (m.compute > 0)
     mem("compute copy", m.compute,
         r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision);
+  const std::string buckets = fmt::format("{} bucket{} of up to {}", m.buckets,
+                                          m.buckets == 1 ? "" : "s", gib(4.0 * m.largest_bucket));
   mem("gradients", m.grads,
-      stage == 2 ? fmt::format("f32, sharded over dp {}, plus two buckets", p.dp) : "f32");
+      stage == 2
+          ? fmt::format("f32, sharded over dp {}, plus a ring of two of its {}", p.dp, buckets)
+      : stage == 1 ? fmt::format("f32, and the reduced shard; {}", buckets)
+      : p.dp > 1   ? fmt::format("f32; {}", buckets)
+                   : "f32");
   mem("AdamW", m.optimizer,
       stage ? fmt::format("m and v in f32, sharded over dp {}", p.dp) : "m and v in f32");
   mem("activations", m.activations,

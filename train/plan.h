@@ -9,9 +9,12 @@
 //   master      = 4·P                       f32 master weights
 //   compute     = c·P                       the copy a step computes with (c = 2 for bf16/fp16);
 //                                           in f32 only TriLM has one: its ternary projections
-//   grads       = 4·P                       f32 gradients; ZeRO-2: 4·(2·P/dp + 2·bucket), the
+//   grads       = 4·P                       f32 gradients; ZeRO-1 adds the reduced shard (S, about
+//                                           P/dp); ZeRO-2 holds 4·(2·S + 2·bucket) instead: the
 //                                           shard, its incoming part and a two-bucket ring
-//   optimizer   = 8·P / (zero ? dp : 1)     AdamW m and v in f32 (ZeRO-1 and 2 shard them)
+//   optimizer   = 8·S                       AdamW m and v in f32 (S = P without ZeRO)
+// P, S and the buckets come from the model's and the data-parallel engine's own layout rules
+// (LM::arena_layout, dist::plan_buckets), so the plan holds what a run allocates.
 //   activations = c·b·s·[L·(4d + (4d + 3·ffn)/tp) + 2d + 2·rows/tp]
 // With train.recompute: full, L·(4d + (4d + 3·ffn)/tp) becomes L·d + (4d + (4d + 3·ffn)/tp): each
 // block's input, and one block's activations while its backward recomputes them.
@@ -37,6 +40,7 @@ std::string format_params(int64_t n);
 struct MemoryPlan {
   int dp = 1;               // the data-parallel size assumed (1 when the recipe says auto)
   int64_t rank_params = 0;  // P above
+  int64_t buckets = 0, largest_bucket = 0;  // the data-parallel engine's (elements)
   double master = 0, compute = 0, grads = 0, optimizer = 0, activations = 0;  // bytes
   double total() const { return master + compute + grads + optimizer + activations; }
 };

@@ -29,6 +29,7 @@
 #include "core/error.h"
 #include "dist/data_parallel.h"
 #include "eval/tasks.h"
+#include "train/placement.h"
 #include "train/recipe_keys.h"
 #include "train/recipe_tree.h"
 
@@ -313,11 +314,7 @@ void finish(Recipe& r, const Binder& b) {
                                     "dp {}; every rank takes the same number of micro-batches",
                                     r.train.global_batch, r.train.micro_batch, r.parallel.dp));
   const std::string& dev = r.train.device;
-  bool cuda_n =
-      dev.starts_with("cuda:") && dev.size() > 5 &&
-      std::all_of(dev.begin() + 5, dev.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (dev != "auto" && dev != "cpu" && dev != "cuda" && !cuda_n)
-    fail("train.device", fmt::format("is '{}'; it must be auto, cpu, cuda or cuda:N", dev));
+  if (!is_device_word(dev)) fail("train.device", not_a_device_word(dev));
   if (dev == "cpu" && r.train.precision != "f32")
     fail("train.precision", fmt::format("is {} but train.device is cpu, which trains in f32 "
                                         "(--set train.precision=f32)",
@@ -407,8 +404,9 @@ std::string emit(Recipe& r) {
 
 // ---- Overrides ------------------------------------------------------------------------------
 
-// The table's key for a path whose list indices are numbers: "schedule.lr.0.peak" ->
-// "schedule.lr[].peak"; "" when no key has that name.
+// What the key table says of a path whose list indices are numbers ("schedule.lr.0.peak" is
+// looked up as "schedule.lr[].peak"): whether such a key exists, and whether its value is a
+// string (known false when no key has that name).
 struct KeyInfo {
   bool known = false;
   bool is_string = false;  // the value is taken verbatim, never parsed as YAML

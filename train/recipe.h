@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/data_parallel.h"
 #include "layers/model_config.h"
 
 namespace spectra {
@@ -71,10 +72,10 @@ struct Recipe {
 
   struct Parallel {
     int tp = 1;
-    int dp = 0;             // 0: auto (world size / tp)
-    int zero = 0;           // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
-    double bucket_mb = 25;  // gradients per data-parallel collective (f32 MiB, at least)
-    bool overlap = true;    // reduce buckets during the backward pass
+    int dp = 0;                                 // 0: auto (world size / tp)
+    int zero = 0;                               // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
+    double bucket_mb = dist::kDefaultBucketMb;  // gradients per collective (f32 MiB, at least)
+    bool overlap = true;                        // reduce buckets during the backward pass
   } parallel;
 
   struct Train {

@@ -13,34 +13,16 @@
 #include "dist/world.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
+#include "kernels/peak_flops.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
 #include "train/optimizer.h"
+#include "train/placement.h"
+#include "train/training_model.h"
 
 namespace spectra {
-
-Placement resolve_placement(const Recipe& r) {
-  Placement p;
-  const std::string& dev = r.train.device;
-  if (dev == "auto" || dev == "cuda")  // one GPU per process: the local rank's
-    p.device = cuda::available() || dev == "cuda"
-                   ? Device::cuda(cuda::available() ? dist::local_rank() % cuda::device_count() : 0)
-                   : Device::cpu();
-  else
-    p.device = Device::parse(dev);
-  if (p.device.is_cuda() && !cuda::available())
-    user_error("{}: train.device is '{}' but no usable GPU is present (use cpu or auto)", r.path,
-               dev);
-  const std::string& prec = r.train.precision;
-  p.compute_dtype = prec == "bf16" ? DType::bf16 : prec == "fp16" ? DType::f16 : DType::f32;
-  if (p.device.is_cpu() && p.compute_dtype != DType::f32)
-    user_error(
-        "{}: train.precision {} needs a GPU; the CPU trains in f32 (--set train.precision=f32)",
-        r.path, prec);
-  return p;
-}
 
 namespace {
 
@@ -136,18 +118,14 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
         "{}: train.global_batch {} is not a multiple of train.micro_batch {} x {} data-parallel "
         "ranks",
         r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
-  Placement place = resolve_placement(r);
-  if (place.device.is_cuda()) cuda::set_device(place.device.index);
+  const Placement place = resolve_placement(r);
   std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
   const TrainingTasks tasks = load_training_tasks(r, topo.tp);
 
   // The model splits itself over the TP group; ranks of a TP group draw the same batches.
-  LM lm(r.model, LayerOptions{DType::f32, place.device, &topo.tp_group}, place.compute_dtype);
-  lm.initialize(r.train.seed);
-  if (!r.train.init.empty()) load_weights(r.train.init, lm);  // a resume below overwrites them
-  lm.set_recompute(r.train.recompute == "full");
-  Optimizer opt(lm, r.optimizer, place.compute_dtype == DType::f16, &topo.dp_group,
-                data_parallel_options(r));
+  TrainingModel built = build_training_model(r, place, &topo);
+  LM& lm = *built.model;
+  Optimizer& opt = *built.optimizer;
   const int zero = opt.data_parallel().zero();
   MetricsLog metrics(r.log.metrics, topo.world.rank());
 
@@ -215,7 +193,10 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   double interval_loss = 0;
   int64_t interval_steps = 0;
   const double tokens_per_step = double(r.train.global_batch * r.train.seq_len);
-  const double peak_flops = place.device.is_cuda() ? 989e12 : 0;  // H100 SXM dense bf16
+  const double peak_flops = kernels::peak_flops(place.device, place.compute_dtype);
+  if (peak_flops == 0)
+    log::info("no peak FLOP/s known for {} ({}): MFU is not shown", place.device.str(),
+              cuda::device_name(place.device.index));
   for (int64_t step = first_step; step < r.train.steps; step++) {
     double lr = lr_at(r.schedule, step, r.train.steps);
     double wd = weight_decay_at(r.schedule, step, r.train.steps);

@@ -26,14 +26,6 @@ struct TrainOptions {
   int64_t stop_at = 0;  // > 0: checkpoint and return after this step (time-limited allocations)
 };
 
-// Where and in what precision a recipe runs: train.device (auto picks cuda when a GPU is
-// present) and train.precision, validated together.
-struct Placement {
-  Device device;
-  DType compute_dtype = DType::f32;
-};
-Placement resolve_placement(const Recipe& r);
-
 TrainSummary train(const Recipe& recipe, const TrainOptions& options = {});
 
 }  // namespace spectra

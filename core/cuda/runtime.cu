@@ -47,6 +47,12 @@ int device_count() {
   return n;
 }
 
+std::string device_name(int device) {
+  cudaDeviceProp p{};
+  CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  return p.name;
+}
+
 void set_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
 int current_device() {
   int d = 0;

@@ -9,6 +9,7 @@ namespace spectra::cuda {
 }
 bool available() { return false; }
 int device_count() { return 0; }
+std::string device_name(int) { no_cuda(); }
 void set_device(int) { no_cuda(); }
 int current_device() { no_cuda(); }
 void* alloc(size_t, int) { no_cuda(); }
