@@ -518,4 +518,10 @@ inline std::vector<Case> cases() {
   };
 }
 
+// The table, built once per test binary.
+inline const std::vector<Case>& all_cases() {
+  static const std::vector<Case> cs = cases();
+  return cs;
+}
+
 }  // namespace spectra::kernel_args

@@ -16,10 +16,7 @@ namespace k = spectra::kernels;
 
 namespace {
 
-const std::vector<ka::Case>& all_cases() {
-  static const std::vector<ka::Case> cs = ka::cases();
-  return cs;
-}
+using ka::all_cases;
 
 class KernelArgs : public ::testing::TestWithParam<size_t> {};
 

@@ -133,7 +133,18 @@ TEST(QuantCli, BadInputFailsWithOneErrorLine) {
   }
   EXPECT_FALSE(fs::exists("x.h5"));
   // A QuantLM recipe: its quantize section names the model, output and settings; flags override.
-  std::ofstream(path("q.yaml")) << "base: " << kRecipe
+  // The model file must be the model the recipe describes.
+  const std::string float_model =
+      "\nmodel: {vocab_size: 512, vocab_rows: 512, hidden: 128, ffn: 256, layers: 2}";
+  std::ofstream(path("other.yaml"))
+      << "base: " << kRecipe << "\nquantize:\n  model: " << path("float.h5")
+      << "\n  calibration: " << path("kjv.h5");
+  CommandResult other = run_command(q + path("other.yaml") + " --method rtn -o " + path("no.h5"));
+  EXPECT_EQ(other.code, 2) << other.output;
+  EXPECT_NE(other.output.find("the file's model has model.vocab_size 512, the recipe 1024"),
+            std::string::npos)
+      << other.output;
+  std::ofstream(path("q.yaml")) << "base: " << kRecipe << float_model
                                 << "\nquantize:\n  model: " << path("float.h5")
                                 << "\n  out: " << path("qr.h5")
                                 << "\n  calibration: " << path("kjv.h5")

@@ -92,6 +92,7 @@ void run(const TrainArgs& a) {
     if (dist::world_rank() == 0)
       fmt::print("{}nothing was trained (--dry-run)\n",
                  describe_plan(plan, r, data_line, data_tokens));
+    std::fflush(stdout);   // the plan before the error line, also when both go to one pipe
     if (!missing.empty())  // the plan is printed, and scripts still see the failure
       user_error("--dry-run: {} data file{} missing: {}", missing.size(),
                  missing.size() == 1 ? " is" : "s are", fmt::join(missing, "; "));

@@ -14,10 +14,7 @@ namespace k = spectra::kernels;
 
 namespace {
 
-const std::vector<ka::Case>& all_cases() {
-  static const std::vector<ka::Case> cs = ka::cases();
-  return cs;
-}
+using ka::all_cases;
 
 class KernelArgsCuda : public ::testing::TestWithParam<size_t> {
  protected:
