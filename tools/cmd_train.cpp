@@ -33,24 +33,21 @@ struct TrainArgs {
 // data is opened if any is missing.
 std::unique_ptr<BatchSource> check_data(const Recipe& r, std::vector<std::string>* missing) {
   std::vector<std::string> absent;
-  auto check = [&](const char* key, const std::string& file, const std::string& fix) {
-    std::string problem;
-    try {
-      if (std::string(key) == "data.datasets")
-        source_files(file);
-      else if (!std::filesystem::exists(file))
-        problem = fmt::format("'{}' does not exist", file);
-    } catch (const UserError& e) {
-      problem = e.what();
-    }
-    if (!problem.empty())
-      absent.push_back(fmt::format("{}: key '{}': {}; {}", r.where(key), key, problem, fix));
+  auto note = [&](const char* key, const std::string& problem, const char* fix) {
+    absent.push_back(fmt::format("{}: key '{}': {}; {}", r.where(key), key, problem, fix));
   };
-  if (!r.data.text.empty()) check("data.text", r.data.text, "fix the path");
-  if (!r.data.tokenizer.empty())
-    check("data.tokenizer", r.data.tokenizer, "fix the path or train one (spectra tokenizer)");
-  for (const auto& d : r.data.datasets)
-    check("data.datasets", d, "run `spectra prepare` or fix the path");
+  if (!r.data.text.empty() && !std::filesystem::exists(r.data.text))
+    note("data.text", fmt::format("'{}' does not exist", r.data.text), "fix the path");
+  if (!r.data.tokenizer.empty() && !std::filesystem::exists(r.data.tokenizer))
+    note("data.tokenizer", fmt::format("'{}' does not exist", r.data.tokenizer),
+         "fix the path or train one (spectra tokenizer train)");
+  for (const auto& d : r.data.datasets) {
+    try {
+      source_files(d);  // a file, a shard stem or a directory
+    } catch (const UserError& e) {
+      note("data.datasets", e.what(), "run `spectra prepare` or fix the path");
+    }
+  }
   if (!absent.empty() && !missing) user_error("{}", absent.front());
   if (!absent.empty()) {
     *missing = std::move(absent);
