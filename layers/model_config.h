@@ -39,13 +39,15 @@ struct ModelConfig {
   int64_t parameter_count_unpadded() const {
     return parameter_count() - 2 * (vocab_rows - vocab_size) * hidden;
   }
-  // Training FLOPs per token: 6·(non-embedding matmul params + head) plus attention's
-  // 12·L·context·d: per token and layer the forward pass does QKᵀ and AV, 2·context·d each
-  // (causal masking counted in full, as PaLM's MFU counts it), and backward twice that.
-  double train_flops_per_token() const {
+  // Training FLOPs per token of sequences of `seq` tokens (0: the context): 6·(non-embedding
+  // matmul params + head) plus attention's 12·L·seq·d: per token and layer the forward pass
+  // does QKᵀ and AV, 2·seq·d each (causal masking counted in full, as PaLM's MFU counts it),
+  // and backward twice that.
+  double train_flops_per_token(int64_t seq = 0) const {
     double matmul_params =
         double(layers) * (4 * hidden * hidden + 3 * hidden * ffn) + double(vocab_rows) * hidden;
-    return 6.0 * matmul_params + 12.0 * double(layers) * double(context) * double(hidden);
+    return 6.0 * matmul_params +
+           12.0 * double(layers) * double(seq > 0 ? seq : context) * double(hidden);
   }
 };
 

@@ -207,7 +207,7 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   double tok_s = double(b * t) / step;
   const double peak =
       a.peak_tflops > 0 ? a.peak_tflops * 1e12 : kernels::peak_flops(p.device, p.compute_dtype);
-  double mfu = peak > 0 ? tok_s * m.train_flops_per_token() / peak : 0;
+  double mfu = peak > 0 ? tok_s * m.train_flops_per_token(t) / peak : 0;
   double mem = double(p.device.is_cuda() ? cuda::peak_bytes_in_use() : host_peak_bytes_in_use()) /
                1073741824.0;
   fmt::print(
