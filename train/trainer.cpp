@@ -220,7 +220,8 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     if ((r.log.interval > 0 && (step + 1) % r.log.interval == 0) || last) {
       double secs = interval_clock.seconds();
       double tok_s = double(interval_steps) * tokens_per_step / std::max(secs, 1e-9);
-      double mfu = peak_flops > 0 ? tok_s * m.train_flops_per_token(r.train.seq_len) / peak_flops : 0;
+      double mfu =
+          peak_flops > 0 ? tok_s * m.train_flops_per_token(r.train.seq_len) / peak_flops : 0;
       double mean_loss = interval_loss / double(interval_steps);
       if (log::rank() == 0)
         fmt::print("{}\n", progress_line(step + 1, r.train.steps, mean_loss, lr, st.grad_norm,
