@@ -118,19 +118,19 @@ Var rope(const Var& x, int64_t pos0, float theta) {
   return out;
 }
 
-Var attention(const Var& q, const Var& kk, const Var& v) {
+Var attention(const Var& q, const Var& kk, const Var& v, k::AttentionImpl impl) {
   const Shape& s = q.shape();  // [B, T, H, Dh]
   SPECTRA_CHECK(s.size() == 4, "attention: q must be [B, T, H, Dh], got {}", shape_str(s));
   float scale = float(1.0 / std::sqrt(double(s[3])));
   Tensor o = like(q.value());
   Tensor lse = Tensor::empty({s[0], s[2], s[1]}, acc_dtype(q.value().dtype()), q.value().device());
-  k::attention_forward(q.value(), kk.value(), v.value(), scale, o, lse);
+  k::attention_forward(q.value(), kk.value(), v.value(), scale, o, lse, impl);
   Var out(o, needs_grad({&q, &kk, &v}));
   if (out.requires_grad()) {
-    record([q, kk, v, out, lse, scale] {
+    record([q, kk, v, out, lse, scale, impl] {
       if (!out.has_grad()) return;
       k::attention_backward(out.grad(), q.value(), kk.value(), v.value(), out.value(), lse, scale,
-                            q.grad(), kk.grad(), v.grad());
+                            q.grad(), kk.grad(), v.grad(), impl);
     });
   }
   return out;

@@ -3,6 +3,7 @@
 // activations [N, d] (leading dims flattened), attention and RoPE [B, T, H, Dh].
 #pragma once
 #include "autograd/var.h"
+#include "kernels/attention_impl.h"
 
 namespace spectra::ag {
 
@@ -26,8 +27,9 @@ Var rmsnorm(const Var& x, const Var& g, float eps);
 Var swiglu(const Var& gate, const Var& up);
 // x [B, T, H, Dh]; positions pos0 .. pos0+T-1.
 Var rope(const Var& x, int64_t pos0, float theta);
-// Causal attention, q/k/v [B, T, H, Dh], scale 1/sqrt(Dh).
-Var attention(const Var& q, const Var& k, const Var& v);
+// Causal attention, q/k/v [B, T, H, Dh], scale 1/sqrt(Dh); `impl` picks the CUDA kernels.
+Var attention(const Var& q, const Var& k, const Var& v,
+              kernels::AttentionImpl impl = kernels::AttentionImpl::reference);
 // ids [N] i32 (no gradient), table [V, d] -> [N, d].
 Var embedding(const Tensor& ids, const Var& table, int64_t vocab_offset = 0);
 Var add(const Var& a, const Var& b);

@@ -3,15 +3,18 @@
 // attends keys 0..Tk-Tq+t (Tq < Tk serves generation with a cache). o: [B, Tq, H, Dh].
 // lse: [B, H, Tq] in acc dtype, the log-sum-exp of each query's scaled scores, saved for the
 // backward pass, which recomputes the probabilities from it (flash-attention style).
-// CUDA: head_dim 32, 64 and 128.
+// CUDA: `impl` picks the implementation (kernels/attention_impl.h; the CPU ignores it):
+// reference takes head_dim 32, 64 and 128 in any float dtype; flash and cudnn need bf16 or f16.
+// Every implementation stores lse in natural log, so one's forward pairs with another's backward.
 #pragma once
+#include "kernels/attention_impl.h"
 #include "kernels/op.h"
 
 namespace spectra::kernels {
 SPECTRA_OP(void, attention_forward, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
-           Tensor& o, Tensor& lse)
+           Tensor& o, Tensor& lse, AttentionImpl impl = AttentionImpl::reference)
 // Requires Tq == Tk. dq += ∂L/∂q, dk += ∂L/∂k, dv += ∂L/∂v.
 SPECTRA_OP(void, attention_backward, const Tensor& dout, const Tensor& q, const Tensor& k,
            const Tensor& v, const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
-           Tensor& dv)
+           Tensor& dv, AttentionImpl impl = AttentionImpl::reference)
 }  // namespace spectra::kernels

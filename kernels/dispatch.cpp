@@ -86,17 +86,17 @@ void rope_backward(const Tensor& dout, int64_t pos0, float theta, Tensor& dx) {
   SPECTRA_BACKEND(gpu, rope_backward, dout, pos0, theta, dx);
 }
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
-                       Tensor& lse) {
+                       Tensor& lse, AttentionImpl impl) {
   const bool gpu = on_cuda("attention_forward", {&q, &k, &v, &o, &lse});
   check_attention_forward(q, k, v, o, lse);
-  SPECTRA_BACKEND(gpu, attention_forward, q, k, v, scale, o, lse);
+  SPECTRA_BACKEND(gpu, attention_forward, q, k, v, scale, o, lse, impl);
 }
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
-                        Tensor& dv) {
+                        Tensor& dv, AttentionImpl impl) {
   const bool gpu = on_cuda("attention_backward", {&dout, &q, &k, &v, &o, &lse, &dq, &dk, &dv});
   check_attention_backward(dout, q, k, v, o, lse, dq, dk, dv);
-  SPECTRA_BACKEND(gpu, attention_backward, dout, q, k, v, o, lse, scale, dq, dk, dv);
+  SPECTRA_BACKEND(gpu, attention_backward, dout, q, k, v, o, lse, scale, dq, dk, dv, impl);
 }
 void embedding_forward(const Tensor& ids, const Tensor& table, int64_t off, Tensor& out) {
   const bool gpu = on_cuda("embedding_forward", {&ids, &table, &out});

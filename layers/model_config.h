@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention_impl.h"
+
 namespace spectra {
 
 enum class ModelKind : uint8_t { trilm = 0, floatlm = 1 };
@@ -25,6 +27,9 @@ struct ModelConfig {
   // parallel.tp; a single process set to 2 computes what a tp=2 run does.
   int64_t ternary_shards = 1;
   float init_std = 0.02f;
+  // How attention is computed on CUDA, not what: every implementation computes the same
+  // function, so model files do not store it and function_differences ignores it.
+  kernels::AttentionImpl attention = kernels::AttentionImpl::reference;
 
   int64_t head_dim() const { return hidden / heads; }
   bool ternary() const { return kind == ModelKind::trilm; }

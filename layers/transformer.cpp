@@ -11,7 +11,8 @@ Attention::Attention(const ModelConfig& c, const LayerOptions& o)
       o_(c.hidden, c.hidden, c.ternary(), c.ternary_eps, TpSplit::row, o, c.ternary_shards),
       heads_(c.heads / o.tp_size()),
       head_dim_(c.head_dim()),
-      theta_(c.rope_theta) {
+      theta_(c.rope_theta),
+      impl_(c.attention) {
   add_child("q_proj", &q_);
   add_child("k_proj", &k_);
   add_child("v_proj", &v_);
@@ -23,7 +24,7 @@ ag::Var Attention::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
   ag::Var q = ag::rope(ag::view(q_.forward(x), heads), 0, theta_);
   ag::Var k = ag::rope(ag::view(k_.forward(x), heads), 0, theta_);
   ag::Var v = ag::view(v_.forward(x), heads);
-  ag::Var a = ag::attention(q, k, v);
+  ag::Var a = ag::attention(q, k, v, impl_);
   return o_.forward(ag::view(a, {batch * seq, heads_ * head_dim_}));
 }
 

@@ -27,6 +27,7 @@ class Attention : public Module {
   Linear q_, k_, v_, o_;
   int64_t heads_, head_dim_;  // heads_: this rank's
   float theta_;
+  kernels::AttentionImpl impl_;
 };
 
 class MLP : public Module {

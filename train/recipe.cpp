@@ -108,6 +108,9 @@ class Binder {
                    [&](ModelKind* p) {
                      *p = string(f, v, key) == "trilm" ? ModelKind::trilm : ModelKind::floatlm;
                    },
+                   [&](kernels::AttentionImpl* p) {
+                     *p = *kernels::parse_attention_impl(string(f, v, key));  // a checked choice
+                   },
                    [&](std::vector<std::string>* p) {
                      p->clear();
                      if (v.kind == Node::Scalar) {  // one path needs no list brackets
@@ -319,6 +322,14 @@ void finish(Recipe& r, const Binder& b) {
     fail("train.precision", fmt::format("is {} but train.device is cpu, which trains in f32 "
                                         "(--set train.precision=f32)",
                                         r.train.precision));
+  if (m.attention != kernels::AttentionImpl::reference &&
+      (dev == "cpu" || r.train.precision == "f32"))
+    fail("model.attention",
+         fmt::format("is {}, a CUDA kernel for bf16 or fp16, but train.device is {} and "
+                     "train.precision {} (--set model.attention=reference)",
+                     kernels::attention_impl_name(m.attention), dev, r.train.precision));
+  if (r.train.cuda_graph && dev == "cpu")
+    fail("train.cuda_graph", "is true but train.device is cpu (--set train.cuda_graph=false)");
 
   if (!r.data.text.empty() && !r.data.datasets.empty())
     fail("data.datasets", fmt::format("is set and so is data.text ({}); train on one: a text "
@@ -367,6 +378,7 @@ void emit_value(YAML::Emitter& e, const Field& f) {
                    e << *p;
                  },
                  [&](ModelKind* p) { e << model_kind_name(*p); },
+                 [&](kernels::AttentionImpl* p) { e << kernels::attention_impl_name(*p); },
                  [&](std::vector<std::string>* p) {
                    e << YAML::Flow << YAML::BeginSeq;
                    for (const std::string& s : *p) e << YAML::DoubleQuoted << s;

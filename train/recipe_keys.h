@@ -34,9 +34,10 @@ inline constexpr Range kFraction{0, 1, false, true};    // [0, 1)
 inline constexpr Range kUnit{0, 1, false, false};       // [0, 1]
 inline constexpr Range kZeroStage{0, 2, false, false};  // 0, 1, 2
 
-using Target = std::variant<int64_t*, int*, uint64_t*, double*, float*, bool*, std::string*,
-                            ModelKind*, std::vector<std::string>*, std::vector<double>*,
-                            std::vector<LrStage>*, std::vector<WdStage>*, std::vector<EvalTask>*>;
+using Target =
+    std::variant<int64_t*, int*, uint64_t*, double*, float*, bool*, std::string*, ModelKind*,
+                 kernels::AttentionImpl*, std::vector<std::string>*, std::vector<double>*,
+                 std::vector<LrStage>*, std::vector<WdStage>*, std::vector<EvalTask>*>;
 
 enum Flags : unsigned { kRequired = 1, kPath = 2 };
 

@@ -28,7 +28,7 @@ Dims dims(const Tensor& q, const Tensor& k) {
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
-                       Tensor& lse) {
+                       Tensor& lse, AttentionImpl) {
   const Dims s = dims(q, k);
   dispatch_float("attention_forward", q.dtype(), [&](auto z) {
     using T = decltype(z);
@@ -64,7 +64,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float 
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
-                        Tensor& dv) {
+                        Tensor& dv, AttentionImpl) {
   const Dims s = dims(q, k);  // Tq == Tk
   dispatch_float("attention_backward", q.dtype(), [&](auto z) {
     using T = decltype(z);

@@ -8,6 +8,7 @@
 // accumulates dK, dV over the query tiles at or after it, and one per query tile accumulates dQ
 // over the key tiles up to it. Both recompute P = exp(S − lse) from the saved lse.
 #include "kernels/attention.h"
+#include "kernels/cuda/attention_impls.h"
 #include "kernels/cuda/common.cuh"
 
 namespace spectra::kernels::cuda {
@@ -260,7 +261,9 @@ Shape4 dims(const Tensor& q, const Tensor& k) {
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
-                       Tensor& lse) {
+                       Tensor& lse, AttentionImpl impl) {
+  if (impl == AttentionImpl::flash) return flash_attention_forward(q, k, v, scale, o, lse);
+  if (impl == AttentionImpl::cudnn) return cudnn_attention_forward(q, k, v, scale, o, lse);
   Shape4 s = dims(q, k);
   if (q.numel() == 0) return;
   dispatch_act("attention_forward", q.dtype(), [&](auto z) {
@@ -280,7 +283,11 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float 
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& o, const Tensor& lse, float scale, Tensor& dq, Tensor& dk,
-                        Tensor& dv) {
+                        Tensor& dv, AttentionImpl impl) {
+  if (impl == AttentionImpl::flash)
+    return flash_attention_backward(dout, q, k, v, o, lse, scale, dq, dk, dv);
+  if (impl == AttentionImpl::cudnn)
+    return cudnn_attention_backward(dout, q, k, v, o, lse, scale, dq, dk, dv);
   Shape4 s = dims(q, k);  // Tq == Tk
   if (q.numel() == 0) return;
   Tensor dvec = scratch({int64_t(s.b) * s.h * s.tq});
