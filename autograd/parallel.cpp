@@ -53,6 +53,8 @@ Var vocab_parallel_cross_entropy(const Var& logits, const Tensor& targets, int64
   double* s = sums.data<double>();
   const double* m = top.data<double>();
   for (int64_t i = 0; i < n; i++) {
+    SPECTRA_CHECK(t[i] < double(vocab), "cross_entropy: target {} is outside the vocabulary of {}",
+                  t[i], vocab);
     const bool mine = t[i] >= double(vocab_offset) && t[i] < double(vocab_offset + z.size(-1));
     s[i] = std::exp(shard_lse[i] - m[i]);
     s[n + i] = mine ? shard_lse[i] - shard_loss[i] : 0.0;
@@ -63,8 +65,9 @@ Var vocab_parallel_cross_entropy(const Var& logits, const Tensor& targets, int64
     whole_lse[size_t(i)] = m[i] + std::log(s[i]);
     losses[size_t(i)] = t[i] < 0 ? 0.0 : whole_lse[size_t(i)] - s[n + i];
   }
-  if (token_losses) *token_losses = Tensor::from(losses, {n}).to(acc).to(z.device());
-  return mean_cross_entropy(logits, targets, t, {vocab_offset, vocab}, losses,
+  const Tensor loss_tensor = Tensor::from(losses, {n}).to(acc).to(z.device());
+  if (token_losses) *token_losses = loss_tensor;
+  return mean_cross_entropy(logits, targets, {vocab_offset, vocab}, loss_tensor,
                             Tensor::from(whole_lse, {n}).to(acc).to(z.device()));
 }
 

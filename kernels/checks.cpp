@@ -180,6 +180,29 @@ void check_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, 
     fail(op, "dg", dg, fmt::format("{} (the acc dtype of x)", dtype_name(acc_dtype(x.dtype()))));
 }
 
+void check_add_rmsnorm_forward(const Tensor& x, const Tensor& r, const Tensor& g, const Tensor& h,
+                               const Tensor& y, const Tensor& rstd) {
+  const char* op = "add_rmsnorm_forward";
+  rmsnorm_common(op, x, g, rstd);
+  same(op, "x", x, "r", r);
+  same(op, "x", x, "h", h);
+  same(op, "x", x, "y", y);
+}
+
+void check_add_rmsnorm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h,
+                                const Tensor& g, const Tensor& rstd, const Tensor& dx,
+                                const Tensor& dr, const Tensor& dg) {
+  const char* op = "add_rmsnorm_backward";
+  rmsnorm_common(op, h, g, rstd);
+  same(op, "h", h, "dy", dy);
+  same(op, "h", h, "dh", dh);
+  same(op, "h", h, "dx", dx);
+  same(op, "h", h, "dr", dr);
+  if (dg.shape() != g.shape()) disagree(op, "g", g, "dg", dg);
+  if (dg.dtype() != acc_dtype(h.dtype()))
+    fail(op, "dg", dg, fmt::format("{} (the acc dtype of h)", dtype_name(acc_dtype(h.dtype()))));
+}
+
 void check_swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
   const char* op = "swiglu_forward";
   floating(op, "gate", gate);
@@ -250,6 +273,26 @@ void check_cross_entropy_backward(const Tensor& logits, const Tensor& targets, c
   const char* op = "cross_entropy_backward";
   cross_entropy_common(op, logits, targets, "lse", lse, "dloss", dloss);
   same(op, "logits", logits, "dlogits", dlogits);
+}
+
+void check_cross_entropy_mean(const Tensor& loss, const Tensor& targets, const Tensor& mean,
+                              const Tensor& count) {
+  const char* op = "cross_entropy_mean";
+  floating(op, "loss", loss);
+  if (loss.dim() != 1) fail(op, "loss", loss, "[N]");
+  dtype(op, "targets", targets, DType::i32);
+  if (targets.numel() != loss.numel()) disagree(op, "loss", loss, "targets", targets);
+  vector(op, "mean", mean, 1, loss.dtype());
+  vector(op, "count", count, 1, loss.dtype());
+}
+
+void check_cross_entropy_mean_backward(const Tensor& dmean, const Tensor& count,
+                                       const Tensor& dloss) {
+  const char* op = "cross_entropy_mean_backward";
+  floating(op, "dloss", dloss);
+  if (dloss.dim() != 1) fail(op, "dloss", dloss, "[N]");
+  vector(op, "dmean", dmean, 1, dloss.dtype());
+  vector(op, "count", count, 1, dloss.dtype());
 }
 
 void check_adamw_step(const std::vector<AdamWTensor>& tensors) {

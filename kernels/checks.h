@@ -27,6 +27,11 @@ void check_ternary_quantize_groups(const Tensor& w, int64_t groups, int axis,
 void check_rmsnorm_forward(const Tensor& x, const Tensor& g, const Tensor& y, const Tensor& rstd);
 void check_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& rstd,
                             const Tensor& dx, const Tensor& dg);
+void check_add_rmsnorm_forward(const Tensor& x, const Tensor& r, const Tensor& g, const Tensor& h,
+                               const Tensor& y, const Tensor& rstd);
+void check_add_rmsnorm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h,
+                                const Tensor& g, const Tensor& rstd, const Tensor& dx,
+                                const Tensor& dr, const Tensor& dg);
 void check_swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out);
 void check_swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                            const Tensor& dgate, const Tensor& dup);
@@ -43,6 +48,10 @@ void check_cross_entropy_forward(const Tensor& logits, const Tensor& targets, co
                                  const Tensor& lse);
 void check_cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                   const Tensor& dloss, const Tensor& dlogits);
+void check_cross_entropy_mean(const Tensor& loss, const Tensor& targets, const Tensor& mean,
+                              const Tensor& count);
+void check_cross_entropy_mean_backward(const Tensor& dmean, const Tensor& count,
+                                       const Tensor& dloss);
 void check_adamw_step(const std::vector<AdamWTensor>& tensors);
 void check_add(const Tensor& a, const Tensor& b, const Tensor& out);
 void check_axpy(const Tensor& x, const Tensor& y);

@@ -17,4 +17,13 @@ SPECTRA_OP(void, cross_entropy_forward, const Tensor& logits, const Tensor& targ
 // lse: the whole vocabulary's; dloss: [N] acc.
 SPECTRA_OP(void, cross_entropy_backward, const Tensor& logits, const Tensor& targets,
            int64_t vocab_offset, const Tensor& lse, const Tensor& dloss, Tensor& dlogits)
+
+// The mean loss without a trip to the host: mean[0] = Σ_n loss[n] / count[0], with
+// count[0] = max(1, #{n : target[n] >= 0}) (ignored rows hold loss 0, so a batch with no target
+// has mean 0). loss [N], mean and count [1], all acc dtype. A fixed-order sum: deterministic.
+SPECTRA_OP(void, cross_entropy_mean, const Tensor& loss, const Tensor& targets, Tensor& mean,
+           Tensor& count)
+// dloss[n] = dmean[0] / count[0] for every row (cross_entropy_backward drops ignored rows).
+SPECTRA_OP(void, cross_entropy_mean_backward, const Tensor& dmean, const Tensor& count,
+           Tensor& dloss)
 }  // namespace spectra::kernels

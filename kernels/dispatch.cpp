@@ -85,6 +85,18 @@ void rope_backward(const Tensor& dout, int64_t pos0, float theta, Tensor& dx) {
   check_rope_backward(dout, dx);
   SPECTRA_BACKEND(gpu, rope_backward, dout, pos0, theta, dx);
 }
+void add_rmsnorm_forward(const Tensor& x, const Tensor& r, const Tensor& g, float eps, Tensor& h,
+                         Tensor& y, Tensor& rstd) {
+  const bool gpu = on_cuda("add_rmsnorm_forward", {&x, &r, &g, &h, &y, &rstd});
+  check_add_rmsnorm_forward(x, r, g, h, y, rstd);
+  SPECTRA_BACKEND(gpu, add_rmsnorm_forward, x, r, g, eps, h, y, rstd);
+}
+void add_rmsnorm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h, const Tensor& g,
+                          const Tensor& rstd, Tensor& dx, Tensor& dr, Tensor& dg) {
+  const bool gpu = on_cuda("add_rmsnorm_backward", {&dy, &dh, &h, &g, &rstd, &dx, &dr, &dg});
+  check_add_rmsnorm_backward(dy, dh, h, g, rstd, dx, dr, dg);
+  SPECTRA_BACKEND(gpu, add_rmsnorm_backward, dy, dh, h, g, rstd, dx, dr, dg);
+}
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
                        Tensor& lse, AttentionImpl impl) {
   const bool gpu = on_cuda("attention_forward", {&q, &k, &v, &o, &lse});
@@ -119,6 +131,16 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
   const bool gpu = on_cuda("cross_entropy_backward", {&logits, &targets, &lse, &dloss, &dlogits});
   check_cross_entropy_backward(logits, targets, lse, dloss, dlogits);
   SPECTRA_BACKEND(gpu, cross_entropy_backward, logits, targets, vocab_offset, lse, dloss, dlogits);
+}
+void cross_entropy_mean(const Tensor& loss, const Tensor& targets, Tensor& mean, Tensor& count) {
+  const bool gpu = on_cuda("cross_entropy_mean", {&loss, &targets, &mean, &count});
+  check_cross_entropy_mean(loss, targets, mean, count);
+  SPECTRA_BACKEND(gpu, cross_entropy_mean, loss, targets, mean, count);
+}
+void cross_entropy_mean_backward(const Tensor& dmean, const Tensor& count, Tensor& dloss) {
+  const bool gpu = on_cuda("cross_entropy_mean_backward", {&dmean, &count, &dloss});
+  check_cross_entropy_mean_backward(dmean, count, dloss);
+  SPECTRA_BACKEND(gpu, cross_entropy_mean_backward, dmean, count, dloss);
 }
 void adamw_step(std::vector<AdamWTensor>& ts, const AdamWHyper& h) {
   std::vector<const Tensor*> all;  // every tensor of every entry shares the device

@@ -18,14 +18,17 @@ Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit
   weight_ = &add_parameter("weight", {out, in}, Init::normal, /*decay=*/true, ternary, s);
   // The scale blocks follow the TP split (rows for column-parallel, columns for row-parallel).
   scales_ = {ternary_shards / s.parts, axis == 1 ? 1 : 0};
+  weight_->scales = scales_;
 }
 
 ag::Var Linear::forward(const ag::Var& x) const {
   if (observer_) observer_(x.value());
   const bool tp = parallel(tp_);
   ag::Var in = tp && split_ == TpSplit::column ? ag::tp_copy(x, *tp_) : x;
-  ag::Var y = ternary_ ? ag::ternary_linear(in, weight_->var(), eps_, scales_)
-                       : ag::linear(in, weight_->var());
+  ag::Var y = !ternary_ ? ag::linear(in, weight_->var())
+              : weight_->compute.defined()
+                  ? ag::quantized_linear(in, weight_->var(), weight_->gamma)
+                  : ag::ternary_linear(in, weight_->var(), eps_, scales_);
   return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
 }
 
@@ -44,6 +47,10 @@ RMSNorm::RMSNorm(int64_t dim, float eps, const LayerOptions& opt) : eps_(eps) {
 }
 
 ag::Var RMSNorm::forward(const ag::Var& x) const { return ag::rmsnorm(x, gain_->var(), eps_); }
+
+ag::AddNorm RMSNorm::forward_added(const ag::Var& x, const ag::Var& r) const {
+  return ag::add_rmsnorm(x, r, gain_->var(), eps_);
+}
 
 Embedding::Embedding(int64_t rows, int64_t dim, const LayerOptions& opt)
     : tp_(opt.tp), offset_(rows / opt.tp_size() * opt.tp_rank()) {

@@ -34,6 +34,7 @@ class Linear : public Module {
   // x: [N, in] (column / none) or [N, in/tp] (row) -> [N, out/tp] (column) or [N, out].
   ag::Var forward(const ag::Var& x) const;
   Parameter& weight() { return *weight_; }
+  const Parameter& weight() const { return *weight_; }
   bool ternary() const { return ternary_; }
   // Called with every input x the forward pass receives (post-training quantization collects
   // its calibration statistics this way); an empty function removes it.
@@ -61,6 +62,8 @@ class RMSNorm : public Module {
  public:
   RMSNorm(int64_t dim, float eps, const LayerOptions& opt);
   ag::Var forward(const ag::Var& x) const;
+  // The residual add before the norm, fused with it: {x + r, norm(x + r)}.
+  ag::AddNorm forward_added(const ag::Var& x, const ag::Var& r) const;
 
  private:
   Parameter* gain_;

@@ -5,6 +5,7 @@
 #include "autograd/recompute.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
+#include "kernels/ternary.h"
 
 namespace spectra {
 
@@ -49,12 +50,14 @@ LM::LM(const ModelConfig& cfg, const LayerOptions& opt, DType compute_dtype)
     off += n;
   }
 
-  // 16-bit compute: every float weight gets a compute copy; ternary latents are read in f32 by
-  // the quantizer and norm gains in f32 by RMSNorm, so they need none.
+  // 16-bit compute: every weight gets a compute copy (a TriLM projection's holds its
+  // quantization, with its scales); norm gains are read in f32 by RMSNorm and need none.
   if (compute_dtype != opt.param_dtype)
-    for (auto& [name, p] : named_parameters())
-      if (!p->ternary && p->init != Init::ones)
-        p->compute = Tensor::empty(p->master.shape(), compute_dtype, opt.device);
+    for (auto& [name, p] : named_parameters()) {
+      if (p->init == Init::ones) continue;
+      p->compute = Tensor::empty(p->master.shape(), compute_dtype, opt.device);
+      if (p->ternary) p->gamma = Tensor::empty({p->scales.groups}, DType::f32, opt.device);
+    }
 }
 
 LM::ArenaLayout LM::arena_layout(const ModelConfig& c, int tp) {
@@ -90,11 +93,19 @@ void LM::initialize(uint64_t seed) {
 
 void LM::refresh_compute() { refresh_compute(0, elements_); }
 
-void LM::refresh_compute(int64_t begin, int64_t end) {
+void LM::refresh_compute(int64_t begin, int64_t end, bool ternary_only) {
   int64_t off = 0;
   for (auto& [name, p] : named_parameters()) {
-    if (p->compute.defined() && off >= begin && off < end) kernels::cast(p->master, p->compute);
+    const bool in_range = off >= begin && off < end && (p->ternary || !ternary_only);
     off += p->master.numel();
+    if (!p->compute.defined() || !in_range) continue;
+    if (!p->ternary)
+      kernels::cast(p->master, p->compute);
+    else if (p->scales.groups == 1)
+      kernels::ternary_quantize(p->master, cfg_.ternary_eps, p->compute, p->gamma);
+    else
+      kernels::ternary_quantize_groups(p->master, cfg_.ternary_eps, p->scales.groups,
+                                       p->scales.axis, p->compute, p->gamma);
   }
 }
 
@@ -121,6 +132,11 @@ void LM::bind_gradients(int64_t begin, int64_t end, const Tensor& storage) {
 }
 
 ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
+  return forward(ids, batch, seq, [this](const ag::Var& h) { return head_.forward(h); });
+}
+
+ag::Var LM::forward(const Tensor& ids, int64_t batch, int64_t seq,
+                    const std::function<ag::Var(const ag::Var&)>& head) const {
   // Segment s runs between two tape markers: the one recorded before it runs last in the
   // backward pass (its gradients are complete), the one after it first (they are about to be
   // written).
@@ -143,7 +159,7 @@ ag::Var LM::logits(const Tensor& ids, int64_t batch, int64_t seq) const {
       return b.forward(x, batch, seq);
     });
   }
-  return run(int(layers_.size()) + 1, [&] { return head_.forward(norm_.forward(x)); });
+  return run(int(layers_.size()) + 1, [&] { return head(norm_.forward(x)); });
 }
 
 Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& segments,
@@ -163,7 +179,14 @@ Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& seg
 
 ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                  Tensor* token_losses) const {
-  if (!opt_.tp) return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);
+  if (!opt_.tp || opt_.tp->size() == 1) {
+    const int64_t chunk =
+        head_chunk_rows_ > 0 ? head_chunk_rows_ : ag::head_chunk_rows(cfg_.vocab_rows);
+    const ag::Var w = head_.weight().var();
+    return forward(ids, batch, seq, [&](const ag::Var& h) {
+      return ag::linear_cross_entropy(h, w, targets, chunk, token_losses);
+    });
+  }
   const int64_t first_row = cfg_.vocab_rows / opt_.tp_size() * opt_.tp_rank();
   return ag::vocab_parallel_cross_entropy(logits(ids, batch, seq), targets, first_row, *opt_.tp,
                                           token_losses);

@@ -7,6 +7,7 @@
 //   ag::backward(loss);
 #pragma once
 #include <deque>
+#include <functional>
 
 #include "layers/transformer.h"
 
@@ -41,9 +42,10 @@ class LM : public Module {
   // gains. Independent of creation order, device and parallel layout.
   void initialize(uint64_t seed);
   // Copies the masters into the compute copies (after initialization, loading or a step that
-  // did not write them), for every parameter or those inside the arena range [begin, end).
+  // did not write them; TriLM projections are quantized), for every parameter or those whose
+  // arena offset lies in [begin, end), or only the TriLM projections among them.
   void refresh_compute();
-  void refresh_compute(int64_t begin, int64_t end);
+  void refresh_compute(int64_t begin, int64_t end, bool ternary_only = false);
   void zero_grad();
 
   // Every parameter is a view into these flat arenas, in named_parameters() order.
@@ -79,9 +81,13 @@ class LM : public Module {
   ag::Var embed(const Tensor& ids) const { return embed_.forward(ids); }
   int64_t blocks() const { return int64_t(layers_.size()); }
   Block& block(int64_t i) { return layers_[size_t(i)]; }
-  // Mean next-token cross-entropy; targets < 0 are ignored.
+  // Mean next-token cross-entropy; targets < 0 are ignored. A one-element value in the acc
+  // dtype on the model's device. Without tensor parallelism the LM head and the loss run
+  // fused, a chunk of rows at a time (ag::linear_cross_entropy): no [B*T, vocab] logits.
   ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                Tensor* token_losses = nullptr) const;
+  // Rows per chunk of the fused head and loss (0: ag::head_chunk_rows of the vocabulary).
+  void set_head_chunk_rows(int64_t rows) { head_chunk_rows_ = rows; }
 
  private:
   ModelConfig cfg_;
@@ -99,6 +105,12 @@ class LM : public Module {
   int64_t rebound_ = 0;  // gradient elements moved out of the arena (bind_gradients)
   SegmentHooks* hooks_ = nullptr;
   bool recompute_ = false;
+  int64_t head_chunk_rows_ = 0;
+
+  // The forward pass through the segments (see SegmentHooks), with `head` mapping the final
+  // norm's output to what the last segment returns.
+  ag::Var forward(const Tensor& ids, int64_t batch, int64_t seq,
+                  const std::function<ag::Var(const ag::Var&)>& head) const;
 };
 
 }  // namespace spectra

@@ -5,13 +5,16 @@
 // A Parameter is a view into its model's two flat arenas: the f32 master weights and the f32
 // gradients (one allocation each, so data-parallel reductions and ZeRO sharding work on whole
 // buckets). When the model computes in a 16-bit dtype, `compute` holds the copy the forward pass
-// reads (the optimizer refreshes it each step). Modules declare shapes; the model allocates.
+// reads, refreshed once per optimizer step: the weight cast, or for a TriLM projection its
+// quantization (the trits with γ in `gamma`, or γ·T with several scales), so no forward pass
+// quantizes. Modules declare shapes; the model allocates.
 #pragma once
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "autograd/var.h"
 #include "core/tensor.h"
 #include "dist/group.h"
@@ -43,8 +46,10 @@ struct Parameter {
   Tensor grad;     // same dtype as master
   Tensor compute;  // undefined when the model computes in the master's dtype
   Init init = Init::normal;
-  bool decay = true;     // weight decay applies (not to norms)
-  bool ternary = false;  // a TriLM projection: quantized in the forward pass
+  bool decay = true;         // weight decay applies (not to norms)
+  bool ternary = false;      // a TriLM projection: quantized in the forward pass
+  ag::TernaryScales scales;  // a TriLM projection's scale blocks
+  Tensor gamma;              // f32 [scales.groups]: the scales of `compute`'s trits
 
   // The Var the forward pass uses: the compute copy (or master), with this parameter's gradient.
   ag::Var var() const { return ag::Var::with_grad(compute.defined() ? compute : master, grad); }

@@ -80,8 +80,9 @@ Block::Block(const ModelConfig& c, const LayerOptions& o)
 }
 
 ag::Var Block::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
-  ag::Var h = ag::add(x, attn_.forward(input_norm_.forward(x), batch, seq));
-  return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
+  ag::AddNorm h =
+      post_attention_norm_.forward_added(x, attn_.forward(input_norm_.forward(x), batch, seq));
+  return ag::add(h.sum, mlp_.forward(h.normed));
 }
 
 std::vector<std::pair<std::string, Linear*>> Block::projections() {
@@ -93,8 +94,9 @@ std::vector<std::pair<std::string, Linear*>> Block::projections() {
 
 ag::Var Block::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
                               KVCache& cache, int64_t layer) const {
-  ag::Var h = ag::add(x, attn_.forward_cached(input_norm_.forward(x), segments, cache, layer));
-  return ag::add(h, mlp_.forward(post_attention_norm_.forward(h)));
+  ag::AddNorm h = post_attention_norm_.forward_added(
+      x, attn_.forward_cached(input_norm_.forward(x), segments, cache, layer));
+  return ag::add(h.sum, mlp_.forward(h.normed));
 }
 
 }  // namespace spectra

@@ -74,6 +74,8 @@ inline const std::vector<OpRules>& all_ops() {
       {"ternary_quantize_groups", true, true},
       {"rmsnorm_forward", true, true},
       {"rmsnorm_backward", true, true},
+      {"add_rmsnorm_forward", true, true},
+      {"add_rmsnorm_backward", true, true},
       {"swiglu_forward", true, true},
       {"swiglu_backward", true, true},
       {"rope_forward", true, true},
@@ -84,6 +86,8 @@ inline const std::vector<OpRules>& all_ops() {
       {"embedding_backward", true, true},
       {"cross_entropy_forward", true, true},
       {"cross_entropy_backward", true, true},
+      {"cross_entropy_mean", true, true},
+      {"cross_entropy_mean_backward", true, true},
       {"adamw_step", true, true},
       {"add", true, true},
       {"axpy", true, true},
@@ -200,6 +204,32 @@ inline std::vector<Case> cases() {
          k::ternary_quantize_groups(t({6, 12}), 1e-5f, 2, 0, out(t({6, 12}, i32)), out(t({2})));
        },
        "ternary_quantize_groups: effective is i32[6, 12], expected a float dtype"},
+
+      // ---- add_rmsnorm: x, r, h, y, dy, dh, dx, dr [N, d]; g [d]; rstd [N] acc; dg acc.
+      {"add_rmsnorm_forward", "r", R::shape,
+       [=](const Make& t) {
+         k::add_rmsnorm_forward(t({4, 8}), t({4, 7}), t({8}), 1e-5f, out(t({4, 8})), out(t({4, 8})),
+                                out(t({4})));
+       },
+       "add_rmsnorm_forward: x f32[4, 8] and r f32[4, 7] disagree"},
+      {"add_rmsnorm_forward", "r", R::dtype,
+       [=](const Make& t) {
+         k::add_rmsnorm_forward(t({4, 8}), t({4, 8}, f64), t({8}), 1e-5f, out(t({4, 8})),
+                                out(t({4, 8})), out(t({4})));
+       },
+       "add_rmsnorm_forward: x f32[4, 8] and r f64[4, 8] disagree"},
+      {"add_rmsnorm_backward", "dr", R::shape,
+       [=](const Make& t) {
+         k::add_rmsnorm_backward(t({4, 8}), t({4, 8}), t({4, 8}), t({8}), t({4}), out(t({4, 8})),
+                                 out(t({3, 8})), out(t({8})));
+       },
+       "add_rmsnorm_backward: h f32[4, 8] and dr f32[3, 8] disagree"},
+      {"add_rmsnorm_backward", "dg", R::dtype,
+       [=](const Make& t) {
+         k::add_rmsnorm_backward(t({4, 8}, bf16), t({4, 8}, bf16), t({4, 8}, bf16), t({8}), t({4}),
+                                 out(t({4, 8}, bf16)), out(t({4, 8}, bf16)), out(t({8}, bf16)));
+       },
+       "add_rmsnorm_backward: dg is bf16[8], expected f32 (the acc dtype of h)"},
 
       // ---- rmsnorm_forward: x, y [N, d]; g [d] in x's dtype or acc; rstd [N] acc.
       {"rmsnorm_forward", "g", R::shape,
@@ -455,6 +485,20 @@ inline std::vector<Case> cases() {
                                    out(t({2, 5}, i32)));
        },
        "cross_entropy_backward: logits is i32[2, 5], expected a float dtype"},
+      {"cross_entropy_mean", "targets", R::shape,
+       [=](const Make& t) { k::cross_entropy_mean(t({4}), t({3}, i32), out(t({1})), out(t({1}))); },
+       "cross_entropy_mean: loss f32[4] and targets i32[3] disagree"},
+      {"cross_entropy_mean", "mean", R::dtype,
+       [=](const Make& t) {
+         k::cross_entropy_mean(t({4}), t({4}, i32), out(t({1}, f64)), out(t({1})));
+       },
+       "cross_entropy_mean: mean is f64[1], expected 1 f32 element"},
+      {"cross_entropy_mean_backward", "count", R::shape,
+       [=](const Make& t) { k::cross_entropy_mean_backward(t({1}), t({2}), out(t({4}))); },
+       "cross_entropy_mean_backward: count is f32[2], expected 1 f32 element"},
+      {"cross_entropy_mean_backward", "dloss", R::dtype,
+       [=](const Make& t) { k::cross_entropy_mean_backward(t({1}), t({1}), out(t({4}, i32))); },
+       "cross_entropy_mean_backward: dloss is i32[4], expected a float dtype"},
 
       // ---- adamw_step: every entry's param, grad, m, v f32 of one shape; compute any float.
       {"adamw_step", "tensors[1].grad", R::shape,

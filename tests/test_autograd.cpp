@@ -78,6 +78,14 @@ void check_against_fd(LM& lm, const Batch& x, const std::function<bool(const Par
   EXPECT_GT(checked, 20);
 }
 
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_doubles(), y = b.to_doubles();
+  EXPECT_EQ(x.size(), y.size());
+  double m = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
 Tensor randn(Shape shape, uint64_t seed, double scale = 1.0) {
   Tensor t = Tensor::empty(std::move(shape), DType::f64);
   for (int64_t i = 0; i < t.numel(); i++)
@@ -104,6 +112,12 @@ TEST(Gradcheck, EachOp) {
       {"rmsnorm",
        [](const V& v) { return ag::weighted_sum(ag::rmsnorm(v[0], v[1], 1e-5f)); },
        {randn({4, 9}, 3), randn({9}, 4)}},
+      {"add_rmsnorm",
+       [](const V& v) {
+         ag::AddNorm o = ag::add_rmsnorm(v[0], v[1], v[2], 1e-5f);
+         return ag::add(ag::weighted_sum(o.sum, 1), ag::weighted_sum(o.normed, 2));
+       },
+       {randn({4, 9}, 23), randn({4, 9}, 24), randn({9}, 25)}},
       {"swiglu",
        [](const V& v) { return ag::weighted_sum(ag::swiglu(v[0], v[1])); },
        {randn({3, 6}, 5, 2.0), randn({3, 6}, 6)}},
@@ -122,6 +136,10 @@ TEST(Gradcheck, EachOp) {
       {"cross_entropy",
        [targets](const V& v) { return ag::cross_entropy(v[0], targets); },
        {randn({5, 7}, 14, 3.0)}},
+      // The fused head and loss, in chunks of 2 rows (the last one short).
+      {"linear_cross_entropy",
+       [targets](const V& v) { return ag::linear_cross_entropy(v[0], v[1], targets, 2); },
+       {randn({5, 6}, 21), randn({7, 6}, 22, 2.0)}},
       // The ternary layer is linear in x: dx is exact (dw is straight-through: tested below).
       {"ternary_linear dx",
        [w = randn({5, 8}, 16, 0.02)](const V& v) {
@@ -143,6 +161,59 @@ TEST(Gradcheck, EachOp) {
   for (const Case& c : cases) {
     ag::GradCheck r = ag::gradcheck(c.f, c.inputs);
     EXPECT_TRUE(r.ok) << c.name << ": " << r.message;
+  }
+}
+
+// The fused head and loss equals the LM head followed by cross_entropy, whatever the chunking:
+// the same loss and per-token losses, and gradients up to the order of dw's sum over chunks.
+TEST(Autograd, ChunkedHeadLossEqualsUnchunked) {
+  auto f32 = [](const Tensor& t) { return t.to(DType::f32); };
+  const Tensor x0 = f32(randn({37, 16}, 30)), w0 = f32(randn({50, 16}, 31, 0.5));
+  std::vector<int32_t> t(37);
+  for (size_t i = 0; i < t.size(); i++) t[i] = i % 5 == 3 ? -1 : int32_t((i * 7) % 50);
+  const Tensor targets = Tensor::from<int32_t>(t, {37});
+  ag::Var x(x0.clone(), true), w(w0.clone(), true);
+  Tensor ref_tokens;
+  ag::Var ref = ag::cross_entropy(ag::linear(x, w), targets, &ref_tokens);
+  ag::backward(ref);
+  for (int64_t chunk : {1, 3, 16, 37, 64}) {
+    SCOPED_TRACE("chunk rows " + std::to_string(chunk));
+    ag::Var xc(x0.clone(), true), wc(w0.clone(), true);
+    Tensor tokens;
+    ag::Var loss = ag::linear_cross_entropy(xc, wc, targets, chunk, &tokens);
+    EXPECT_NEAR(loss.value().item(), ref.value().item(), 1e-6);
+    EXPECT_LT(max_abs_diff(tokens, ref_tokens), 1e-5);
+    ag::backward(loss);
+    EXPECT_LT(max_abs_diff(xc.grad(), x.grad()), 1e-6);
+    EXPECT_LT(max_abs_diff(wc.grad(), w.grad()), 1e-6);
+  }
+  EXPECT_EQ(ag::head_chunk_rows(50304), 1280);  // 2^26 logits, a multiple of 64 rows
+  EXPECT_EQ(ag::head_chunk_rows(int64_t(1) << 30), 1);
+}
+
+// Quantizing once per optimizer step (a 16-bit model's compute copy) computes what quantizing in
+// every forward pass does, bit for bit: the same outputs, dx and straight-through dw.
+TEST(Autograd, QuantizedLinearEqualsTernaryLinear) {
+  auto f32 = [](const Tensor& t) { return t.to(DType::f32); };
+  for (ag::TernaryScales s : {ag::TernaryScales{1, 0}, {2, 0}, {2, 1}}) {
+    SCOPED_TRACE(std::to_string(s.groups) + " scales along axis " + std::to_string(s.axis));
+    const Tensor x0 = f32(randn({6, 8}, 40)), w0 = f32(randn({4, 8}, 41, 0.05));
+    ag::Var x(x0.clone(), true), w(w0.clone(), true);
+    ag::Var y = ag::ternary_linear(x, w, 1e-5f, s);
+    ag::backward(ag::weighted_sum(y));
+
+    Tensor weight = Tensor::empty(w0.shape(), DType::f32), gamma = Tensor::empty({s.groups});
+    if (s.groups == 1)
+      kernels::ternary_quantize(w0, 1e-5f, weight, gamma);
+    else
+      kernels::ternary_quantize_groups(w0, 1e-5f, s.groups, s.axis, weight, gamma);
+    ag::Var xq(x0.clone(), true);
+    ag::Var wq = ag::Var::with_grad(weight, Tensor::zeros(w0.shape()));
+    ag::Var yq = ag::quantized_linear(xq, wq, gamma);
+    ag::backward(ag::weighted_sum(yq));
+    EXPECT_EQ(max_abs_diff(yq.value(), y.value()), 0.0);
+    EXPECT_EQ(max_abs_diff(xq.grad(), x.grad()), 0.0);
+    EXPECT_EQ(max_abs_diff(wq.grad(), w.grad()), 0.0);
   }
 }
 

@@ -212,6 +212,32 @@ TEST_P(KernelsCpu, RmsNormForward) {
   }
 }
 
+// The fused residual add + RMSNorm is the composition of add and rmsnorm: the same h, y and rstd
+// bit for bit, and gradients equal to the unfused chain's (which rounds dh once more).
+TEST_P(KernelsCpu, AddRmsNormEqualsAddThenRmsNorm) {
+  const DType dt = GetParam();
+  const int64_t n = 5, d = 24;
+  Tensor x = randn({n, d}, dt), r = randn({n, d}, dt), g = randn({d}, dt);
+  Tensor h = poisoned({n, d}, dt), y = poisoned({n, d}, dt), rstd = poisoned({n}, dt);
+  cpu::add_rmsnorm_forward(x, r, g, 1e-5f, h, y, rstd);
+  Tensor h2 = Tensor::empty({n, d}, dt), y2 = Tensor::empty({n, d}, dt),
+         rstd2 = Tensor::empty({n}, dt);
+  cpu::add(x, r, h2);
+  cpu::rmsnorm_forward(h2, g, 1e-5f, y2, rstd2);
+  EXPECT_EQ(h.to_doubles(), h2.to_doubles());
+  EXPECT_EQ(y.to_doubles(), y2.to_doubles());
+  EXPECT_EQ(rstd.to_doubles(), rstd2.to_doubles());
+  Tensor dy = randn({n, d}, dt), dh = randn({n, d}, dt);
+  Tensor dx = Tensor::zeros({n, d}, dt), dr = Tensor::zeros({n, d}, dt),
+         dg = Tensor::zeros({d}, dt);
+  cpu::add_rmsnorm_backward(dy, dh, h, g, rstd, dx, dr, dg);
+  Tensor dh2 = dh.clone(), dg2 = Tensor::zeros({d}, dt);
+  cpu::rmsnorm_backward(dy, h2, g, rstd2, dh2, dg2);  // dh2 = dh + the norm's part
+  EXPECT_LE(rel_err(dx, dh2.to_doubles()), tol(dt));
+  EXPECT_EQ(dx.to_doubles(), dr.to_doubles());
+  EXPECT_EQ(dg.to_doubles(), dg2.to_doubles());
+}
+
 TEST_P(KernelsCpu, SwiGLUForward) {
   const DType dt = GetParam();
   for (Shape s : {Shape{1}, Shape{7, 13}, Shape{3, 5, 67}}) {
@@ -330,6 +356,36 @@ TEST_P(KernelsCpu, CrossEntropyForwardIgnoresNegativeTargets) {
     EXPECT_LE(rel_err(lse, S), tol(dt)) << n << "x" << v;
     EXPECT_EQ(loss.to_doubles()[size_t(n / 2)], 0.0);
   }
+}
+
+// The mean over the kept targets, and its gradient spread over every row; a batch with no kept
+// target has mean 0 (count clamped to 1).
+TEST_P(KernelsCpu, CrossEntropyMeanOverKeptTargets) {
+  const DType dt = GetParam();
+  const int64_t n = 9;
+  Tensor loss = randn({n}, dt), tg = ids(n, 0, 5);
+  tg.data<int32_t>()[2] = tg.data<int32_t>()[7] = -1;
+  loss.copy_from(Tensor::from(
+                     [&] {
+                       Vec l = loss.to_doubles();
+                       l[2] = l[7] = 0;  // as cross_entropy_forward leaves ignored rows
+                       return l;
+                     }(),
+                     {n})
+                     .to(dt));
+  Tensor mean = poisoned({1}, dt), count = poisoned({1}, dt);
+  cpu::cross_entropy_mean(loss, tg, mean, count);
+  double sum = 0;
+  for (double x : loss.to_doubles()) sum += x;
+  EXPECT_LE(rel_err(mean, {sum / 7}), tol(dt));
+  EXPECT_EQ(count.to_doubles()[0], 7.0);
+  Tensor dloss = poisoned({n}, dt);
+  cpu::cross_entropy_mean_backward(Tensor::full({1}, 3.5, dt), count, dloss);
+  EXPECT_LE(rel_err(dloss, Vec(size_t(n), 0.5)), tol(dt));
+  Tensor none = Tensor::full({n}, -1.0, DType::f64).to(DType::i32);
+  cpu::cross_entropy_mean(Tensor::zeros({n}, dt), none, mean, count);
+  EXPECT_EQ(mean.to_doubles()[0], 0.0);
+  EXPECT_EQ(count.to_doubles()[0], 1.0);
 }
 
 // Vocabulary-parallel shards: each shard's loss, lse and gradient, combined as

@@ -43,9 +43,11 @@ std::vector<AdamWPiece> pieces_of(const LM& model, const dist::DataParallel& e) 
         piece.state = part.local + a - part.begin;
         piece.grad = e.local_gradients().slice(piece.state, piece.state + b - a);
         piece.decay = p->decay;
-        // A whole parameter writes its compute copy in the update; parts of one are refreshed
-        // once the all-gather has brought the rest.
-        if (e.zero() == 0 && p->compute.defined()) piece.compute = p->compute.view({n});
+        // A whole float parameter writes its compute copy in the update; parts of one are
+        // refreshed once the all-gather has brought the rest, and TriLM projections are
+        // quantized after the update (their scale is a mean over the whole matrix).
+        if (e.zero() == 0 && p->compute.defined() && !p->ternary)
+          piece.compute = p->compute.view({n});
         out.push_back(piece);
       }
       off += n;
@@ -86,6 +88,8 @@ void Optimizer::begin_micro_batch(bool last) { engine_->begin_micro_batch(last);
 StepStats Optimizer::step(double lr, double weight_decay) {
   const dist::ReducedGradients g = engine_->finish_gradients();
   StepStats s = adamw_.step(lr, weight_decay, g.sum_squares, g.nonfinite, g.replicas);
+  if (!s.skipped && engine_->zero() == 0)
+    model_.refresh_compute(0, model_.parameter_elements(), /*ternary_only=*/true);
   if (!s.skipped) engine_->gather_weights(refresh_);
   engine_->zero_gradients();
   engine_->begin_micro_batch(true);  // a step whose caller never says otherwise reduces once

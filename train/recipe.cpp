@@ -328,8 +328,6 @@ void finish(Recipe& r, const Binder& b) {
          fmt::format("is {}, a CUDA kernel for bf16 or fp16, but train.device is {} and "
                      "train.precision {} (--set model.attention=reference)",
                      kernels::attention_impl_name(m.attention), dev, r.train.precision));
-  if (r.train.cuda_graph && dev == "cpu")
-    fail("train.cuda_graph", "is true but train.device is cpu (--set train.cuda_graph=false)");
 
   if (!r.data.text.empty() && !r.data.datasets.empty())
     fail("data.datasets", fmt::format("is set and so is data.text ({}); train on one: a text "

@@ -89,9 +89,6 @@ struct Recipe {
     std::string out;                 // where the trained model is written (HDF5); "" = none
     std::string init;                // a model file whose weights the run starts from; "" = random
     std::string recompute = "none";  // none | full (each block's forward again in backward)
-    // Capture the step (forward, backward, optimizer) in a CUDA graph once shapes are fixed and
-    // replay it: no per-kernel launch cost. CUDA only.
-    bool cuda_graph = false;
   } train;
 
   struct Checkpoint {

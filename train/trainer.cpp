@@ -13,6 +13,7 @@
 #include "dist/world.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
+#include "kernels/elementwise.h"
 #include "kernels/peak_flops.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
@@ -38,16 +39,37 @@ double mean_over(const dist::Group& g, double v) {
   return t.item() / g.size();
 }
 
+// A weighted sum of one-element losses kept where they are computed: reading a GPU's value waits
+// for all its queued work, so the loop reads the sum once per step, not once per micro-batch.
+class LossSum {
+ public:
+  void add(const Tensor& loss, double weight) {
+    if (!sum_.defined()) sum_ = Tensor::zeros(loss.shape(), loss.dtype(), loss.device());
+    kernels::axpy(float(weight), loss, sum_);
+  }
+  // The sum so far (0 if nothing was added), and a fresh start.
+  double take() {
+    if (!sum_.defined()) return 0;
+    const double v = sum_.item();
+    sum_.zero_();
+    return v;
+  }
+
+ private:
+  Tensor sum_;
+};
+
 // Mean loss over the validation split's first `batches` micro-batches of every rank.
 double evaluate(const LM& lm, BatchSource& data, const Recipe& r, const dist::Group& dp) {
   ag::NoGradGuard no_grad;
-  double sum = 0;
+  const int64_t batches = std::max<int64_t>(1, r.eval.batches);
+  LossSum sum;
   for (int64_t i = 0; i < r.eval.batches; i++) {
     TokenBatch b = data.val_batch(i);
     Device d = lm.device();
-    sum += lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value().item();
+    sum.add(lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value(), 1.0 / double(batches));
   }
-  return mean_over(dp, sum / double(std::max<int64_t>(1, r.eval.batches)));
+  return mean_over(dp, sum.take());
 }
 
 // eval.tasks, loaded before training so a bad task file stops the run at once.
@@ -192,6 +214,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   Stopwatch clock, interval_clock;
   double interval_loss = 0;
   int64_t interval_steps = 0;
+  LossSum step_loss_sum;
   const double tokens_per_step = double(r.train.global_batch * r.train.seq_len);
   const double peak_flops = kernels::peak_flops(place.device, place.compute_dtype);
   if (peak_flops == 0)
@@ -200,16 +223,15 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   for (int64_t step = first_step; step < r.train.steps; step++) {
     double lr = lr_at(r.schedule, step, r.train.steps);
     double wd = weight_decay_at(r.schedule, step, r.train.steps);
-    double step_loss = 0;
     for (int64_t micro = 0; micro < accum; micro++) {
       opt.begin_micro_batch(micro + 1 == accum);
       TokenBatch b = data->next();
       ag::Var loss = lm.loss(b.ids.to(place.device), b.targets.to(place.device), b.batch, b.seq);
-      step_loss += loss.value().item() / double(accum);
+      step_loss_sum.add(loss.value(), 1.0 / double(accum));
       ag::backward(loss, opt.scaler().scale / double(accum));
     }
     StepStats st = opt.step(lr, wd);
-    step_loss = mean_over(topo.dp_group, step_loss);
+    const double step_loss = mean_over(topo.dp_group, step_loss_sum.take());
     out.losses.push_back(step_loss);
     interval_loss += step_loss;
     interval_steps++;

@@ -54,4 +54,30 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
   });
 }
 
+void cross_entropy_mean(const Tensor& loss, const Tensor& targets, Tensor& mean, Tensor& count) {
+  dispatch_float("cross_entropy_mean", loss.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* lp = loss.data<T>();
+    const int32_t* tp = targets.data<int32_t>();
+    double sum = 0;
+    int64_t valid = 0;
+    for (int64_t i = 0; i < loss.numel(); i++) {
+      sum += double(lp[i]);
+      valid += tp[i] >= 0;
+    }
+    const double c = double(std::max<int64_t>(valid, 1));
+    mean.data<T>()[0] = T(sum / c);
+    count.data<T>()[0] = T(c);
+  });
+}
+
+void cross_entropy_mean_backward(const Tensor& dmean, const Tensor& count, Tensor& dloss) {
+  dispatch_float("cross_entropy_mean_backward", dloss.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T g = dmean.data<T>()[0] / count.data<T>()[0];
+    T* d = dloss.data<T>();
+    for (int64_t i = 0; i < dloss.numel(); i++) d[i] = g;
+  });
+}
+
 }  // namespace spectra::kernels::cpu

@@ -67,4 +67,46 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& g, const 
   });
 }
 
+// The reference is the composition: add (rounding h to its dtype), then the norm of that h; the
+// backward forms t = dh + the norm's dx in f64 and rounds once.
+void add_rmsnorm_forward(const Tensor& x, const Tensor& r, const Tensor& g, float eps, Tensor& h,
+                         Tensor& y, Tensor& rstd) {
+  dispatch_float("add_rmsnorm_forward", x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T *xp = x.data<T>(), *rp = r.data<T>();
+    T* hp = h.data<T>();
+    for (int64_t i = 0; i < x.numel(); i++) hp[i] = xp[i] + rp[i];
+  });
+  rmsnorm_forward(h, g, eps, y, rstd);
+}
+
+void add_rmsnorm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h, const Tensor& g,
+                          const Tensor& rstd, Tensor& dx, Tensor& dr, Tensor& dg) {
+  int64_t n, d;
+  std::tie(n, d) = rows_cols(h);
+  dispatch_float("add_rmsnorm_backward", h.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T *dyp = dy.data<T>(), *dhp = dh.data<T>(), *hp = h.data<T>(), *gp = g.data<T>(),
+            *rp = rstd.data<T>();
+    T *dxp = dx.data<T>(), *drp = dr.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < n; row++) {
+      const T *hr = hp + row * d, *dyr = dyp + row * d, *dhr = dhp + row * d;
+      const double rs = double(rp[row]);
+      double dot = 0;
+      for (int64_t i = 0; i < d; i++) dot += double(dyr[i]) * double(gp[i]) * double(hr[i]);
+      const double m = dot * rs / double(d);
+      for (int64_t i = 0; i < d; i++) {
+        const double t =
+            double(dhr[i]) + rs * (double(dyr[i]) * double(gp[i]) - double(hr[i]) * rs * m);
+        dxp[row * d + i] += T(t);
+        drp[row * d + i] += T(t);
+      }
+    }
+  });
+  // dg as rmsnorm_backward sums it, with its dx going to a scratch buffer.
+  Tensor scratch = Tensor::zeros(h.shape(), h.dtype());
+  rmsnorm_backward(dy, h, g, rstd, scratch, dg);
+}
+
 }  // namespace spectra::kernels::cpu

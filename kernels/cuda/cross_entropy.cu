@@ -43,6 +43,31 @@ __global__ void ce_bwd(const T* logits, const int32_t* targets, int64_t offset, 
   }
 }
 
+// One block: a fixed-order sum of the losses and a count of the kept targets.
+__global__ void ce_mean(const float* loss, const int32_t* targets, int64_t n, float* mean,
+                        float* count) {
+  __shared__ float scratch[32];
+  float s = 0.f, c = 0.f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    s += loss[i];
+    c += targets[i] >= 0 ? 1.f : 0.f;
+  }
+  s = block_sum(s, scratch);
+  c = block_sum(c, scratch);
+  if (threadIdx.x == 0) {
+    c = fmaxf(c, 1.f);
+    mean[0] = s / c;
+    count[0] = c;
+  }
+}
+
+__global__ void ce_mean_bwd(const float* dmean, const float* count, float* dloss, int64_t n) {
+  const float g = dmean[0] / count[0];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    dloss[i] = g;
+}
+
 }  // namespace
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
@@ -69,6 +94,23 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
         lse.data<float>(), dloss.data<float>(), static_cast<T*>(dlogits.raw()), v);
   });
   CUDA_CHECK_LAUNCH("cross_entropy_backward");
+}
+
+void cross_entropy_mean(const Tensor& loss, const Tensor& targets, Tensor& mean, Tensor& count) {
+  SPECTRA_CHECK(loss.dtype() == DType::f32, "cross_entropy_mean: CUDA takes f32 losses, got {}",
+                dtype_name(loss.dtype()));
+  ce_mean<<<1, 1024, 0, stream()>>>(loss.data<float>(), targets.data<int32_t>(), loss.numel(),
+                                    mean.data<float>(), count.data<float>());
+  CUDA_CHECK_LAUNCH("cross_entropy_mean");
+}
+
+void cross_entropy_mean_backward(const Tensor& dmean, const Tensor& count, Tensor& dloss) {
+  SPECTRA_CHECK(dloss.dtype() == DType::f32,
+                "cross_entropy_mean_backward: CUDA takes f32 gradients, got {}",
+                dtype_name(dloss.dtype()));
+  ce_mean_bwd<<<blocks_for(dloss.numel(), 256), 256, 0, stream()>>>(
+      dmean.data<float>(), count.data<float>(), dloss.data<float>(), dloss.numel());
+  CUDA_CHECK_LAUNCH("cross_entropy_mean_backward");
 }
 
 }  // namespace spectra::kernels::cuda

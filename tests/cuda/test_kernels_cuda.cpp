@@ -152,6 +152,34 @@ TEST_P(KernelsCuda, RmsNorm) {
   }
 }
 
+// The fused residual add + RMSNorm against the CPU reference, with h rounded to the activation
+// dtype before the norm as the kernel rounds it.
+TEST_P(KernelsCuda, AddRmsNorm) {
+  DType dt = GetParam();
+  for (auto [n, d] : {std::pair{1, 64}, {7, 13}, {300, 1792}}) {
+    Tensor x = randn({n, d}, dt), r = randn({n, d}, dt), g = randn({d}, dt);
+    Tensor h = Tensor::empty({n, d}), y = Tensor::empty({n, d}), rstd = Tensor::empty({n});
+    cpu::add_rmsnorm_forward(x, r, g, 1e-5f, h, y, rstd);
+    h = h.to(dt).to(DType::f32);  // the kernel stores h in dt and normalizes that
+    cpu::rmsnorm_forward(h, g, 1e-5f, y, rstd);
+    Tensor hg = poisoned({n, d}, dt), yg = poisoned({n, d}, dt), rg = poisoned({n}, DType::f32);
+    kernels::add_rmsnorm_forward(dev(x, dt), dev(r, dt), g.to(Device::cuda()), 1e-5f, hg, yg, rg);
+    EXPECT_LE(rel_err(hg, h), tol(dt));
+    EXPECT_LE(rel_err(yg, y), tol(dt));
+    EXPECT_LE(rel_err(rg, rstd), tol(dt));
+    Tensor dy = randn({n, d}, dt), dh = randn({n, d}, dt);
+    Tensor dx0 = randn({n, d}, dt), dr0 = randn({n, d}, dt), dg0 = randn({d});
+    Tensor dx = dx0.clone(), dr = dr0.clone(), dg = dg0.clone();
+    cpu::add_rmsnorm_backward(dy, dh, h, g, rstd, dx, dr, dg);
+    Tensor dxg = dev(dx0, dt), drg = dev(dr0, dt), dgg = dg0.to(Device::cuda());
+    kernels::add_rmsnorm_backward(dev(dy, dt), dev(dh, dt), hg, g.to(Device::cuda()), rg, dxg, drg,
+                                  dgg);
+    EXPECT_LE(rel_err(dxg, dx), tol(dt));
+    EXPECT_LE(rel_err(drg, dr), tol(dt));
+    EXPECT_LE(rel_err(dgg, dg), tol(dt));
+  }
+}
+
 TEST_P(KernelsCuda, SwiGLU) {
   DType dt = GetParam();
   for (int64_t n : {1, 1000, 70001}) {
@@ -260,6 +288,20 @@ TEST_P(KernelsCuda, CrossEntropy) {
       kernels::cross_entropy_backward(zg, tgg, off, sg, dl.to(Device::cuda()), gg);
       EXPECT_LE(rel_err(gg, g), tol(dt)) << off;
     }
+  // The mean on the device (f32 losses whatever the logits' dtype) and its gradient.
+  for (int64_t n : {1, 37, 5000}) {
+    Tensor loss = randn({n}), tg = ids(n, -1, 4, true);
+    Tensor mean = Tensor::empty({1}), count = Tensor::empty({1});
+    cpu::cross_entropy_mean(loss, tg, mean, count);
+    Tensor mg = poisoned({1}, DType::f32), cg = poisoned({1}, DType::f32);
+    kernels::cross_entropy_mean(loss.to(Device::cuda()), tg.to(Device::cuda()), mg, cg);
+    EXPECT_LE(rel_err(mg, mean), 1e-5) << n;
+    EXPECT_EQ(cg.to_doubles(), count.to_doubles()) << n;
+    Tensor dl = poisoned({n}, DType::f32), dref = Tensor::empty({n});
+    cpu::cross_entropy_mean_backward(Tensor::full({1}, 2.0), count, dref);
+    kernels::cross_entropy_mean_backward(Tensor::full({1}, 2.0).to(Device::cuda()), cg, dl);
+    EXPECT_LE(rel_err(dl, dref), 1e-6) << n;
+  }
 }
 
 TEST_P(KernelsCuda, AdamWOverManyTensors) {
