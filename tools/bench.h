@@ -1,5 +1,6 @@
 // The measurements of `spectra bench` that live in files of their own.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,5 +10,18 @@ namespace spectra::tools {
 // --data-parallel, under mpirun: gradient communication blocking vs overlapped with backward.
 void bench_data_parallel(const std::string& recipe, const std::vector<std::string>& overrides,
                          int64_t steps, int64_t warmup, bool json);
+
+// --attention: causal attention alone, forward and backward, per implementation
+// (tools/bench_attention.cpp). 0 / empty: the default for the device (4 x 2048 x 16 x 128 on a
+// GPU).
+struct AttentionBenchArgs {
+  bool enabled = false;
+  std::vector<std::string> impls = {"reference", "flash", "cudnn"};
+  std::vector<int64_t> seq_lens;
+  int64_t batch = 0, heads = 0, head_dim = 0;
+  std::string device = "auto";
+};
+void add_bench_attention_options(CLI::App* cmd, AttentionBenchArgs& a);
+void bench_attention(const AttentionBenchArgs& a, int64_t steps, int64_t warmup, bool json);
 
 }  // namespace spectra::tools

@@ -4,7 +4,8 @@
 // --generate N: generation speed with and without the key/value cache; --checkpoint-io DIR:
 // checkpoint snapshot, write and read speed;
 // --data-parallel (under mpirun): gradient communication hidden by the backward pass (in
-// tools/bench_data_parallel.cpp); --quantize N: GPTQ on N
+// tools/bench_data_parallel.cpp); --attention: causal attention alone, forward and backward per
+// implementation (tools/bench_attention.cpp); --quantize N: GPTQ on N
 // calibration sequences (quant/quantlm.h). One row per recipe; --json
 // adds machine-readable lines for the comparison scripts in bench/.
 #include <fmt/format.h>
@@ -36,11 +37,12 @@ struct BenchArgs {
   int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
   double peak_tflops = 0;                // 0: the device's (kernels/peak_flops.h)
   bool json = false;
-  std::string checkpoint_dir;   // measure checkpoint write/read instead of training steps
-  int64_t generate = 0;         // > 0: measure greedy generation of this many new tokens instead
-  int64_t quantize = 0;         // > 0: measure GPTQ with this many calibration sequences instead
-  int64_t quantize_layers = 2;  // blocks quantized (the rest is extrapolated: blocks are alike)
-  bool data_parallel = false;   // under mpirun: gradient reduces blocking vs overlapped
+  std::string checkpoint_dir;    // measure checkpoint write/read instead of training steps
+  int64_t generate = 0;          // > 0: measure greedy generation of this many new tokens instead
+  int64_t quantize = 0;          // > 0: measure GPTQ with this many calibration sequences instead
+  int64_t quantize_layers = 2;   // blocks quantized (the rest is extrapolated: blocks are alike)
+  bool data_parallel = false;    // under mpirun: gradient reduces blocking vs overlapped
+  AttentionBenchArgs attention;  // --attention and its options
 };
 
 struct Phases {
@@ -270,7 +272,12 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--data-parallel", a->data_parallel,
                 "Under mpirun: gradient communication blocking vs overlapped with the backward "
                 "pass (parallel.zero, parallel.bucket_mb apply)");
+  add_bench_attention_options(cmd, a->attention);
   cmd->callback([a] {
+    if (a->attention.enabled) {  // needs no recipe
+      bench_attention(a->attention, a->steps, a->warmup, a->json);
+      return;
+    }
     for (const std::string& r : a->recipes)  // every recipe valid before any measurement
       resolve_placement(load_recipe(r, a->overrides));
     if (a->data_parallel) {
