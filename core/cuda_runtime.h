@@ -3,6 +3,8 @@
 // rest throws). Nothing here touches the GPU before it is first called.
 #pragma once
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "core/device.h"
@@ -30,8 +32,31 @@ void reset_peak();
 // Copies between any two of host/device (pageable host memory; synchronous w.r.t. the host).
 void memcpy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void memset_zero(void* ptr, size_t bytes);
+// Writes `count` copies of the 2-, 4- or 8-byte value at `pattern` from `ptr` on: a kernel on the
+// stream, so Tensor::fill_ can be part of a CUDA graph (a host copy cannot).
+void fill(void* ptr, const void* pattern, size_t pattern_bytes, size_t count);
 void synchronize();
 // The stream every spectra kernel runs on (a cudaStream_t, opaque here).
 void* stream();
+
+// The work a function queues on the stream, captured once into a CUDA graph and replayed with
+// one launch. What the captured work allocates comes from a pool this graph owns: the addresses
+// stay valid for every replay, and nothing outside the graph is handed that memory, also after
+// the tensors that held it are gone. The captured function may allocate but must not wait for
+// the device (no copies to the host); capturing runs nothing, so replay once to run it.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void capture(const std::function<void()>& queue_work);
+  void replay();
+  bool captured() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace spectra::cuda

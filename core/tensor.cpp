@@ -133,11 +133,17 @@ void Tensor::zero_() {
 }
 
 void Tensor::fill_(double value) {
+  size_t es = dtype_size(dtype_);
+  if (device().is_cuda() && (es == 2 || es == 4 || es == 8)) {
+    alignas(8) char pattern[8];
+    store_from_double(pattern, dtype_, value);
+    cuda::fill(raw(), pattern, es, size_t(numel_));  // a kernel: capturable in a CUDA graph
+    return;
+  }
   if (device().is_cuda()) {
     copy_from(full(shape_, value, dtype_));
     return;
   }
-  size_t es = dtype_size(dtype_);
   char* p = static_cast<char*>(raw());
   for (int64_t i = 0; i < numel_; i++) store_from_double(p + i * es, dtype_, value);
 }

@@ -236,6 +236,23 @@ TEST(Recipe, ErrorsNameFileLineAndKey) {
        {"parallel.tp=2", "model.ternary_shards=3"}},
       {kModel + "train: {device: cpu, precision: bf16}\n", ":2:", "train.precision",
        "train.device is cpu"},
+      {kModel,
+       "yaml (--set model.attention=flash)",
+       "model.attention",
+       "for bf16 or fp16",
+       {"model.attention=flash"}},
+      {kModel,
+       "yaml (--set model.attention=fast)",
+       "model.attention",
+       "reference|flash|cudnn",
+       {"model.attention=fast"}},
+      {kModel + "train: {cuda_graph: true, device: cpu}\n", ":2:", "train.cuda_graph",
+       "the graph runs on a GPU"},
+      {kModel,
+       "yaml (--set train.cuda_graph=true)",
+       "train.cuda_graph",
+       "runs one process",
+       {"train.cuda_graph=true", "train.device=cuda", "train.precision=bf16", "parallel.tp=2"}},
   };
   for (size_t i = 0; i < cases.size(); i++) {
     const Case& c = cases[i];

@@ -322,6 +322,15 @@ void finish(Recipe& r, const Binder& b) {
     fail("train.precision", fmt::format("is {} but train.device is cpu, which trains in f32 "
                                         "(--set train.precision=f32)",
                                         r.train.precision));
+  if (r.train.cuda_graph && (dev == "cpu" || r.train.precision == "fp16"))
+    fail("train.cuda_graph",
+         fmt::format("is true but train.device is {} and train.precision {}: the graph runs on a "
+                     "GPU, without fp16's changing loss scale (--set train.cuda_graph=false)",
+                     dev, r.train.precision));
+  if (r.train.cuda_graph && (tp > 1 || r.parallel.dp > 1))
+    fail("train.cuda_graph", fmt::format("is true with parallel.tp {} and parallel.dp {}: the "
+                                         "graph runs one process (--set train.cuda_graph=false)",
+                                         tp, r.parallel.dp));
   if (m.attention != kernels::AttentionImpl::reference &&
       (dev == "cpu" || r.train.precision == "f32"))
     fail("model.attention",

@@ -89,6 +89,9 @@ struct Recipe {
     std::string out;                 // where the trained model is written (HDF5); "" = none
     std::string init;                // a model file whose weights the run starts from; "" = random
     std::string recompute = "none";  // none | full (each block's forward again in backward)
+    // Capture a micro-batch's forward and backward in a CUDA graph and replay it
+    // (train/graphed_step.h): one process on a GPU, bf16 or f32.
+    bool cuda_graph = false;
   } train;
 
   struct Checkpoint {

@@ -54,6 +54,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"train.out", &r.train.out},
       {"train.init", &r.train.init, kAny, nullptr, kPath},
       {"train.recompute", &r.train.recompute, kAny, "none|full"},
+      {"train.cuda_graph", &r.train.cuda_graph},
       {"checkpoint.dir", &r.checkpoint.dir},
       {"checkpoint.interval", &r.checkpoint.interval, kNonNeg},
       {"checkpoint.keep", &r.checkpoint.keep, kPositive},

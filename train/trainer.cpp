@@ -17,6 +17,7 @@
 #include "kernels/peak_flops.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
+#include "train/graphed_step.h"
 #include "train/metrics.h"
 #include "train/model_file.h"
 #include "train/optimizer.h"
@@ -210,6 +211,22 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGUSR1, on_stop_signal);
 
+  std::unique_ptr<GraphedMicroBatch> graphed;
+  if (r.train.cuda_graph) {
+    if (topo.world.size() > 1)
+      throw UserError(
+          fmt::format("{}: train.cuda_graph runs one process; this run has {} ranks "
+                      "(--set train.cuda_graph=false)",
+                      r.path, topo.world.size()));
+    if (!place.device.is_cuda())
+      throw UserError(
+          fmt::format("{}: train.cuda_graph needs a GPU; train.device is {} "
+                      "(--set train.cuda_graph=false)",
+                      r.path, place.device.str()));
+    graphed = std::make_unique<GraphedMicroBatch>(lm, 1.0 / double(accum));
+    log::info("train.cuda_graph: the second micro-batch is captured, the rest replay it");
+  }
+
   TrainSummary out;
   Stopwatch clock, interval_clock;
   double interval_loss = 0;
@@ -226,6 +243,10 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     for (int64_t micro = 0; micro < accum; micro++) {
       opt.begin_micro_batch(micro + 1 == accum);
       TokenBatch b = data->next();
+      if (graphed) {
+        step_loss_sum.add(graphed->run(b), 1.0 / double(accum));
+        continue;
+      }
       ag::Var loss = lm.loss(b.ids.to(place.device), b.targets.to(place.device), b.batch, b.seq);
       step_loss_sum.add(loss.value(), 1.0 / double(accum));
       ag::backward(loss, opt.scaler().scale / double(accum));

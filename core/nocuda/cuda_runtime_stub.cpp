@@ -20,7 +20,15 @@ size_t peak_bytes_in_use() { return 0; }
 void reset_peak() {}
 void memcpy(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void memset_zero(void*, size_t) { no_cuda(); }
+void fill(void*, const void*, size_t, size_t) { no_cuda(); }
 void synchronize() {}
 void* stream() { return nullptr; }
+
+struct Graph::Impl {};
+Graph::Graph() = default;
+Graph::~Graph() = default;
+void Graph::capture(const std::function<void()>&) { no_cuda(); }
+void Graph::replay() { no_cuda(); }
+bool Graph::captured() const { return false; }
 
 }  // namespace spectra::cuda

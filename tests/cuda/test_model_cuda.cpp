@@ -8,6 +8,7 @@
 #include "core/cuda_runtime.h"
 #include "core/rng.h"
 #include "layers/lm.h"
+#include "train/graphed_step.h"
 #include "train/optimizer.h"
 
 using namespace spectra;
@@ -36,9 +37,11 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
-void compare(ModelKind kind, int64_t head_dim, DType compute, double tol, int64_t shards = 1) {
+void compare(ModelKind kind, int64_t head_dim, DType compute, double tol, int64_t shards = 1,
+             kernels::AttentionImpl impl = kernels::AttentionImpl::reference) {
   ModelConfig c = config(kind, head_dim);
   c.ternary_shards = shards;
+  c.attention = impl;
   const int64_t b = 2, t = 100;  // not a multiple of any tile size
   LM cpu(c, {DType::f32, Device::cpu()}, DType::f32);
   LM gpu(c, {DType::f32, Device::cuda()}, compute);
@@ -94,6 +97,16 @@ TEST_F(ModelCuda, TriLMTwoScalesF32MatchesCpu) {
 }
 TEST_F(ModelCuda, FloatLMBf16MatchesCpu) { compare(ModelKind::floatlm, 64, DType::bf16, 3e-2); }
 TEST_F(ModelCuda, TriLMBf16MatchesCpu) { compare(ModelKind::trilm, 64, DType::bf16, 3e-2); }
+// The tensor-core attention paths inside the whole model (the CPU runs its reference).
+TEST_F(ModelCuda, TriLMBf16FlashAttentionMatchesCpu) {
+  compare(ModelKind::trilm, 64, DType::bf16, 3e-2, 1, kernels::AttentionImpl::flash);
+}
+TEST_F(ModelCuda, FloatLMBf16HeadDim128FlashAttentionMatchesCpu) {
+  compare(ModelKind::floatlm, 128, DType::bf16, 3e-2, 1, kernels::AttentionImpl::flash);
+}
+TEST_F(ModelCuda, TriLMBf16CudnnAttentionMatchesCpu) {
+  compare(ModelKind::trilm, 64, DType::bf16, 3e-2, 1, kernels::AttentionImpl::cudnn);
+}
 TEST_F(ModelCuda, TriLMF16MatchesCpu) { compare(ModelKind::trilm, 64, DType::f16, 3e-2); }
 
 // fp16 with dynamic loss scaling: the scaled backward stays finite, the step unscales exactly,
@@ -124,4 +137,53 @@ TEST_F(ModelCuda, F16LossScalingTrains) {
   StepStats st = opt.step(3e-3, 0.0);
   EXPECT_TRUE(st.skipped);
   EXPECT_EQ(opt.scaler().scale, 32768.0);
+}
+
+// train.cuda_graph: five steps of two micro-batches each, replayed from a graph (after an eager
+// first micro-batch), give the eager run's losses and weights bit for bit with the deterministic
+// attention paths; cuDNN's backward adds dQ with atomics, so it is compared within 1e-3.
+TEST_F(ModelCuda, GraphedMicroBatchesEqualTheEagerStep) {
+  for (kernels::AttentionImpl impl :
+       {kernels::AttentionImpl::reference, kernels::AttentionImpl::flash,
+        kernels::AttentionImpl::cudnn}) {
+    SCOPED_TRACE(kernels::attention_impl_name(impl));
+    const bool exact = impl != kernels::AttentionImpl::cudnn;
+    ModelConfig c = config(ModelKind::trilm, 64);
+    c.attention = impl;
+    std::vector<double> losses[2];
+    Tensor weights[2];
+    for (int graphed = 0; graphed < 2; graphed++) {
+      LM lm(c, {DType::f32, Device::cuda()}, DType::bf16);
+      lm.initialize(5);
+      Recipe::Optimizer o;
+      Optimizer opt(lm, o, false);
+      GraphedMicroBatch g(lm, 0.5);
+      for (int step = 0; step < 5; step++) {
+        double loss = 0;
+        for (int micro = 0; micro < 2; micro++) {
+          std::vector<int32_t> ids(2 * 96);
+          for (size_t i = 0; i < ids.size(); i++)
+            ids[i] = int32_t((i * 13 + step * 7 + micro) % 1000);
+          TokenBatch b{Tensor::from(ids, {192}), Tensor::from(ids, {192}), 2, 96};
+          if (graphed) {
+            loss += 0.5 * g.run(b).item();
+          } else {
+            ag::Var l = lm.loss(b.ids.to(Device::cuda()), b.targets.to(Device::cuda()), 2, 96);
+            loss += 0.5 * l.value().item();
+            ag::backward(l, 0.5);
+          }
+        }
+        opt.step(1e-3, 0.1);
+        losses[graphed].push_back(loss);
+      }
+      weights[graphed] = lm.master_arena().to(Device::cpu());
+    }
+    if (exact) {
+      EXPECT_EQ(losses[0], losses[1]);
+      EXPECT_EQ(weights[0].to_doubles(), weights[1].to_doubles());
+    } else {
+      for (size_t i = 0; i < losses[0].size(); i++)
+        EXPECT_NEAR(losses[1][i], losses[0][i], 1e-3 * losses[0][i]) << "step " << i;
+    }
+  }
 }
