@@ -180,11 +180,9 @@ Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& seg
 ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                  Tensor* token_losses) const {
   if (!opt_.tp || opt_.tp->size() == 1) {
-    const int64_t chunk =
-        head_chunk_rows_ > 0 ? head_chunk_rows_ : ag::head_chunk_rows(cfg_.vocab_rows);
-    const ag::Var w = head_.weight().var();
     return forward(ids, batch, seq, [&](const ag::Var& h) {
-      return ag::linear_cross_entropy(h, w, targets, chunk, token_losses);
+      return ag::linear_cross_entropy(h, head_.weight().var(), targets,
+                                      ag::head_chunk_rows(cfg_.vocab_rows), token_losses);
     });
   }
   const int64_t first_row = cfg_.vocab_rows / opt_.tp_size() * opt_.tp_rank();

@@ -86,8 +86,6 @@ class LM : public Module {
   // fused, a chunk of rows at a time (ag::linear_cross_entropy): no [B*T, vocab] logits.
   ag::Var loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                Tensor* token_losses = nullptr) const;
-  // Rows per chunk of the fused head and loss (0: ag::head_chunk_rows of the vocabulary).
-  void set_head_chunk_rows(int64_t rows) { head_chunk_rows_ = rows; }
 
  private:
   ModelConfig cfg_;
@@ -105,7 +103,6 @@ class LM : public Module {
   int64_t rebound_ = 0;  // gradient elements moved out of the arena (bind_gradients)
   SegmentHooks* hooks_ = nullptr;
   bool recompute_ = false;
-  int64_t head_chunk_rows_ = 0;
 
   // The forward pass through the segments (see SegmentHooks), with `head` mapping the final
   // norm's output to what the last segment returns.

@@ -60,17 +60,27 @@ class LossSum {
   Tensor sum_;
 };
 
-// Mean loss over the validation split's first `batches` micro-batches of every rank.
+// Mean loss over the validation split's first `batches` micro-batches of every rank, summed in
+// f64 from the per-token losses (as `spectra eval --task perplexity` sums them: the two agree).
 double evaluate(const LM& lm, BatchSource& data, const Recipe& r, const dist::Group& dp) {
   ag::NoGradGuard no_grad;
-  const int64_t batches = std::max<int64_t>(1, r.eval.batches);
-  LossSum sum;
+  double sum = 0;
   for (int64_t i = 0; i < r.eval.batches; i++) {
     TokenBatch b = data.val_batch(i);
     Device d = lm.device();
-    sum.add(lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq).value(), 1.0 / double(batches));
+    Tensor tokens;
+    lm.loss(b.ids.to(d), b.targets.to(d), b.batch, b.seq, &tokens);
+    const std::vector<double> l = tokens.to_doubles(), t = b.targets.to_doubles();
+    double batch_sum = 0;
+    int64_t kept = 0;
+    for (size_t j = 0; j < l.size(); j++)
+      if (t[j] >= 0) {
+        batch_sum += l[j];
+        kept++;
+      }
+    sum += kept ? batch_sum / double(kept) : 0.0;
   }
-  return mean_over(dp, sum.take());
+  return mean_over(dp, sum / double(std::max<int64_t>(1, r.eval.batches)));
 }
 
 // eval.tasks, loaded before training so a bad task file stops the run at once.
