@@ -16,6 +16,9 @@ Tensor GraphedMicroBatch::run(const TokenBatch& b) {
     return loss.value();
   }
   if (!graph_.captured()) {
+    // The eager run's activations went back to the shared cache; the graph allocates its own,
+    // so hand those back to the driver first rather than hold both.
+    cuda::empty_cache();
     ids_ = b.ids.to(d);
     targets_ = b.targets.to(d);
     graph_.capture([&] {
