@@ -1,0 +1,125 @@
+// The packed ternary weight's CPU reference: packing with the training quantizer's exact γ and
+// trits, unpacking, and the `exact` f32-activation matmul in simple loops
+// (kernels/ternary_packed.h).
+#include "kernels/ternary_packed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/common.h"
+#include "kernels/ternary.h"
+
+namespace spectra::kernels {
+
+namespace {
+
+// All padding columns (and any column not yet written) hold code 1 = trit 0 in every position.
+constexpr uint8_t kZeroCodes = 0x55;
+
+}  // namespace
+
+PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis) {
+  SPECTRA_CHECK(!w.is_cuda(), "pack_ternary: w must be on the CPU, got {}", w.str());
+  SPECTRA_CHECK(w.dim() == 2, "pack_ternary: w must be 2-D [rows, cols], got {}", w.str());
+  SPECTRA_CHECK(axis == 0 || axis == 1, "pack_ternary: axis must be 0 or 1, got {}", axis);
+  SPECTRA_CHECK(groups >= 1 && w.size(axis) % groups == 0,
+                "pack_ternary: groups ({}) must be >= 1 and divide w.size({}) = {}", groups, axis,
+                w.size(axis));
+  PackedTernary p;
+  p.rows = w.size(0);
+  p.cols = w.size(1);
+  p.groups = groups;
+  p.axis = axis;
+  p.codes = Tensor::empty({p.rows, p.row_bytes()}, DType::u8);
+  p.gamma = Tensor::empty({groups}, DType::f32);
+  uint8_t* codes = p.codes.data<uint8_t>();
+  std::fill(codes, codes + p.codes.numel(), kZeroCodes);
+  float* gamma = p.gamma.data<float>();
+
+  // As kernels::cpu::ternary_quantize_groups: group g is [r0, r0 + gr) x [c0, c0 + gc), its
+  // element k (row-major within the group) is w[r0 + k / gc, c0 + k % gc], summed in that order.
+  const int64_t rows = p.rows, cols = p.cols;
+  const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
+  cpu::dispatch_float("pack_ternary", w.dtype(), [&](auto wz) {
+    using W = decltype(wz);
+    const W* x = w.data<W>();
+    for (int64_t g = 0; g < groups; g++) {
+      const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
+      auto at = [&](int64_t k) { return (r0 + k / gc) * cols + c0 + k % gc; };
+      const double sum =
+          cpu::ordered_sum(gr * gc, [&](int64_t k) { return std::abs(double(x[at(k)])); });
+      const float gamma_g = float(double(eps) + sum / double(std::max<int64_t>(gr * gc, 1)));
+      SPECTRA_CHECK(std::isfinite(gamma_g),
+                    "pack_ternary: scale block {} has γ = {} (non-finite "
+                    "latent weights)",
+                    g, gamma_g);
+      gamma[g] = gamma_g;
+      // Rows own disjoint bytes; groups run one after the other, so a byte shared by two column
+      // blocks is never written by two threads at once.
+#pragma omp parallel for schedule(static)
+      for (int64_t r = r0; r < r0 + gr; r++)
+        for (int64_t c = c0; c < c0 + gc; c++) {
+          const int code = int(ternary_trit(x[r * cols + c], W(gamma_g))) + 1;  // -0 -> 1
+          uint8_t& byte = codes[p.byte_of(r, c)];
+          const int s = PackedTernary::shift_of(c);
+          byte = uint8_t((byte & ~(3 << s)) | (code << s));
+        }
+    }
+  });
+  return p;
+}
+
+Tensor unpack_ternary(const PackedTernary& p) {
+  Tensor out = Tensor::empty({p.rows, p.cols}, DType::f32);
+  float* o = out.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < p.rows; r++)
+    for (int64_t c = 0; c < p.cols; c++) {
+      // float(double(γ) · trit) as the quantizer writes it: ±γ or 0, exact.
+      const float g = p.gamma_at(r, c);
+      const int t = p.trit_at(r, c);
+      o[r * p.cols + c] = t == 0 ? 0.f : (t > 0 ? g : -g);
+    }
+  return out;
+}
+
+void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y) {
+  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda(), "packed_matmul: x and y must be on the CPU");
+  SPECTRA_CHECK(x.dtype() == DType::f32 && y.dtype() == DType::f32,
+                "packed_matmul: x and y must be f32, got {} and {}", x.str(), y.str());
+  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols, "packed_matmul: x must be [n, {}], got {}",
+                w.cols, x.str());
+  const int64_t n = cpu::rows_of(x), rows = w.rows, cols = w.cols;
+  SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == rows && cpu::rows_of(y) == n,
+                "packed_matmul: y must be [{}, {}], got {}", n, rows, y.str());
+  const float* X = x.data<float>();
+  float* Y = y.data<float>();
+  const float* gamma = w.gamma.data<float>();
+  const uint8_t* codes = w.codes.data<uint8_t>();
+  // Column scale blocks met by one row: `groups` of span columns (axis 1), else one of all.
+  const int64_t blocks = w.axis == 1 ? w.groups : 1;
+  const int64_t block_cols = w.axis == 1 ? w.span() : cols;
+#pragma omp parallel
+  {
+    std::vector<int8_t> trit(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      for (int64_t c = 0; c < cols; c++)
+        trit[size_t(c)] = int8_t(((codes[w.byte_of(r, c)] >> PackedTernary::shift_of(c)) & 3) - 1);
+      for (int64_t i = 0; i < n; i++) {
+        const float* xi = X + i * cols;
+        double acc = 0;
+        for (int64_t b = 0; b < blocks; b++) {
+          double s = 0;
+          for (int64_t c = b * block_cols; c < (b + 1) * block_cols; c++)
+            s += double(trit[size_t(c)]) * double(xi[c]);
+          acc += double(gamma[w.axis == 1 ? b : r / w.span()]) * s;
+        }
+        Y[i * rows + r] = float(acc);
+      }
+    }
+  }
+}
+
+}  // namespace spectra::kernels

@@ -1,0 +1,96 @@
+// A packed ternary weight: a [rows, cols] TriLM matrix as 2-bit codes plus one γ per scale block,
+// holding exactly the trits and γ of the training quantizer (kernels/ternary.h). Inference, the
+// ZeRO-3 all-gather and any packed file use this one packing.
+//
+//   PackedTernary p = kernels::pack_ternary(w, 1e-5f, /*groups=*/2, /*axis=*/1);  // w f32 [R, C]
+//   Tensor eff = kernels::unpack_ternary(p);        // f32 [R, C]: γ·T, the effective weight
+//   kernels::packed_matmul(p, x, y);                // x f32 [n, C] -> y f32 [n, R] = x·(γ·T)ᵀ
+//   float g = p.gamma_at(r, c);                     // the scale of weight (r, c)
+//
+// Layout (stable: files and collectives carry it byte for byte).
+//  - code = trit + 1: 0 is -1, 1 is 0, 2 is +1; 3 is never written.
+//  - Each row is padded to cols_padded = a multiple of kBlockCols = 256 columns; padding columns
+//    hold code 1 (trit 0), so a kernel may run over whole blocks and they add nothing.
+//  - codes: u8 [rows, row_bytes], row_bytes = cols_padded / 4, rows contiguous. A row is
+//    cols_padded / 256 blocks of kBlockBytes = 64 bytes; column c lives in block c / 256 at
+//    q = c % 256, in byte q % 64 of the block, bits 2·(q / 64) .. 2·(q / 64) + 1. So byte j of a
+//    block holds columns j, j+64, j+128, j+192 in bits 0-1, 2-3, 4-5, 6-7: a 32-byte AVX2 load of
+//    half a block, shifted right by 0, 2, 4, 6 and masked with 3, gives four vectors of 32
+//    consecutive columns' codes each.
+//  - gamma: f32 [groups], split exactly as kernels::ternary_quantize_groups splits: axis 0 gives
+//    blocks of span = rows / groups whole rows, axis 1 blocks of span = cols / groups whole
+//    columns. Column blocks need not align with the 256-column code blocks (TriLM 1.1B's
+//    896-wide tensor-parallel shards), so a kernel over axis-1 scales splits a code block where a
+//    scale block ends (block_of_col below).
+//  - Both tensors are on the CPU; .to(Device) moves them as they are.
+//
+// What is not kept: the sign of a zero. The quantizer's effective weight for a small negative
+// latent weight is -0.0; unpacking gives +0.0. They compare equal and any product sums the same.
+//
+// The ops here are plain functions (CPU reference only, no SPECTRA_OP: there is no CUDA twin
+// yet). They are the reference the SIMD and CUDA kernels are checked against.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace spectra::kernels {
+
+struct PackedTernary {
+  static constexpr int64_t kBlockCols = 256;  // columns per code block
+  static constexpr int64_t kBlockBytes = 64;  // bytes per code block (4 codes a byte)
+
+  int64_t rows = 0, cols = 0;
+  int64_t groups = 1;  // scale blocks
+  int axis = 0;        // 0: blocks of rows; 1: blocks of columns
+  Tensor codes;        // u8 [rows, row_bytes()]
+  Tensor gamma;        // f32 [groups]
+
+  int64_t cols_padded() const { return (cols + kBlockCols - 1) / kBlockCols * kBlockCols; }
+  int64_t row_bytes() const { return cols_padded() / 4; }
+  // Rows (axis 0) or columns (axis 1) per scale block.
+  int64_t span() const { return (axis == 0 ? rows : cols) / groups; }
+  int64_t block_of_row(int64_t r) const { return axis == 0 ? r / span() : 0; }
+  int64_t block_of_col(int64_t c) const { return axis == 1 ? c / span() : 0; }
+  // γ of weight (r, c): one division and a load.
+  float gamma_at(int64_t r, int64_t c) const {
+    return gamma.data<float>()[axis == 0 ? r / span() : c / span()];
+  }
+
+  // Byte and shift of weight (r, c)'s code, per the layout above.
+  int64_t byte_of(int64_t r, int64_t c) const {
+    return r * row_bytes() + c / kBlockCols * kBlockBytes + c % kBlockCols % kBlockBytes;
+  }
+  static int shift_of(int64_t c) { return int(2 * (c % kBlockCols / kBlockBytes)); }
+  int code_at(int64_t r, int64_t c) const {
+    return (codes.data<uint8_t>()[byte_of(r, c)] >> shift_of(c)) & 3;
+  }
+  int trit_at(int64_t r, int64_t c) const { return code_at(r, c) - 1; }
+
+  // Bytes held: codes (with padding) and γ.
+  size_t nbytes() const { return codes.nbytes() + gamma.nbytes(); }
+  double bits_per_weight() const {
+    return rows * cols == 0 ? 0.0 : 8.0 * double(nbytes()) / double(rows * cols);
+  }
+};
+
+// Packs latent weights w (CPU, 2-D [rows, cols], f32; f64 also accepted) with `groups` scale
+// blocks along `axis`. γ and the trits are computed exactly as kernels::cpu::
+// ternary_quantize_groups does (the same fixed-order f64 sum, the same ternary_trit on the f32
+// γ), so codes and γ equal the training quantizer's bit for bit. groups must divide the size of
+// w along axis.
+PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis);
+
+// The effective weight γ·T as f32 [rows, cols] (equal to ternary_quantize_groups' f32
+// `effective`, up to the sign of zeros).
+Tensor unpack_ternary(const PackedTernary& p);
+
+// y = x · (γ·T)ᵀ in the `exact` mode: x f32 [n, cols] (leading dimensions flattened), y f32
+// [n, rows], overwritten. Order: for each output (i, r) and each scale block that row r meets
+// (one for axis 0; `groups` for axis 1, in column order), s_g = Σ trit·x over the block's
+// columns in increasing column order, in f64; y = f32(Σ_g f64(γ_g)·s_g). Each trit·x is exact in
+// f64, so y is the f64 product rounded once (apart from the f64 sum's own rounding). Threads over
+// rows (OpenMP); the result does not depend on the thread count.
+void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y);
+
+}  // namespace spectra::kernels
