@@ -1,5 +1,5 @@
 // Causal block ranges of the tiled (flash) attention kernels, shared by the CUDA kernels
-// (kernels/cuda/flash_attention.cu) and their CPU test (tests/test_attention_blocks.cpp).
+// (kernels/cuda/flash_*.cu) and their CPU test (tests/test_attention_blocks.cpp).
 //
 // Tq == Tk == t. Queries are cut into blocks of `br` rows, keys into blocks of `bc` rows; block i
 // of size n covers rows [i·n, i·n + n) (the last one may run past t: its extra rows are zero-filled

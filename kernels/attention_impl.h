@@ -2,7 +2,7 @@
 // compute the same function (kernels/attention.h) and are checked against the CPU reference; the
 // CPU always runs its reference, whatever is chosen.
 //   reference  f32 math on the CUDA cores (kernels/cuda/attention.cu): any float dtype
-//   flash      the hand-written tensor-core kernels (kernels/cuda/flash_attention.cu): bf16, f16
+//   flash      the hand-written tensor-core kernels (kernels/cuda/flash_*.cu): bf16, f16
 //   cudnn      cuDNN's fused SDPA through cudnn-frontend (kernels/cuda/cudnn_attention.cpp)
 // The values are stable: they name the choice in recipes and benchmark output.
 #pragma once

@@ -35,4 +35,11 @@ SPECTRA_OP(void, ternary_quantize, const Tensor& w, float eps, Tensor& t, Tensor
 SPECTRA_OP(void, ternary_quantize_groups, const Tensor& w, float eps, int64_t groups, int axis,
            Tensor& effective, Tensor& gamma)
 
+namespace cpu {
+// The γ of each of `groups` blocks of w (f32 or f64, on the CPU) split along `axis`, summed
+// exactly as ternary_quantize_groups sums them (f64, fixed order): for CPU code that must hold
+// the quantizer's scales bit for bit (the packed weight, kernels/ternary_packed.h).
+void ternary_group_gammas(const Tensor& w, float eps, int64_t groups, int axis, float* gamma);
+}  // namespace cpu
+
 }  // namespace spectra::kernels

@@ -22,28 +22,56 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
   });
 }
 
+namespace {
+// Group g of a [rows, cols] matrix split into `groups` blocks along `axis` is the sub-matrix
+// [r0, r0 + gr) x [c0, c0 + gc); its element k (row-major within the group) is
+// w[r0 + k / gc, c0 + k % gc].
+struct Groups {
+  int64_t cols, gr, gc;
+  int axis;
+  Groups(const Tensor& w, int64_t groups, int axis)
+      : cols(w.size(1)),
+        gr(axis == 0 ? w.size(0) / groups : w.size(0)),
+        gc(axis == 1 ? w.size(1) / groups : w.size(1)),
+        axis(axis) {}
+  int64_t at(int64_t g, int64_t k) const {
+    const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
+    return (r0 + k / gc) * cols + c0 + k % gc;
+  }
+  int64_t size() const { return gr * gc; }
+};
+}  // namespace
+
+void ternary_group_gammas(const Tensor& w, float eps, int64_t groups, int axis, float* gamma) {
+  const Groups s(w, groups, axis);
+  dispatch_float("ternary_group_gammas", w.dtype(), [&](auto wz) {
+    using W = decltype(wz);
+    const W* x = w.data<W>();
+    for (int64_t g = 0; g < groups; g++) {
+      const double sum =
+          ordered_sum(s.size(), [&](int64_t k) { return std::abs(double(x[s.at(g, k)])); });
+      gamma[g] = float(double(eps) + sum / double(std::max<int64_t>(s.size(), 1)));
+    }
+  });
+}
+
 void ternary_quantize_groups(const Tensor& w, float eps, int64_t groups, int axis,
                              Tensor& effective, Tensor& gamma) {
-  const int64_t rows = w.size(0), cols = w.size(1);
-  // Group g is the sub-matrix [r0, r0 + gr) x [c0, c0 + gc); its element k (row-major within
-  // the group) is w[r0 + k / gc, c0 + k % gc].
-  const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
+  const Groups s(w, groups, axis);
+  ternary_group_gammas(w, eps, groups, axis, gamma.data<float>());
   dispatch_float("ternary_quantize_groups", w.dtype(), [&](auto wz) {
     using W = decltype(wz);
     const W* x = w.data<W>();
     for (int64_t g = 0; g < groups; g++) {
-      const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
-      auto at = [&](int64_t k) { return (r0 + k / gc) * cols + c0 + k % gc; };
-      const double sum =
-          ordered_sum(gr * gc, [&](int64_t k) { return std::abs(double(x[at(k)])); });
-      const float gamma_g = float(double(eps) + sum / double(std::max<int64_t>(gr * gc, 1)));
-      gamma.data<float>()[g] = gamma_g;
+      const float gamma_g = gamma.data<float>()[g];
       dispatch_storage("ternary_quantize_groups", effective.dtype(), [&](auto tz) {
         using T = decltype(tz);
         T* out = effective.data<T>();
 #pragma omp parallel for schedule(static)
-        for (int64_t k = 0; k < gr * gc; k++)
-          out[at(k)] = narrow<T>(double(gamma_g) * double(ternary_trit(x[at(k)], W(gamma_g))));
+        for (int64_t k = 0; k < s.size(); k++) {
+          const int64_t i = s.at(g, k);
+          out[i] = narrow<T>(double(gamma_g) * double(ternary_trit(x[i], W(gamma_g))));
+        }
       });
     }
   });

@@ -37,24 +37,20 @@ PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis)
   std::fill(codes, codes + p.codes.numel(), kZeroCodes);
   float* gamma = p.gamma.data<float>();
 
-  // As kernels::cpu::ternary_quantize_groups: group g is [r0, r0 + gr) x [c0, c0 + gc), its
-  // element k (row-major within the group) is w[r0 + k / gc, c0 + k % gc], summed in that order.
+  // The quantizer's own scales; group g is [r0, r0 + gr) x [c0, c0 + gc).
   const int64_t rows = p.rows, cols = p.cols;
   const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
+  cpu::ternary_group_gammas(w, eps, groups, axis, gamma);
   cpu::dispatch_float("pack_ternary", w.dtype(), [&](auto wz) {
     using W = decltype(wz);
     const W* x = w.data<W>();
     for (int64_t g = 0; g < groups; g++) {
       const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
-      auto at = [&](int64_t k) { return (r0 + k / gc) * cols + c0 + k % gc; };
-      const double sum =
-          cpu::ordered_sum(gr * gc, [&](int64_t k) { return std::abs(double(x[at(k)])); });
-      const float gamma_g = float(double(eps) + sum / double(std::max<int64_t>(gr * gc, 1)));
+      const float gamma_g = gamma[g];
       SPECTRA_CHECK(std::isfinite(gamma_g),
                     "pack_ternary: scale block {} has γ = {} (non-finite "
                     "latent weights)",
                     g, gamma_g);
-      gamma[g] = gamma_g;
       // Rows own disjoint bytes; groups run one after the other, so a byte shared by two column
       // blocks is never written by two threads at once.
 #pragma omp parallel for schedule(static)

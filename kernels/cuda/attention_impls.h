@@ -6,7 +6,8 @@
 
 namespace spectra::kernels::cuda {
 
-// kernels/cuda/flash_attention.cu: bf16 or f16, head_dim 64 or 128, Tq == Tk.
+// kernels/cuda/flash_attention.cu (forward) and flash_attention_bwd.cu: bf16 or f16, head_dim 64
+// or 128, Tq == Tk.
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                              Tensor& o, Tensor& lse);
 void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,

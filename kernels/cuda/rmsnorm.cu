@@ -25,6 +25,16 @@ __global__ void rmsnorm_fwd(const T* x, const G* g, float eps, T* y, float* rstd
     y[r * d + i] = from_f32<T>(to_f32(xr[i]) * rs * to_f32(g[i]));
 }
 
+// mean(dy·g·u) over row r, u = x·rstd: every thread of the block gets it.
+template <typename T, typename G>
+__device__ float row_mean_dyg_u(const T* dy, const T* x, const G* g, float rs, int64_t r, int64_t d,
+                                float* scratch) {
+  float dot = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+    dot += to_f32(dy[r * d + i]) * to_f32(g[i]) * to_f32(x[r * d + i]) * rs;
+  return block_sum(dot, scratch) / float(d);
+}
+
 // dx += rstd·(dy·g − u·mean(dy·g·u)), u = x·rstd.
 template <typename T, typename G>
 __global__ void rmsnorm_bwd_dx(const T* dy, const T* x, const G* g, const float* rstd, T* dx,
@@ -32,10 +42,7 @@ __global__ void rmsnorm_bwd_dx(const T* dy, const T* x, const G* g, const float*
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const float rs = rstd[r];
-  float dot = 0.f;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-    dot += to_f32(dy[r * d + i]) * to_f32(g[i]) * to_f32(x[r * d + i]) * rs;
-  const float m = block_sum(dot, scratch) / float(d);
+  const float m = row_mean_dyg_u(dy, x, g, rs, r, d, scratch);
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
     int64_t k = r * d + i;
     float u = to_f32(x[k]) * rs;
@@ -91,10 +98,7 @@ __global__ void add_rmsnorm_bwd(const T* dy, const T* dh, const T* h, const G* g
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const float rs = rstd[row];
-  float dot = 0.f;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-    dot += to_f32(dy[row * d + i]) * to_f32(g[i]) * to_f32(h[row * d + i]) * rs;
-  const float m = block_sum(dot, scratch) / float(d);
+  const float m = row_mean_dyg_u(dy, h, g, rs, row, d, scratch);
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
     const int64_t k = row * d + i;
     const float t = to_f32(dh[k]) + rs * (to_f32(dy[k]) * to_f32(g[i]) - to_f32(h[k]) * rs * m);

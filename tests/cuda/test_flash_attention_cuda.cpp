@@ -1,4 +1,4 @@
-// model.attention: flash (kernels/cuda/flash_attention.cu) against the CPU reference: forward
+// model.attention: flash (kernels/cuda/flash_*.cu) against the CPU reference: forward
 // (o, lse) and backward (dq, dk, dv) on fresh random bf16/f16 inputs, the CPU running in f32 on
 // the same rounded values, at lengths that are and are not multiples of the tiles. Errors are
 // the largest absolute difference over the largest |reference| value, printed per case. Also:
