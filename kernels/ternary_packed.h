@@ -4,8 +4,8 @@
 //
 //   PackedTernary p = kernels::pack_ternary(w, 1e-5f, /*groups=*/2, /*axis=*/1);  // w f32 [R, C]
 //   Tensor eff = kernels::unpack_ternary(p);        // f32 [R, C]: γ·T, the effective weight
-//   kernels::packed_matmul(p, x, y);                // x f32 [n, C] -> y f32 [n, R] = x·(γ·T)ᵀ
-//   float g = p.gamma_at(r, c);                     // the scale of weight (r, c)
+//   kernels::packed_matmul(p, x, y, Activations::exact);  // x f32 [n, C] -> y f32 [n, R] =
+//   x·(γ·T)ᵀ float g = p.gamma_at(r, c);                     // the scale of weight (r, c)
 //
 // Layout (stable: files and collectives carry it byte for byte).
 //  - code = trit + 1: 0 is -1, 1 is 0, 2 is +1; 3 is never written.
@@ -27,10 +27,12 @@
 // What is not kept: the sign of a zero. The quantizer's effective weight for a small negative
 // latent weight is -0.0; unpacking gives +0.0. They compare equal and any product sums the same.
 //
-// The ops here are plain functions (CPU reference only, no SPECTRA_OP: there is no CUDA twin
-// yet). They are the reference the SIMD and CUDA kernels are checked against.
+// packed_matmul runs hand-written inner loops for the CPU's instruction set (kernels/cpu_isa.h:
+// AVX-512 VNNI, AVX2 or portable C++), threads over weight rows and activation rows;
+// packed_matmul_reference is the simple f64 loop they are checked against.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -85,12 +87,33 @@ PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis)
 // `effective`, up to the sign of zeros).
 Tensor unpack_ternary(const PackedTernary& p);
 
-// y = x · (γ·T)ᵀ in the `exact` mode: x f32 [n, cols] (leading dimensions flattened), y f32
+// How activations meet the packed weights.
+//  - exact: f32 activations; y equals the f64 product within f32 rounding (the order of the
+//    f32 sums is the instruction set's). Log-likelihoods do not move.
+//  - int8: each activation row quantized to int8 with its absmax (quantize_int8), integer dot
+//    products with the trits, then y = f32(f64(scale_i) · Σ_g f64(γ_g)·f64(Σ trit·q over scale
+//    block g)): exact integer sums, so every instruction set gives the same bits. Faster; the
+//    outputs move by the activations' rounding (docs/evaluation.md measures by how much).
+enum class Activations : uint8_t { exact = 0, int8 = 1 };
+const char* activations_name(Activations a);
+// "exact" or "int8"; anything else is a UserError naming `what` (the flag or key).
+Activations parse_activations(const std::string& s, const std::string& what);
+
+// y = x · (γ·T)ᵀ: x f32 [n, cols] (leading dimensions flattened), y f32 [n, rows], overwritten,
+// both on the CPU. The result does not depend on the number of threads.
+void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode);
+
+// One activation row to int8: amax = max |x_c|; scale = amax / 127; q_c = x_c·(127 / amax)
+// rounded to nearest (ties to even) and clamped to ±127, all in f32. amax = 0 gives scale 0 and
+// q = 0; a non-finite amax gives scale NaN (so the outputs are NaN, as they would be in f32).
+void quantize_int8(const float* x, int64_t cols, int8_t* q, float* scale);
+
+// The reference for the `exact` mode: x f32 [n, cols] (leading dimensions flattened), y f32
 // [n, rows], overwritten. Order: for each output (i, r) and each scale block that row r meets
 // (one for axis 0; `groups` for axis 1, in column order), s_g = Σ trit·x over the block's
 // columns in increasing column order, in f64; y = f32(Σ_g f64(γ_g)·s_g). Each trit·x is exact in
 // f64, so y is the f64 product rounded once (apart from the f64 sum's own rounding). Threads over
 // rows (OpenMP); the result does not depend on the thread count.
-void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y);
+void packed_matmul_reference(const PackedTernary& w, const Tensor& x, Tensor& y);
 
 }  // namespace spectra::kernels

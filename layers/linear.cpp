@@ -23,6 +23,15 @@ Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit
 
 ag::Var Linear::forward(const ag::Var& x) const {
   if (observer_) observer_(x.value());
+  if (packed_) {
+    SPECTRA_CHECK(!ag::grad_enabled(), "Linear: packed weights run without gradients only");
+    const Tensor& in = x.value();
+    Shape out = in.shape();
+    out.back() = packed_->rows;
+    Tensor y = Tensor::empty(out, DType::f32);
+    kernels::packed_matmul(*packed_, in, y, activations_);
+    return ag::Var(y);
+  }
   const bool tp = parallel(tp_);
   ag::Var in = tp && split_ == TpSplit::column ? ag::tp_copy(x, *tp_) : x;
   ag::Var y = !ternary_ ? ag::linear(in, weight_->var())
@@ -30,6 +39,17 @@ ag::Var Linear::forward(const ag::Var& x) const {
                   ? ag::quantized_linear(in, weight_->var(), weight_->gamma)
                   : ag::ternary_linear(in, weight_->var(), eps_, scales_);
   return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
+}
+
+void Linear::pack(kernels::Activations mode) {
+  SPECTRA_CHECK(ternary_, "Linear::pack: only TriLM projections have packed weights");
+  SPECTRA_CHECK(!parallel(tp_), "Linear::pack: not under tensor parallelism");
+  SPECTRA_CHECK(!weight_->master.is_cuda(), "Linear::pack: packed weights run on the CPU");
+  if (!packed_)
+    packed_ = std::make_shared<const kernels::PackedTernary>(
+        kernels::pack_ternary(weight_->master, eps_, scales_.groups, scales_.axis));
+  activations_ = mode;
+  weight_->master = weight_->grad = weight_->compute = weight_->gamma = Tensor();
 }
 
 Tensor effective_weight(const Parameter& p, const Tensor& w, float ternary_eps,

@@ -3,9 +3,11 @@
 // (shard of the) matrix, and the latent f32 W learns through the straight-through estimator.
 #pragma once
 #include <functional>
+#include <memory>
 
 #include "autograd/ops.h"
 #include "dist/group.h"
+#include "kernels/ternary_packed.h"
 #include "layers/module.h"
 
 namespace spectra {
@@ -36,6 +38,11 @@ class Linear : public Module {
   Parameter& weight() { return *weight_; }
   const Parameter& weight() const { return *weight_; }
   bool ternary() const { return ternary_; }
+  // Inference on packed weights (kernels/ternary_packed.h), TriLM projections only, on the CPU,
+  // without tensor parallelism: packs the weight once, frees its latent master (and gradient),
+  // and from then on forward() multiplies with the 2-bit codes in `mode` (no gradients).
+  void pack(kernels::Activations mode);
+  const kernels::PackedTernary* packed() const { return packed_.get(); }
   // Called with every input x the forward pass receives (post-training quantization collects
   // its calibration statistics this way); an empty function removes it.
   void set_input_observer(std::function<void(const Tensor& x)> observer) {
@@ -50,6 +57,8 @@ class Linear : public Module {
   TpSplit split_;
   const dist::Group* tp_;
   ag::TernaryScales scales_;
+  std::shared_ptr<const kernels::PackedTernary> packed_;
+  kernels::Activations activations_ = kernels::Activations::exact;
 };
 
 // The weight a projection computes with, in f32 on the host, from its full (unsharded) master

@@ -94,6 +94,7 @@ void LM::initialize(uint64_t seed) {
 void LM::refresh_compute() { refresh_compute(0, elements_); }
 
 void LM::refresh_compute(int64_t begin, int64_t end, bool ternary_only) {
+  SPECTRA_CHECK(!packed_, "LM: the TriLM weights are packed for inference (no latent weights)");
   int64_t off = 0;
   for (auto& [name, p] : named_parameters()) {
     const bool in_range = off >= begin && off < end && (p->ternary || !ternary_only);
@@ -111,6 +112,41 @@ void LM::refresh_compute(int64_t begin, int64_t end, bool ternary_only) {
 
 void LM::zero_grad() {
   if (grad_arena_.defined()) grad_arena_.zero_();
+}
+
+void LM::pack_ternary(kernels::Activations mode) {
+  SPECTRA_CHECK(cfg_.ternary(), "LM::pack_ternary: a FloatLM has no ternary weights to pack");
+  for (Block& b : layers_)
+    for (auto& [name, linear] : b.projections()) linear->pack(mode);
+  if (packed_) return;
+  // The float parameters (embedding, norms, head) into an arena of their own; the old arena,
+  // which held the latent ternary weights too, is freed with the last view of it.
+  int64_t kept = 0;
+  for (auto& [name, p] : named_parameters()) kept += p->master.numel();
+  Tensor arena = Tensor::empty({kept}, master_arena_.dtype(), master_arena_.device());
+  int64_t off = 0;
+  for (auto& [name, p] : named_parameters()) {
+    if (!p->master.defined()) continue;
+    const int64_t n = p->master.numel();
+    Tensor view = arena.slice(off, off + n).view(p->shape);
+    view.copy_from(p->master);
+    p->master = view;
+    p->grad = Tensor();
+    off += n;
+  }
+  master_arena_ = arena;
+  grad_arena_ = Tensor();
+  packed_ = true;
+}
+
+size_t LM::weight_bytes() const {
+  size_t bytes = master_arena_.nbytes();
+  for (auto& [name, p] : named_parameters())
+    if (p->compute.defined()) bytes += p->compute.nbytes();
+  for (const Block& b : layers_)
+    for (auto& [name, linear] : b.projections())
+      if (linear->packed()) bytes += linear->packed()->nbytes();
+  return bytes;
 }
 
 void LM::bind_gradients(int64_t begin, int64_t end, const Tensor& storage) {

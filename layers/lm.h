@@ -48,6 +48,16 @@ class LM : public Module {
   void refresh_compute(int64_t begin, int64_t end, bool ternary_only = false);
   void zero_grad();
 
+  // Inference on packed TriLM weights (Linear::pack): every ternary projection packs its weight,
+  // the latent masters and every gradient are freed and the float parameters move to an arena
+  // of their own, so the ternary matrices take their 2-bit codes in memory, not f32. From then
+  // on the model runs only without gradients (logits, logits_cached, loss under NoGradGuard).
+  // CPU, TriLM, no tensor parallelism.
+  void pack_ternary(kernels::Activations mode);
+  bool packed() const { return packed_; }
+  // Bytes of weights held now: the master arena, compute copies and packed codes with their γ.
+  size_t weight_bytes() const;
+
   // Every parameter is a view into these flat arenas, in named_parameters() order.
   const Tensor& master_arena() const { return master_arena_; }
   const Tensor& grad_arena() const { return grad_arena_; }
@@ -81,6 +91,7 @@ class LM : public Module {
   ag::Var embed(const Tensor& ids) const { return embed_.forward(ids); }
   int64_t blocks() const { return int64_t(layers_.size()); }
   Block& block(int64_t i) { return layers_[size_t(i)]; }
+  const Block& block(int64_t i) const { return layers_[size_t(i)]; }
   // Mean next-token cross-entropy; targets < 0 are ignored. A one-element value in the acc
   // dtype on the model's device. Without tensor parallelism the LM head and the loss run
   // fused, a chunk of rows at a time (ag::linear_cross_entropy): no [B*T, vocab] logits.
@@ -103,6 +114,7 @@ class LM : public Module {
   int64_t rebound_ = 0;  // gradient elements moved out of the arena (bind_gradients)
   SegmentHooks* hooks_ = nullptr;
   bool recompute_ = false;
+  bool packed_ = false;  // pack_ternary ran: training state is gone
 
   // The forward pass through the segments (see SegmentHooks), with `head` mapping the final
   // norm's output to what the last segment returns.

@@ -51,8 +51,12 @@ struct Parameter {
   ag::TernaryScales scales;  // a TriLM projection's scale blocks
   Tensor gamma;              // f32 [scales.groups]: the scales of `compute`'s trits
 
-  // The Var the forward pass uses: the compute copy (or master), with this parameter's gradient.
-  ag::Var var() const { return ag::Var::with_grad(compute.defined() ? compute : master, grad); }
+  // The Var the forward pass uses: the compute copy (or master), with this parameter's gradient
+  // (a constant when it has none: a model packed for inference, LM::pack_ternary).
+  ag::Var var() const {
+    const Tensor& value = compute.defined() ? compute : master;
+    return grad.defined() ? ag::Var::with_grad(value, grad) : ag::Var(value);
+  }
 };
 
 class Module {

@@ -92,6 +92,13 @@ std::vector<std::pair<std::string, Linear*>> Block::projections() {
           {"mlp.down_proj", &mlp_.down_}};
 }
 
+std::vector<std::pair<std::string, const Linear*>> Block::projections() const {
+  std::vector<std::pair<std::string, const Linear*>> out;
+  for (auto& [name, linear] : const_cast<Block*>(this)->projections())
+    out.emplace_back(name, linear);
+  return out;
+}
+
 ag::Var Block::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
                               KVCache& cache, int64_t layer) const {
   ag::AddNorm h = post_attention_norm_.forward_added(

@@ -49,6 +49,7 @@ class Block : public Module {
   // The seven projections in the order the forward pass uses them, with their names below
   // the block ("self_attn.q_proj", ..., "mlp.down_proj").
   std::vector<std::pair<std::string, Linear*>> projections();
+  std::vector<std::pair<std::string, const Linear*>> projections() const;
 
  private:
   RMSNorm input_norm_, post_attention_norm_;

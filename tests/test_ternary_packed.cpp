@@ -2,16 +2,20 @@
 // (kernels::cpu::ternary_quantize_groups): codes and γ bit for bit for 1, 2 and 4 scale blocks
 // along either axis, at column counts that are not multiples of 256 and column blocks that do not
 // align with the 256-column code blocks; the documented byte layout and padding; unpacking equal
-// to the quantizer's effective weights; the exact-mode matmul against an f64 product with those
-// weights; ties and all-zero blocks; the bytes per weight.
+// to the quantizer's effective weights; the exact-mode matmul (f64 reference and every instruction
+// set's kernels) against an f64 product with those weights; the int8 mode against its scalar
+// arithmetic, bit for bit; ties and all-zero blocks; the bytes per weight.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "core/rng.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/ternary.h"
 #include "kernels/ternary_packed.h"
 
@@ -144,41 +148,141 @@ TEST(TernaryPacked, UnpackEqualsEffectiveWeights) {
       }
 }
 
+// The matmul variants: the f64 reference and packed_matmul on each instruction set this CPU
+// has (portable C++ everywhere, AVX2, AVX-512), forced one after the other.
+struct Variant {
+  std::string name;
+  bool reference;
+  kernels::CpuIsa isa;
+};
+std::vector<Variant> variants() {
+  std::vector<Variant> v = {{"reference", true, kernels::CpuIsa::portable}};
+  for (kernels::CpuIsa isa :
+       {kernels::CpuIsa::portable, kernels::CpuIsa::avx2, kernels::CpuIsa::avx512})
+    if (isa <= kernels::cpu_isa_supported()) v.push_back({kernels::cpu_isa_name(isa), false, isa});
+  return v;
+}
+void multiply(const Variant& v, const PackedTernary& p, const Tensor& x, Tensor& y,
+              kernels::Activations mode = kernels::Activations::exact) {
+  if (v.reference) return kernels::packed_matmul_reference(p, x, y);
+  const kernels::CpuIsa before = kernels::set_cpu_isa(v.isa);
+  kernels::packed_matmul(p, x, y, mode);
+  kernels::set_cpu_isa(before);
+}
+
+// Shapes for the products: rows and columns off every multiple of 16/32/64/256, more rows than a
+// tile (16), 896- and 448-wide column scale blocks that cut code blocks.
+const Case kProductCases[] = {{8, 100}, {12, 300}, {37, 515}, {33, 1792}, {4, 1000}, {1, 4}};
+
 TEST(TernaryPacked, MatmulEqualsUnpackedProduct) {
   const float eps = 1e-5f;
-  for (const Case& k : kCases)
-    for (int axis : {0, 1})
-      for (int64_t groups : {1, 2, 4})
-        for (int64_t n : {1, 7}) {
-          if ((axis == 0 ? k.rows : k.cols) % groups != 0) continue;
-          SCOPED_TRACE(::testing::Message() << k.rows << "x" << k.cols << " axis " << axis
-                                            << " groups " << groups << " n " << n);
-          Tensor w = randn({k.rows, k.cols}, 0.02), x = randn({n, k.cols});
-          Quantized q = quantize(w, eps, groups, axis);
-          PackedTernary p = kernels::pack_ternary(w, eps, groups, axis);
-          Tensor y = Tensor::full({n, k.rows}, NAN);
-          kernels::packed_matmul(p, x, y);
-          const Vec X = x.to_doubles(), E = q.effective.to_doubles(), Y = y.to_doubles();
-          double num = 0, den = 1e-300;
-          for (int64_t i = 0; i < n; i++)
-            for (int64_t r = 0; r < k.rows; r++) {
-              double want = 0;
-              for (int64_t c = 0; c < k.cols; c++)
-                want += X[size_t(i * k.cols + c)] * E[size_t(r * k.cols + c)];
-              const double got = Y[size_t(i * k.rows + r)];
-              ASSERT_TRUE(std::isfinite(got)) << i << " " << r;
-              num = std::max(num, std::abs(got - want));
-              den = std::max(den, std::abs(want));
+  for (const Variant& v : variants())
+    for (const Case& k : kProductCases)
+      for (int axis : {0, 1})
+        for (int64_t groups : {1, 2, 4})
+          for (int64_t n : {1, 7, 70}) {
+            if ((axis == 0 ? k.rows : k.cols) % groups != 0) continue;
+            SCOPED_TRACE(::testing::Message()
+                         << v.name << " " << k.rows << "x" << k.cols << " axis " << axis
+                         << " groups " << groups << " n " << n);
+            Tensor w = randn({k.rows, k.cols}, 0.02), x = randn({n, k.cols});
+            Quantized q = quantize(w, eps, groups, axis);
+            PackedTernary p = kernels::pack_ternary(w, eps, groups, axis);
+            Tensor y = Tensor::full({n, k.rows}, NAN);
+            multiply(v, p, x, y);
+            const Vec X = x.to_doubles(), E = q.effective.to_doubles(), Y = y.to_doubles();
+            double num = 0, den = 1e-300;
+            for (int64_t i = 0; i < n; i++)
+              for (int64_t r = 0; r < k.rows; r++) {
+                double want = 0;
+                for (int64_t c = 0; c < k.cols; c++)
+                  want += X[size_t(i * k.cols + c)] * E[size_t(r * k.cols + c)];
+                const double got = Y[size_t(i * k.rows + r)];
+                ASSERT_TRUE(std::isfinite(got)) << i << " " << r;
+                num = std::max(num, std::abs(got - want));
+                den = std::max(den, std::abs(want));
+              }
+            EXPECT_LE(num / den, 1e-5);
+            // Leading dimensions flatten, and the thread count does not change a bit.
+            Tensor y3 = Tensor::full({1, n, k.rows}, NAN);
+            const int threads = omp_get_max_threads();
+            omp_set_num_threads(1);
+            multiply(v, p, x.view({1, n, k.cols}), y3);
+            omp_set_num_threads(threads);
+            EXPECT_EQ(y3.to_doubles(), Y);
+          }
+}
+
+// The int8 activations, written out independently: amax, scale, round to nearest even.
+struct Int8Row {
+  std::vector<int> q;
+  float scale;
+};
+Int8Row int8_row(const float* x, int64_t cols) {
+  float amax = 0;
+  for (int64_t c = 0; c < cols; c++) amax = std::max(amax, std::abs(x[c]));
+  Int8Row out{std::vector<int>(size_t(cols), 0), amax / 127.f};
+  for (int64_t c = 0; amax > 0 && c < cols; c++)
+    out.q[size_t(c)] = std::max(-127, std::min(127, int(std::lrint(x[c] * (127.f / amax)))));
+  return out;
+}
+
+TEST(TernaryPacked, Int8Quantization) {
+  Tensor x = randn({1, 333});
+  x.data<float>()[5] = -4.75f;  // the absmax is negative: -127 exactly
+  std::vector<int8_t> q(333);
+  float scale = 0;
+  kernels::quantize_int8(x.data<float>(), 333, q.data(), &scale);
+  Int8Row want = int8_row(x.data<float>(), 333);
+  EXPECT_EQ(bits(scale), bits(want.scale));
+  for (size_t c = 0; c < q.size(); c++) EXPECT_EQ(int(q[c]), want.q[c]) << c;
+  EXPECT_EQ(int(q[5]), -127);
+  std::vector<float> zero(40, 0.f), bad(40, 1.f);
+  kernels::quantize_int8(zero.data(), 40, q.data(), &scale);
+  EXPECT_EQ(scale, 0.f);
+  EXPECT_EQ(std::count(q.begin(), q.begin() + 40, 0), 40);
+  bad[3] = INFINITY;
+  kernels::quantize_int8(bad.data(), 40, q.data(), &scale);
+  EXPECT_TRUE(std::isnan(scale));
+}
+
+// int8 mode equals the scalar int8 arithmetic bit for bit on every instruction set:
+// y = f32(f64(scale) · Σ_g f64(γ_g)·(Σ trit·q over scale block g)).
+TEST(TernaryPacked, Int8MatmulEqualsScalarArithmetic) {
+  const float eps = 1e-5f;
+  for (const Variant& v : variants()) {
+    if (v.reference) continue;
+    for (const Case& k : kProductCases)
+      for (int axis : {0, 1})
+        for (int64_t groups : {1, 2, 4})
+          for (int64_t n : {1, 7, 70}) {
+            if ((axis == 0 ? k.rows : k.cols) % groups != 0) continue;
+            SCOPED_TRACE(::testing::Message()
+                         << v.name << " " << k.rows << "x" << k.cols << " axis " << axis
+                         << " groups " << groups << " n " << n);
+            Tensor w = randn({k.rows, k.cols}, 0.02), x = randn({n, k.cols}, 3.0);
+            PackedTernary p = kernels::pack_ternary(w, eps, groups, axis);
+            Tensor y = Tensor::full({n, k.rows}, NAN);
+            multiply(v, p, x, y, kernels::Activations::int8);
+            const int64_t span = (axis == 0 ? k.rows : k.cols) / groups;
+            int64_t bad = 0;
+            for (int64_t i = 0; i < n; i++) {
+              const Int8Row a = int8_row(x.data<float>() + i * k.cols, k.cols);
+              for (int64_t r = 0; r < k.rows; r++) {
+                double acc = 0;
+                for (int64_t g = 0; g < (axis == 1 ? groups : 1); g++) {
+                  const int64_t c0 = axis == 1 ? g * span : 0, c1 = axis == 1 ? c0 + span : k.cols;
+                  int64_t isum = 0;
+                  for (int64_t c = c0; c < c1; c++)
+                    isum += (code_from_layout(p, r, c) - 1) * a.q[size_t(c)];
+                  acc += double(p.gamma.data<float>()[axis == 1 ? g : r / span]) * double(isum);
+                }
+                bad += bits(float(double(a.scale) * acc)) != bits(y.data<float>()[i * k.rows + r]);
+              }
             }
-          EXPECT_LE(num / den, 1e-5);
-          // Leading dimensions flatten, and the thread count does not change a bit.
-          Tensor y3 = Tensor::full({1, n, k.rows}, NAN);
-          const int threads = omp_get_max_threads();
-          omp_set_num_threads(1);
-          kernels::packed_matmul(p, x.view({1, n, k.cols}), y3);
-          omp_set_num_threads(threads);
-          EXPECT_EQ(y3.to_doubles(), Y);
-        }
+            EXPECT_EQ(bad, 0);
+          }
+  }
 }
 
 // Ties w/γ = ±0.5, ±1.5 round away from zero, as the quantizer does; all-zero scale blocks get
@@ -219,7 +323,7 @@ TEST(TernaryPacked, TiesAndZeroBlocks) {
   PackedTernary p = kernels::pack_ternary(Tensor::zeros({3, 10}), eps, 1, 0);
   EXPECT_EQ(p.gamma.data<float>()[0], eps);
   Tensor y = Tensor::full({2, 3}, NAN);
-  kernels::packed_matmul(p, randn({2, 10}), y);
+  kernels::packed_matmul(p, randn({2, 10}), y, kernels::Activations::exact);
   EXPECT_EQ(y.to_doubles(), Vec(6, 0.0));
 }
 
@@ -230,9 +334,10 @@ TEST(TernaryPacked, RefusesBadArguments) {
   EXPECT_THROW(kernels::pack_ternary(randn({24}), 1e-5f, 1, 0), Error);  // not 2-D
   PackedTernary p = kernels::pack_ternary(w, 1e-5f, 2, 0);
   Tensor y = Tensor::empty({1, 4});
-  EXPECT_THROW(kernels::packed_matmul(p, randn({1, 5}), y), Error);  // wrong width
+  EXPECT_THROW(kernels::packed_matmul(p, randn({1, 5}), y, kernels::Activations::int8), Error);
   Tensor y5 = Tensor::empty({1, 5});
-  EXPECT_THROW(kernels::packed_matmul(p, randn({1, 6}), y5), Error);
+  EXPECT_THROW(kernels::packed_matmul(p, randn({1, 6}), y5, kernels::Activations::exact), Error);
+  EXPECT_THROW(kernels::parse_activations("int4", "--activations"), UserError);
 }
 
 // Codes, padding and γ of a 896 x 2048 matrix (rows x cols) take <= 2.1 bits per weight.

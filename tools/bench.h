@@ -24,4 +24,16 @@ struct AttentionBenchArgs {
 void add_bench_attention_options(CLI::App* cmd, AttentionBenchArgs& a);
 void bench_attention(const AttentionBenchArgs& a, int64_t steps, int64_t warmup, bool json);
 
+// --generate N: prompt (prefill) and decode speed, latent and packed (tools/bench_generate.cpp).
+struct GenerateBenchArgs {
+  int64_t tokens = 0;  // new tokens; 0: not this benchmark
+  int64_t prompt_tokens = 512, repeats = 1;
+  bool packed_only = false;
+  std::string save_model;
+};
+void add_bench_generate_options(CLI::App* cmd, GenerateBenchArgs& a);
+void print_generate_header();
+void bench_generate(const std::string& recipe, const std::vector<std::string>& overrides,
+                    const GenerateBenchArgs& a, bool json);
+
 }  // namespace spectra::tools

@@ -1,7 +1,8 @@
 // spectra bench: training-step throughput on synthetic tokens for one or more recipes' models:
 // time per step split into forward / backward / optimizer, tokens/s, MFU against the device's
 // peak (kernels/peak_flops.h), and peak memory (the GPU's, or the host tensors' on the CPU).
-// --generate N: generation speed with and without the key/value cache; --checkpoint-io DIR:
+// --generate N: prompt and decode speed, latent and packed TriLM weights (in
+// tools/bench_generate.cpp); --checkpoint-io DIR:
 // checkpoint snapshot, write and read speed;
 // --data-parallel (under mpirun): gradient communication hidden by the backward pass (in
 // tools/bench_data_parallel.cpp); --attention: causal attention alone, forward and backward per
@@ -17,7 +18,6 @@
 #include "core/cuda_runtime.h"
 #include "core/progress.h"
 #include "core/rng.h"
-#include "eval/generate.h"
 #include "kernels/peak_flops.h"
 #include "quant/quantlm.h"
 #include "tools/bench.h"
@@ -38,7 +38,7 @@ struct BenchArgs {
   double peak_tflops = 0;                // 0: the device's (kernels/peak_flops.h)
   bool json = false;
   std::string checkpoint_dir;    // measure checkpoint write/read instead of training steps
-  int64_t generate = 0;          // > 0: measure greedy generation of this many new tokens instead
+  GenerateBenchArgs generate;    // --generate N and its options
   int64_t quantize = 0;          // > 0: measure GPTQ with this many calibration sequences instead
   int64_t quantize_layers = 2;   // blocks quantized (the rest is extrapolated: blocks are alike)
   bool data_parallel = false;    // under mpirun: gradient reduces blocking vs overlapped
@@ -89,40 +89,6 @@ void bench_checkpoint(const std::string& path, const BenchArgs& a) {
                                             {"read_s", read_s},
                                             {"file", file}}
                                  .dump());
-}
-
-// Greedy generation of a.generate new tokens from a randomly initialized model, with the
-// key/value cache and without (every token reruns its window), and whether both chose the same.
-void bench_generate(const std::string& path, const BenchArgs& a) {
-  Recipe r = load_recipe(path, a.overrides);
-  Placement p = resolve_placement(r);
-  LM lm(r.model, LayerOptions{DType::f32, p.device}, p.compute_dtype);
-  lm.initialize(r.train.seed);
-  SampleOptions o;
-  o.tokens = a.generate;
-  o.temperature = 0;
-  double tok_s[2];
-  std::vector<int32_t> ids[2];
-  for (int cached : {1, 0}) {
-    o.cache = cached;
-    Stopwatch w;
-    generate(lm, nullptr, "And God said", o,
-             [&](const GeneratedToken& t) { ids[cached].push_back(t.id); });
-    sync(p.device);
-    tok_s[cached] = double(ids[cached].size()) / w.seconds();
-  }
-  fmt::print("{:<28} {:>8} {:>8} {:>7} {:>14.1f} {:>14.1f} {:>7.1f}x {:>6}\n", path,
-             format_count(double(r.model.parameter_count())), r.model.context, ids[1].size(),
-             tok_s[1], tok_s[0], tok_s[1] / tok_s[0], ids[0] == ids[1] ? "yes" : "NO");
-  if (a.json)
-    fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
-                                            {"device", p.device.str()},
-                                            {"new_tokens", ids[1].size()},
-                                            {"cached_tokens_per_s", tok_s[1]},
-                                            {"uncached_tokens_per_s", tok_s[0]},
-                                            {"same_tokens", ids[0] == ids[1]}}
-                                 .dump());
-  std::fflush(stdout);
 }
 
 // GPTQ (4 bits, group 128) of the recipe's FloatLM with random weights, on a.quantize random
@@ -257,10 +223,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--checkpoint-io", a->checkpoint_dir,
                   "Measure checkpoint write/read of the full training state into DIR instead")
       ->type_name("DIR");
-  cmd->add_option("--generate", a->generate,
-                  "Measure greedy generation of N new tokens (random weights) with and without "
-                  "the key/value cache instead")
-      ->check(CLI::PositiveNumber);
+  add_bench_generate_options(cmd, a->generate);
   cmd->add_option("--quantize", a->quantize,
                   "Measure GPTQ (4-bit) of the recipe's FloatLM (random weights) on N random "
                   "calibration sequences instead")
@@ -295,10 +258,11 @@ void add_bench(CLI::App& app) {
       for (const std::string& r : a->recipes) bench_quantize(r, *a);
       return;
     }
-    if (a->generate > 0) {
-      fmt::print("{:<28} {:>8} {:>8} {:>7} {:>14} {:>14} {:>8} {:>6}\n", "recipe", "params",
-                 "context", "tokens", "cached tok/s", "uncached tok/s", "speedup", "same");
-      for (const std::string& r : a->recipes) bench_generate(r, *a);
+    if (a->generate.tokens > 0) {
+      if (!a->generate.save_model.empty() && a->recipes.size() != 1)
+        user_error("--save-model writes one model: give one recipe");
+      print_generate_header();
+      for (const std::string& r : a->recipes) bench_generate(r, a->overrides, a->generate, a->json);
       return;
     }
     if (!a->checkpoint_dir.empty()) {

@@ -21,6 +21,7 @@ struct EvalArgs {
   int64_t limit = 0;
   double val_fraction = -1;  // < 0: the recipe's data.val_fraction
   EvalOptions options;
+  WeightArgs weights{"auto", "exact"};
 };
 
 std::ofstream open_output(const std::string& path, const char* flag) {
@@ -36,6 +37,7 @@ void run(EvalArgs& a) {
   for (const std::string& t : a.tasks) task_type(t);  // unknown names fail before loading
   const Device d = resolve_device(a.device, "--device");
   LoadedModel m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"));
+  apply_weight_options(*m.model, a.weights, a.model);
   if (!a.tokenizer.empty()) {
     Tokenizer given = Tokenizer::load(a.tokenizer);
     if (m.tokenizer && given.sha256() != m.tokenizer->sha256())
@@ -97,6 +99,7 @@ void add_eval(CLI::App& app) {
                   "(.txt/.gz) or a token file (.h5) from `spectra prepare`")
       ->required();
   add_placement_options(cmd, a->device, a->precision);
+  add_weight_options(cmd, a->weights);
   cmd->add_option("--batch", a->options.batch, "Sequences per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

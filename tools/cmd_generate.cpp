@@ -1,6 +1,8 @@
 // spectra generate MODEL --prompt TEXT: sample a continuation from a trained model file (with a
 // key/value cache; --no-cache reruns the window per token). --prompts FILE continues every
-// prompt of a file (one per line, or JSONL {"prompt": ...}) in batches, one JSON line each.
+// prompt of a file (one per line, or JSONL {"prompt": ...}) in batches, one JSON line each. A
+// TriLM runs on its packed 2-bit weights with int8 activations by default (--weights,
+// --activations).
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -22,6 +24,7 @@ struct GenerateArgs {
   std::string device = "auto", precision = "auto";
   std::string logprobs;  // JSONL of {"id", "logprob"} per generated token
   std::string prompts;   // a file of prompts
+  WeightArgs weights{"auto", "int8"};
 };
 
 // One prompt per line; a .jsonl file holds {"prompt": TEXT} objects.
@@ -73,11 +76,13 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("!--no-cache", a->sample.cache,
                 "Rerun the whole context for every token instead of keeping a key/value cache");
   add_placement_options(cmd, a->device, a->precision);
+  add_weight_options(cmd, a->weights);
   cmd->add_option("--logprobs", a->logprobs,
                   "Write each generated token's id and log-probability to this JSONL file");
   cmd->callback([a] {
     const Device d = resolve_device(a->device, "--device");
     LoadedModel m = load_model(a->model, d, resolve_precision(a->precision, d, "--precision"));
+    apply_weight_options(*m.model, a->weights, a->model);
     if (!m.tokenizer && m.recipe.data.text.empty())
       user_error(
           "{}: the model was trained on token datasets without data.tokenizer, so it "

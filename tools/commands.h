@@ -4,6 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+namespace spectra {
+class LM;
+}
+
 namespace spectra::tools {
 
 void add_train(CLI::App& app);
@@ -28,5 +32,27 @@ inline void add_placement_options(CLI::App* cmd, std::string& device, std::strin
   cmd->add_option("--precision", precision, "auto (bf16 on a GPU, f32 on the CPU), f32, bf16, fp16")
       ->capture_default_str();
 }
+
+// --weights and --activations: how `generate`, `eval` and `bench --generate` run a TriLM's
+// projections (kernels/ternary_packed.h). `activations` starts as the command's default.
+struct WeightArgs {
+  std::string weights = "auto";  // auto: packed for a TriLM on the CPU, else latent
+  std::string activations;       // exact or int8
+};
+inline void add_weight_options(CLI::App* cmd, WeightArgs& a) {
+  cmd->add_option("--weights", a.weights,
+                  "TriLM projections: packed (2-bit codes, the default on the CPU) or latent "
+                  "(the f32 training weights, quantized as training does)")
+      ->check(CLI::IsMember({"auto", "packed", "latent"}))
+      ->capture_default_str();
+  cmd->add_option("--activations", a.activations,
+                  "With packed weights: exact (f32 activations: the latent path's results within "
+                  "float rounding) or int8 (per-row 8-bit activations: faster)")
+      ->check(CLI::IsMember({"exact", "int8"}))
+      ->capture_default_str();
+}
+// Packs the TriLM's projections when a.weights asks for it (auto: on the CPU). UserError naming
+// the model file for packed weights on a FloatLM or on a GPU.
+void apply_weight_options(LM& model, const WeightArgs& a, const std::string& model_path);
 
 }  // namespace spectra::tools

@@ -80,15 +80,16 @@ Tensor unpack_ternary(const PackedTernary& p) {
   return out;
 }
 
-void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y) {
-  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda(), "packed_matmul: x and y must be on the CPU");
+void packed_matmul_reference(const PackedTernary& w, const Tensor& x, Tensor& y) {
+  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda(),
+                "packed_matmul_reference: x and y must be on the CPU");
   SPECTRA_CHECK(x.dtype() == DType::f32 && y.dtype() == DType::f32,
-                "packed_matmul: x and y must be f32, got {} and {}", x.str(), y.str());
-  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols, "packed_matmul: x must be [n, {}], got {}",
-                w.cols, x.str());
+                "packed_matmul_reference: x and y must be f32, got {} and {}", x.str(), y.str());
+  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols,
+                "packed_matmul_reference: x must be [n, {}], got {}", w.cols, x.str());
   const int64_t n = cpu::rows_of(x), rows = w.rows, cols = w.cols;
   SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == rows && cpu::rows_of(y) == n,
-                "packed_matmul: y must be [{}, {}], got {}", n, rows, y.str());
+                "packed_matmul_reference: y must be [{}, {}], got {}", n, rows, y.str());
   const float* X = x.data<float>();
   float* Y = y.data<float>();
   const float* gamma = w.gamma.data<float>();

@@ -1,0 +1,201 @@
+// The packed ternary matmul (kernels/ternary_packed.h): activations prepared once (zero-padded
+// to whole code blocks; in int8 mode quantized per row), then tiles of weight rows × activation
+// rows in parallel, each running the instruction set's inner loop (kernels/cpu/ternary_simd.h)
+// once per scale block and applying γ and the activation scale in f64.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/ternary_simd.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/ternary_packed.h"
+
+namespace spectra::kernels {
+
+namespace {
+
+using cpu::packed::Codes;
+
+constexpr int64_t kTileRows = 16;  // weight rows per task
+constexpr int64_t kTileN = 64;     // activation rows per task: 64·cols bytes stay in L2
+
+// A column range with its own γ: one per scale block along columns, else the whole row.
+struct Range {
+  int64_t c0, c1;
+  int64_t b0() const { return c0 / PackedTernary::kBlockCols; }
+  int64_t b1() const { return (c1 + PackedTernary::kBlockCols - 1) / PackedTernary::kBlockCols; }
+};
+
+std::vector<Range> column_ranges(const PackedTernary& w) {
+  if (w.axis == 0 || w.groups == 1) return {{0, w.cols}};
+  std::vector<Range> out;
+  for (int64_t g = 0; g < w.groups; g++) out.push_back({g * w.span(), (g + 1) * w.span()});
+  return out;
+}
+
+// The activations a range's kernel call reads: [n, cols_padded], zero outside the range where
+// the range's ends cut a code block (the kernel always runs over whole blocks). `full` is the
+// padded activations themselves, shared by the ranges that need no masking.
+template <typename T>
+struct Prepared {
+  std::vector<T> full;
+  std::vector<std::vector<T>> masked;  // per range; empty: reads `full`
+  const T* of(size_t g) const { return masked[g].empty() ? full.data() : masked[g].data(); }
+};
+
+template <typename T>
+Prepared<T> mask_ranges(std::vector<T> full, const std::vector<Range>& ranges, int64_t n,
+                        int64_t stride, int64_t cols) {
+  Prepared<T> p{std::move(full), std::vector<std::vector<T>>(ranges.size())};
+  const int64_t bc = PackedTernary::kBlockCols;
+  for (size_t g = 0; g < ranges.size(); g++) {
+    const Range r = ranges[g];
+    if (r.c0 % bc == 0 && (r.c1 % bc == 0 || r.c1 == cols)) continue;
+    std::vector<T>& m = p.masked[g];
+    m.assign(size_t(n * stride), T(0));
+    for (int64_t i = 0; i < n; i++)
+      std::copy(p.full.begin() + i * stride + r.c0, p.full.begin() + i * stride + r.c1,
+                m.begin() + i * stride + r.c0);
+  }
+  return p;
+}
+
+cpu::packed::DotInt8 int8_kernel() {
+  switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case CpuIsa::avx512:
+      return cpu::packed::dot_int8_avx512;
+    case CpuIsa::avx2:
+      return cpu::packed::dot_int8_avx2;
+#endif
+    default:
+      return cpu::packed::dot_int8_portable;
+  }
+}
+
+cpu::packed::DotF32 f32_kernel() {
+  switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case CpuIsa::avx512:
+      return cpu::packed::dot_f32_avx512;
+    case CpuIsa::avx2:
+      return cpu::packed::dot_f32_avx2;
+#endif
+    default:
+      return cpu::packed::dot_f32_portable;
+  }
+}
+
+// Runs `kernel` over tiles of weight rows × activation rows. For each output, term(g, i, sum)
+// turns range g's raw sum for activation row i into its contribution before γ; the outputs are
+// y[i, r] = finish(i, Σ_g f64(γ_g(r))·term).
+template <typename T, typename S, typename Term, typename Finish>
+void run_tiles(const PackedTernary& w, const std::vector<Range>& ranges, const Prepared<T>& a,
+               int64_t stride, int64_t n,
+               void (*kernel)(const Codes&, const T*, int64_t, int64_t, S*), Term term,
+               Finish finish, float* y) {
+  const int64_t rows = w.rows, row_tiles = (rows + kTileRows - 1) / kTileRows;
+  const int64_t n_tiles = (n + kTileN - 1) / kTileN;
+  const uint8_t* codes = w.codes.data<uint8_t>();
+  const float* gamma = w.gamma.data<float>();
+#pragma omp parallel
+  {
+    std::vector<S> sums(size_t(kTileRows * kTileN));
+    std::vector<double> acc(size_t(kTileRows * kTileN));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rt = 0; rt < row_tiles; rt++)
+      for (int64_t nt = 0; nt < n_tiles; nt++) {
+        const int64_t r0 = rt * kTileRows, rr = std::min(kTileRows, rows - r0);
+        const int64_t i0 = nt * kTileN, ni = std::min(kTileN, n - i0);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (size_t g = 0; g < ranges.size(); g++) {
+          const Codes c{codes + r0 * w.row_bytes(), w.row_bytes(), rr, ranges[g].b0(),
+                        ranges[g].b1()};
+          kernel(c, a.of(g) + i0 * stride, stride, ni, sums.data());
+          for (int64_t r = 0; r < rr; r++) {
+            const double gm = gamma[w.axis == 1 ? int64_t(g) : (r0 + r) / w.span()];
+            for (int64_t i = 0; i < ni; i++)
+              acc[size_t(r * ni + i)] += gm * term(g, i0 + i, sums[size_t(r * ni + i)]);
+          }
+        }
+        for (int64_t i = 0; i < ni; i++)
+          for (int64_t r = 0; r < rr; r++)
+            y[(i0 + i) * rows + r0 + r] = finish(i0 + i, acc[size_t(r * ni + i)]);
+      }
+  }
+}
+
+}  // namespace
+
+const char* activations_name(Activations a) { return a == Activations::int8 ? "int8" : "exact"; }
+
+Activations parse_activations(const std::string& s, const std::string& what) {
+  if (s == "exact") return Activations::exact;
+  if (s == "int8") return Activations::int8;
+  user_error("{}: '{}' is not an activation mode (exact or int8)", what, s);
+}
+
+void quantize_int8(const float* x, int64_t cols, int8_t* q, float* scale) {
+  float amax = 0;
+  for (int64_t c = 0; c < cols; c++) amax = std::max(amax, std::fabs(x[c]));
+  if (!(amax > 0) || !std::isfinite(amax)) {  // zero, NaN or infinite
+    std::fill(q, q + cols, int8_t(0));
+    *scale = amax == 0 ? 0.f : NAN;
+    return;
+  }
+  const float inv = 127.f / amax;
+  for (int64_t c = 0; c < cols; c++)
+    q[c] = int8_t(std::clamp(std::nearbyint(x[c] * inv), -127.f, 127.f));
+  *scale = amax / 127.f;
+}
+
+void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode) {
+  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda(), "packed_matmul: x and y must be on the CPU");
+  SPECTRA_CHECK(x.dtype() == DType::f32 && y.dtype() == DType::f32,
+                "packed_matmul: x and y must be f32, got {} and {}", x.str(), y.str());
+  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols, "packed_matmul: x must be [n, {}], got {}",
+                w.cols, x.str());
+  const int64_t n = cpu::rows_of(x), cols = w.cols, stride = w.cols_padded();
+  SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == w.rows && cpu::rows_of(y) == n,
+                "packed_matmul: y must be [{}, {}], got {}", n, w.rows, y.str());
+  if (n == 0 || w.rows == 0) return;
+  const float* X = x.data<float>();
+  const std::vector<Range> ranges = column_ranges(w);
+
+  if (mode == Activations::exact) {
+    std::vector<float> padded(size_t(n * stride), 0.f);
+    for (int64_t i = 0; i < n; i++)
+      std::copy(X + i * cols, X + (i + 1) * cols, &padded[i * stride]);
+    const Prepared<float> a = mask_ranges(std::move(padded), ranges, n, stride, cols);
+    run_tiles(
+        w, ranges, a, stride, n, f32_kernel(), [](size_t, int64_t, float s) { return double(s); },
+        [](int64_t, double acc) { return float(acc); }, y.data<float>());
+    return;
+  }
+
+  std::vector<int8_t> q(size_t(n * stride), 0);
+  std::vector<float> scale(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) quantize_int8(X + i * cols, cols, &q[i * stride], &scale[i]);
+  const Prepared<int8_t> a = mask_ranges(std::move(q), ranges, n, stride, cols);
+  // The kernels sum code·q with code = trit + 1: Σ trit·q = that - Σ q over the range.
+  std::vector<int64_t> qsum(size_t(n) * ranges.size());
+  for (size_t g = 0; g < ranges.size(); g++)
+    for (int64_t i = 0; i < n; i++) {
+      const int8_t* qi = a.of(g) + i * stride;
+      int64_t s = 0;
+      for (int64_t c = ranges[g].c0; c < ranges[g].c1; c++) s += qi[c];
+      qsum[size_t(i) * ranges.size() + g] = s;
+    }
+  run_tiles(
+      w, ranges, a, stride, n, int8_kernel(),
+      [&](size_t g, int64_t i, int32_t s) {
+        return double(int64_t(s) - qsum[size_t(i) * ranges.size() + g]);
+      },
+      [&](int64_t i, double acc) { return float(double(scale[size_t(i)]) * acc); },
+      y.data<float>());
+}
+
+}  // namespace spectra::kernels
