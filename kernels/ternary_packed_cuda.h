@@ -1,0 +1,29 @@
+// The packed ternary matmul on the GPU (kernels/cuda/ternary_packed.cu): the same layout and the
+// same two activation modes as the CPU's kernels::packed_matmul (kernels/ternary_packed.h).
+// Nothing calls it by default: layers/ wires it in behind an explicit switch.
+//
+//   PackedTernary p = kernels::pack_ternary(w, 1e-5f, 2, 1);      // on the CPU
+//   PackedTernary d = kernels::to_device(p, Device::cuda());     // codes and γ on the GPU
+//   kernels::packed_matmul_cuda(d, x, y, Activations::int8);     // x, y on the GPU
+//
+// Results against the CPU: int8 mode equal bit for bit (exact integer sums; γ and the activation
+// scale applied in the same f64 order, no fused multiply-add); exact mode within f32 rounding of
+// the sums (per-scale-block f32 sums in another order, combined in f64 as on the CPU).
+// Built only with the CUDA backend (declared everywhere, defined only there).
+#pragma once
+#include "core/device.h"
+#include "core/tensor.h"
+#include "kernels/ternary_packed.h"
+
+namespace spectra::kernels {
+
+// The same weight with codes and γ copied to `d` (the other fields as they are).
+PackedTernary to_device(const PackedTernary& p, Device d);
+
+// y = x · (γ·T)ᵀ on the GPU: w's codes and γ on the GPU, x f32 or bf16 [n, cols] (leading
+// dimensions flattened; bf16 is widened to f32 first), y f32 [n, rows], overwritten. Runs on
+// spectra's stream; scratch (the padded or quantized activations) comes from the caching
+// allocator.
+void packed_matmul_cuda(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode);
+
+}  // namespace spectra::kernels
