@@ -108,6 +108,22 @@ void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activatio
 // q = 0; a non-finite amax gives scale NaN (so the outputs are NaN, as they would be in f32).
 void quantize_int8(const float* x, int64_t cols, int8_t* q, float* scale);
 
+// A float matrix as int8 rows, for the int8 mode's LM head (most of the bytes a token reads in a
+// small TriLM when the head stays f32): each row quantized like an activation row
+// (quantize_int8: q = round(w·127 / amax_row), scale = amax_row / 127), padded with zeros to a
+// multiple of 64 columns.
+struct Int8Matrix {
+  int64_t rows = 0, cols = 0;
+  Tensor q;      // u8 [rows, cols_padded()]: int8 values
+  Tensor scale;  // f32 [rows]
+  int64_t cols_padded() const { return (cols + 63) / 64 * 64; }
+  size_t nbytes() const { return q.nbytes() + scale.nbytes(); }
+};
+Int8Matrix quantize_rows_int8(const Tensor& w);  // w f32 [rows, cols] on the CPU
+// y = x·Ŵᵀ with int8 activations: y[i, r] = f32(f64(scale_x,i)·(f64(scale_w,r)·Σ_c q_w·q_x)),
+// exact integer sums (every instruction set gives the same bits). x f32 [n, cols], y [n, rows].
+void int8_matmul(const Int8Matrix& w, const Tensor& x, Tensor& y);
+
 // The reference for the `exact` mode: x f32 [n, cols] (leading dimensions flattened), y f32
 // [n, rows], overwritten. Order: for each output (i, r) and each scale block that row r meets
 // (one for axis 0; `groups` for axis 1, in column order), s_g = Σ trit·x over the block's

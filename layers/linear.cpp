@@ -23,13 +23,16 @@ Linear::Linear(int64_t in, int64_t out, bool ternary, float ternary_eps, TpSplit
 
 ag::Var Linear::forward(const ag::Var& x) const {
   if (observer_) observer_(x.value());
-  if (packed_) {
+  if (packed_ || int8_) {
     SPECTRA_CHECK(!ag::grad_enabled(), "Linear: packed weights run without gradients only");
     const Tensor& in = x.value();
     Shape out = in.shape();
-    out.back() = packed_->rows;
+    out.back() = packed_ ? packed_->rows : int8_->rows;
     Tensor y = Tensor::empty(out, DType::f32);
-    kernels::packed_matmul(*packed_, in, y, activations_);
+    if (packed_)
+      kernels::packed_matmul(*packed_, in, y, activations_);
+    else
+      kernels::int8_matmul(*int8_, in, y);
     return ag::Var(y);
   }
   const bool tp = parallel(tp_);
@@ -42,12 +45,19 @@ ag::Var Linear::forward(const ag::Var& x) const {
 }
 
 void Linear::pack(kernels::Activations mode) {
-  SPECTRA_CHECK(ternary_, "Linear::pack: only TriLM projections have packed weights");
   SPECTRA_CHECK(!parallel(tp_), "Linear::pack: not under tensor parallelism");
   SPECTRA_CHECK(!weight_->master.is_cuda(), "Linear::pack: packed weights run on the CPU");
-  if (!packed_)
+  if (ternary_ && !packed_)
     packed_ = std::make_shared<const kernels::PackedTernary>(
         kernels::pack_ternary(weight_->master, eps_, scales_.groups, scales_.axis));
+  if (!ternary_) {
+    SPECTRA_CHECK(!int8_ || mode == kernels::Activations::int8,
+                  "Linear::pack: an int8 float projection cannot return to f32");
+    if (mode != kernels::Activations::int8) return;
+    if (!int8_)
+      int8_ = std::make_shared<const kernels::Int8Matrix>(
+          kernels::quantize_rows_int8(weight_->master.to(DType::f32)));
+  }
   activations_ = mode;
   weight_->master = weight_->grad = weight_->compute = weight_->gamma = Tensor();
 }

@@ -38,11 +38,14 @@ class Linear : public Module {
   Parameter& weight() { return *weight_; }
   const Parameter& weight() const { return *weight_; }
   bool ternary() const { return ternary_; }
-  // Inference on packed weights (kernels/ternary_packed.h), TriLM projections only, on the CPU,
-  // without tensor parallelism: packs the weight once, frees its latent master (and gradient),
-  // and from then on forward() multiplies with the 2-bit codes in `mode` (no gradients).
+  // Inference on packed weights (kernels/ternary_packed.h), on the CPU, without tensor
+  // parallelism, no gradients from then on. A TriLM projection packs its weight to 2-bit codes
+  // once and frees its latent master; forward() then multiplies with the codes in `mode`. A float
+  // projection (the LM head) changes only in the int8 mode: its rows become int8 (and its f32
+  // master is freed). Repeated calls change the mode, except back from int8 for a float one.
   void pack(kernels::Activations mode);
   const kernels::PackedTernary* packed() const { return packed_.get(); }
+  const kernels::Int8Matrix* int8_rows() const { return int8_.get(); }
   // Called with every input x the forward pass receives (post-training quantization collects
   // its calibration statistics this way); an empty function removes it.
   void set_input_observer(std::function<void(const Tensor& x)> observer) {
@@ -58,6 +61,7 @@ class Linear : public Module {
   const dist::Group* tp_;
   ag::TernaryScales scales_;
   std::shared_ptr<const kernels::PackedTernary> packed_;
+  std::shared_ptr<const kernels::Int8Matrix> int8_;
   kernels::Activations activations_ = kernels::Activations::exact;
 };
 

@@ -118,25 +118,27 @@ void LM::pack_ternary(kernels::Activations mode) {
   SPECTRA_CHECK(cfg_.ternary(), "LM::pack_ternary: a FloatLM has no ternary weights to pack");
   for (Block& b : layers_)
     for (auto& [name, linear] : b.projections()) linear->pack(mode);
-  if (packed_) return;
-  // The float parameters (embedding, norms, head) into an arena of their own; the old arena,
-  // which held the latent ternary weights too, is freed with the last view of it.
+  head_.pack(mode);
+  packed_ = true;
+  // The parameters that still have f32 masters (embedding, norms, the head unless int8) into an
+  // arena of their own; the old one, which held the latent ternary weights too, is freed with
+  // its last view.
   int64_t kept = 0;
   for (auto& [name, p] : named_parameters()) kept += p->master.numel();
+  if (kept == master_arena_.numel() && !grad_arena_.defined()) return;
   Tensor arena = Tensor::empty({kept}, master_arena_.dtype(), master_arena_.device());
   int64_t off = 0;
   for (auto& [name, p] : named_parameters()) {
+    p->grad = Tensor();
     if (!p->master.defined()) continue;
     const int64_t n = p->master.numel();
     Tensor view = arena.slice(off, off + n).view(p->shape);
     view.copy_from(p->master);
     p->master = view;
-    p->grad = Tensor();
     off += n;
   }
   master_arena_ = arena;
   grad_arena_ = Tensor();
-  packed_ = true;
 }
 
 size_t LM::weight_bytes() const {
@@ -146,6 +148,7 @@ size_t LM::weight_bytes() const {
   for (const Block& b : layers_)
     for (auto& [name, linear] : b.projections())
       if (linear->packed()) bytes += linear->packed()->nbytes();
+  if (head_.int8_rows()) bytes += head_.int8_rows()->nbytes();
   return bytes;
 }
 
@@ -215,6 +218,8 @@ Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& seg
 
 ag::Var LM::loss(const Tensor& ids, const Tensor& targets, int64_t batch, int64_t seq,
                  Tensor* token_losses) const {
+  if (head_.int8_rows())  // packed for inference in the int8 mode: the head is no f32 matrix
+    return ag::cross_entropy(logits(ids, batch, seq), targets, token_losses);
   if (!opt_.tp || opt_.tp->size() == 1) {
     return forward(ids, batch, seq, [&](const ag::Var& h) {
       return ag::linear_cross_entropy(h, head_.weight().var(), targets,

@@ -48,11 +48,12 @@ class LM : public Module {
   void refresh_compute(int64_t begin, int64_t end, bool ternary_only = false);
   void zero_grad();
 
-  // Inference on packed TriLM weights (Linear::pack): every ternary projection packs its weight,
-  // the latent masters and every gradient are freed and the float parameters move to an arena
-  // of their own, so the ternary matrices take their 2-bit codes in memory, not f32. From then
-  // on the model runs only without gradients (logits, logits_cached, loss under NoGradGuard).
-  // CPU, TriLM, no tensor parallelism.
+  // Inference on packed TriLM weights (Linear::pack): every ternary projection packs its weight
+  // (and in the int8 mode the LM head its rows to int8), the latent masters and every gradient
+  // are freed and the float parameters move to an arena of their own, so the ternary matrices
+  // take their 2-bit codes in memory, not f32. From then on the model runs only without
+  // gradients (logits, logits_cached, loss under NoGradGuard). CPU, TriLM, no tensor
+  // parallelism. Called again, it switches the activation mode (not back from int8).
   void pack_ternary(kernels::Activations mode);
   bool packed() const { return packed_; }
   // Bytes of weights held now: the master arena, compute copies and packed codes with their γ.

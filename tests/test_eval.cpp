@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "data/loader.h"
@@ -263,6 +264,61 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
                   (kDir / "other.h5").string());
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("other.h5: prepared with tokenizer sha256"), std::string::npos)
+      << r.output;
+}
+
+// spectra eval and generate run a TriLM on its packed weights by default: the scores (and greedy
+// text) equal those of its latent weights, task by task; int8 activations run; a FloatLM has
+// nothing to pack.
+TEST_F(EvalCli, PackedTriLMScoresEqualTheLatentWeights) {
+  const std::string trilm = (kDir / "trilm.h5").string(), tok = (kDir / "tok.json").string();
+  CommandResult t = run_command(
+      kBin + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm-bpe.yaml" +
+      " --set model.vocab_size=512 --set model.vocab_rows=512 --set model.hidden=96" +
+      " --set model.ffn=160 --set model.heads=2 --set model.layers=2 --set train.seq_len=64" +
+      " --set train.micro_batch=4 --set train.global_batch=4 --set train.device=cpu" +
+      " --set train.steps=30 --set eval.sample_tokens=0 --set eval.tasks=[] --set data.tokenizer=" +
+      tok + " --set data.datasets=" + (kDir / "kjv.h5").string() + " --set train.out=" + trilm);
+  ASSERT_EQ(t.code, 0) << t.output;
+  const std::string tasks = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/";
+  auto eval = [&](const std::string& flags) {
+    const std::string out = (kDir / "packed.json").string();
+    CommandResult r =
+        run_command(kBin + " eval " + trilm + " " + flags + " --task hellaswag --data " + tasks +
+                    "hellaswag_kjv.jsonl" + " --task lambada --data " + tasks +
+                    "lambada_kjv.jsonl" + " --task perplexity --data " +
+                    (kDir / "kjv.h5").string() + " --limit 24 --no-progress -o " + out);
+    EXPECT_EQ(r.code, 0) << r.output;
+    std::map<std::string, double> metrics;
+    const nlohmann::json j = nlohmann::json::parse(std::ifstream(out));
+    for (auto& task : j["results"])
+      for (auto& [name, value] : task["metrics"].items())
+        metrics[task["task"].get<std::string>() + " " + name] = value.get<double>();
+    return metrics;
+  };
+  const auto latent = eval("--weights latent"), packed = eval(""),
+             int8 = eval("--activations int8");
+  ASSERT_EQ(packed.size(), latent.size());
+  ASSERT_GE(latent.size(), 5u);
+  for (const auto& [name, want] : latent) {
+    if (name.find(" acc") != std::string::npos)
+      EXPECT_EQ(packed.at(name), want) << name;
+    else
+      EXPECT_NEAR(packed.at(name), want, 1e-5 * std::abs(want)) << name;
+    std::printf("%-36s latent %12.6f  packed %12.6f  packed int8 %12.6f\n", name.c_str(), want,
+                packed.at(name), int8.at(name));
+  }
+  // Greedy text: the default (packed) with exact activations, and the latent weights.
+  auto text = [&](const std::string& flags) {
+    CommandResult r = run_command(kBin + " generate " + trilm + " " + flags +
+                                  " --prompt 'And God said' -n 64 --temperature 0");
+    EXPECT_EQ(r.code, 0) << r.output;
+    return r.output;
+  };
+  EXPECT_EQ(text("--activations exact"), text("--weights latent"));
+  CommandResult r = run_command(kBin + " generate " + model() + " --weights packed -n 2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("a FloatLM has no ternary weights to pack"), std::string::npos)
       << r.output;
 }
 

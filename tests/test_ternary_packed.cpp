@@ -285,6 +285,38 @@ TEST(TernaryPacked, Int8MatmulEqualsScalarArithmetic) {
   }
 }
 
+// The int8 head: rows quantized like activations; the product equals the scalar arithmetic
+// y = f32(f64(scale_x)·(f64(scale_w)·Σ q_w·q_x)) bit for bit on every instruction set.
+TEST(TernaryPacked, Int8RowsMatmulEqualsScalarArithmetic) {
+  for (const Variant& v : variants()) {
+    if (v.reference) continue;
+    for (const Case& k : kProductCases)
+      for (int64_t n : {1, 7, 70}) {
+        SCOPED_TRACE(::testing::Message()
+                     << v.name << " " << k.rows << "x" << k.cols << " n " << n);
+        Tensor w = randn({k.rows, k.cols}, 0.02), x = randn({n, k.cols}, 3.0);
+        kernels::Int8Matrix m = kernels::quantize_rows_int8(w);
+        Tensor y = Tensor::full({n, k.rows}, NAN);
+        const kernels::CpuIsa before = kernels::set_cpu_isa(v.isa);
+        kernels::int8_matmul(m, x, y);
+        kernels::set_cpu_isa(before);
+        int64_t bad = 0;
+        for (int64_t r = 0; r < k.rows; r++) {
+          const Int8Row wr = int8_row(w.data<float>() + r * k.cols, k.cols);
+          ASSERT_EQ(bits(m.scale.data<float>()[r]), bits(wr.scale));
+          for (int64_t i = 0; i < n; i++) {
+            const Int8Row a = int8_row(x.data<float>() + i * k.cols, k.cols);
+            int64_t isum = 0;
+            for (int64_t c = 0; c < k.cols; c++) isum += wr.q[size_t(c)] * a.q[size_t(c)];
+            const float want = float(double(a.scale) * (double(wr.scale) * double(isum)));
+            bad += bits(want) != bits(y.data<float>()[i * k.rows + r]);
+          }
+        }
+        EXPECT_EQ(bad, 0);
+      }
+  }
+}
+
 // Ties w/γ = ±0.5, ±1.5 round away from zero, as the quantizer does; all-zero scale blocks get
 // γ = eps and trits 0.
 TEST(TernaryPacked, TiesAndZeroBlocks) {

@@ -25,8 +25,20 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   blas_single_threaded();
-  const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
   auto ld = [](int64_t x) { return int(std::max<int64_t>(1, x)); };  // BLAS rejects 0
+  if (m == 1 && k > 0) {
+    // One row (a decoding step's attention, a single token's projection): c = op(b)ᵀ·a as a
+    // matrix-vector product, which reads b in place; gemm would copy b into its packed panels
+    // first, the bulk of the time at this size.
+    const auto tr = tb ? CblasNoTrans : CblasTrans;  // b [n, k] (tb) or [k, n], row-major
+    const int rows = int(tb ? n : k), cols = int(tb ? k : n), inc = ta ? ld(lda) : 1;
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemv(CblasRowMajor, tr, rows, cols, alpha, b, ld(ldb), a, inc, beta, c, 1);
+    else
+      cblas_dgemv(CblasRowMajor, tr, rows, cols, alpha, b, ld(ldb), a, inc, beta, c, 1);
+    return;
+  }
+  const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, tra, trb, int(m), int(n), int(k), alpha, a, ld(lda), b, ld(ldb),
                 beta, c, ld(ldc));

@@ -75,6 +75,19 @@ cpu::packed::DotInt8 int8_kernel() {
   }
 }
 
+cpu::packed::DotS8 s8_kernel() {
+  switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case CpuIsa::avx512:
+      return cpu::packed::dot_s8_avx512;
+    case CpuIsa::avx2:
+      return cpu::packed::dot_s8_avx2;
+#endif
+    default:
+      return cpu::packed::dot_s8_portable;
+  }
+}
+
 cpu::packed::DotF32 f32_kernel() {
   switch (cpu_isa()) {
 #if defined(__x86_64__)
@@ -196,6 +209,57 @@ void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activatio
       },
       [&](int64_t i, double acc) { return float(double(scale[size_t(i)]) * acc); },
       y.data<float>());
+}
+
+Int8Matrix quantize_rows_int8(const Tensor& w) {
+  SPECTRA_CHECK(!w.is_cuda() && w.dtype() == DType::f32 && w.dim() == 2,
+                "quantize_rows_int8: w must be f32 [rows, cols] on the CPU, got {}", w.str());
+  Int8Matrix m;
+  m.rows = w.size(0);
+  m.cols = w.size(1);
+  m.q = Tensor::zeros({m.rows, m.cols_padded()}, DType::u8);
+  m.scale = Tensor::empty({m.rows}, DType::f32);
+  int8_t* q = reinterpret_cast<int8_t*>(m.q.data<uint8_t>());
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; r++)
+    quantize_int8(w.data<float>() + r * m.cols, m.cols, q + r * m.cols_padded(),
+                  m.scale.data<float>() + r);
+  return m;
+}
+
+void int8_matmul(const Int8Matrix& w, const Tensor& x, Tensor& y) {
+  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda() && x.dtype() == DType::f32 && y.dtype() == DType::f32,
+                "int8_matmul: x and y must be f32 on the CPU, got {} and {}", x.str(), y.str());
+  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols, "int8_matmul: x must be [n, {}], got {}",
+                w.cols, x.str());
+  const int64_t n = cpu::rows_of(x), rows = w.rows, stride = w.cols_padded();
+  SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == rows && cpu::rows_of(y) == n,
+                "int8_matmul: y must be [{}, {}], got {}", n, rows, y.str());
+  std::vector<int8_t> q(size_t(n * stride), 0);
+  std::vector<float> sx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++)
+    quantize_int8(x.data<float>() + i * w.cols, w.cols, &q[size_t(i * stride)], &sx[size_t(i)]);
+  const cpu::packed::DotS8 kernel = s8_kernel();
+  const float* sw = w.scale.data<float>();
+  float* Y = y.data<float>();
+  const int64_t row_tiles = (rows + kTileRows - 1) / kTileRows, n_tiles = (n + kTileN - 1) / kTileN;
+#pragma omp parallel
+  {
+    std::vector<int32_t> sums(size_t(kTileRows * kTileN));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rt = 0; rt < row_tiles; rt++)
+      for (int64_t nt = 0; nt < n_tiles; nt++) {
+        const int64_t r0 = rt * kTileRows, rr = std::min(kTileRows, rows - r0);
+        const int64_t i0 = nt * kTileN, ni = std::min(kTileN, n - i0);
+        const Codes c{w.q.data<uint8_t>() + r0 * stride, stride, rr, 0, stride / 64};
+        kernel(c, q.data() + i0 * stride, stride, ni, sums.data());
+        for (int64_t r = 0; r < rr; r++)
+          for (int64_t i = 0; i < ni; i++)
+            Y[(i0 + i) * rows + r0 + r] =
+                float(double(sx[size_t(i0 + i)]) *
+                      (double(sw[r0 + r]) * double(sums[size_t(r * ni + i)])));
+      }
+  }
 }
 
 }  // namespace spectra::kernels

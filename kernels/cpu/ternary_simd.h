@@ -61,3 +61,16 @@ void for_rows(const Codes& w, const T* a, int64_t stride, int64_t n, R* out, Row
 
 }  // namespace
 }  // namespace spectra::kernels::cpu::packed
+
+namespace spectra::kernels::cpu::packed {
+
+// int8 rows (kernels/int8_matmul.h): out[r·n + i] = Σ_c w(r, c)·q[i·q_stride + c] over the
+// 64-column chunks [b0, b1) of int8 weight rows (Codes::first_row holds them as bytes).
+using DotS8 = void (*)(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out);
+void dot_s8_portable(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out);
+#if defined(__x86_64__)
+void dot_s8_avx2(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out);
+void dot_s8_avx512(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out);
+#endif
+
+}  // namespace spectra::kernels::cpu::packed

@@ -92,7 +92,31 @@ void f32_row(const uint8_t* row, int64_t b0, int64_t b1, const float* x, int64_t
   }
 }
 
+// int8 × int8 (the int8 head): vpmaddubsw needs one unsigned operand, so |w| meets q with w's
+// sign (vpsignb); |w|, |q| <= 127 keep each i16 pair sum below 2^15.
+template <int NI>
+void s8_row(const uint8_t* row, int64_t b0, int64_t b1, const int8_t* q, int64_t q_stride,
+            int32_t* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[NI];
+  for (int k = 0; k < NI; k++) acc[k] = _mm256_setzero_si256();
+  for (int64_t c = b0 * 64; c < b1 * 64; c += 32) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c));
+    const __m256i aw = _mm256_abs_epi8(w);
+    for (int k = 0; k < NI; k++) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k * q_stride + c));
+      acc[k] = _mm256_add_epi32(
+          acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)), ones));
+    }
+  }
+  for (int k = 0; k < NI; k++) out[k] = hsum(acc[k]);
+}
+
 }  // namespace
+
+void dot_s8_avx2(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
+  for_rows(w, q, q_stride, n, out, s8_row<1>, s8_row<2>, s8_row<3>, s8_row<4>);
+}
 
 void dot_int8_avx2(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
   for_rows(w, q, q_stride, n, out, int8_row<1>, int8_row<2>, int8_row<3>, int8_row<4>);

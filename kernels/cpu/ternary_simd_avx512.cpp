@@ -76,7 +76,30 @@ void f32_row(const uint8_t* row, int64_t b0, int64_t b1, const float* x, int64_t
   }
 }
 
+// int8 × int8 (the int8 head): vpdpbusd takes |w| unsigned and q negated where w < 0.
+template <int NI>
+void s8_row(const uint8_t* row, int64_t b0, int64_t b1, const int8_t* q, int64_t q_stride,
+            int32_t* out) {
+  __m512i acc[NI];
+  for (int k = 0; k < NI; k++) acc[k] = _mm512_setzero_si512();
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t c = b0 * 64; c < b1 * 64; c += 64) {
+    const __m512i w = _mm512_loadu_si512(row + c);
+    const __m512i aw = _mm512_abs_epi8(w);
+    const __mmask64 negative = _mm512_movepi8_mask(w);
+    for (int k = 0; k < NI; k++) {
+      const __m512i x = _mm512_loadu_si512(q + k * q_stride + c);
+      acc[k] = _mm512_dpbusd_epi32(acc[k], aw, _mm512_mask_sub_epi8(x, negative, zero, x));
+    }
+  }
+  for (int k = 0; k < NI; k++) out[k] = _mm512_reduce_add_epi32(acc[k]);
+}
+
 }  // namespace
+
+void dot_s8_avx512(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
+  for_rows(w, q, q_stride, n, out, s8_row<1>, s8_row<2>, s8_row<3>, s8_row<4>);
+}
 
 void dot_int8_avx512(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
   for_rows(w, q, q_stride, n, out, int8_row<1>, int8_row<2>, int8_row<3>, int8_row<4>);

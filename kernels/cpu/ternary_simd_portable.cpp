@@ -49,4 +49,16 @@ void dot_f32_portable(const Codes& w, const float* x, int64_t x_stride, int64_t 
   }
 }
 
+void dot_s8_portable(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
+  for (int64_t r = 0; r < w.rows; r++) {
+    const int8_t* row = reinterpret_cast<const int8_t*>(w.first_row + r * w.row_bytes);
+    for (int64_t i = 0; i < n; i++) {
+      const int8_t* qi = q + i * q_stride;
+      int32_t sum = 0;
+      for (int64_t c = w.b0 * 64; c < w.b1 * 64; c++) sum += row[c] * qi[c];
+      out[r * n + i] = sum;
+    }
+  }
+}
+
 }  // namespace spectra::kernels::cpu::packed
