@@ -11,8 +11,9 @@ of 256, one scale per matrix, tp 1):
   2. `spectra export M --format gguf --type tq2_0` (and tq1_0): the same weights for llama.cpp
      (projections ternary, embedding and head F16, as llama.cpp's converter writes them);
   3. llama.cpp through llama-cpp-python (the test venv's), n_threads = --threads for both prompt
-     and decode, n_batch = P: a P-token prompt (random ids), then N greedy tokens, R runs; times
-     from llama.cpp's own counters (llama_perf_context, as its tools print them).
+     and decode, n_batch = P: a P-token prompt (random ids) read in one call (timed around it),
+     then N greedy tokens one call each (timed around the loop, with its argmax, as spectra's
+     bench times its own), R runs.
 It prints medians and the ratios spectra / llama.cpp, as a markdown table (also written to --out).
 
 A tokenizer is needed for the GGUF file: one is trained on the embedded corpus (--vocab tokens,
@@ -65,6 +66,8 @@ def spectra_rows(a, recipe, tokenizer, model_path):
            "--set", f"data.tokenizer={tokenizer}"]
     if not a.latent:
         cmd.append("--packed-only")
+    for kv in a.set:
+        cmd += ["--set", kv]
     env_threads = {"OMP_NUM_THREADS": str(a.threads)}
     print("+ " + " ".join(map(str, cmd)), flush=True)
     if a.dry_run:
@@ -91,18 +94,15 @@ def llamacpp_row(a, gguf_path, vocab):
     for _ in range(a.repeats):
         prompt = [rng.randrange(vocab) for _ in range(a.prompt)]
         llm.reset()
-        llama_cpp.llama_perf_context_reset(llm.ctx)
-        llm.eval(prompt)
+        start = time.perf_counter()
+        llm.eval(prompt)  # one llama_decode call of the whole prompt (n_batch = prompt)
+        prompt_rate.append(a.prompt / (time.perf_counter() - start))
+        start = time.perf_counter()
         for _ in range(a.tokens - 1):  # the first new token comes from the prompt's logits
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
                                            shape=(n_vocab,))
             llm.eval([int(logits.argmax())])
-        # llama.cpp's counters: tokens and milliseconds of prompt processing and of decoding
-        # (as its own tools report them).
-        perf = llama_cpp.llama_perf_context(llm.ctx)
-        assert perf.n_p_eval == a.prompt, (perf.n_p_eval, a.prompt)
-        prompt_rate.append(perf.n_p_eval / (perf.t_p_eval_ms / 1e3))
-        decode_rate.append(perf.n_eval / (perf.t_eval_ms / 1e3))
+        decode_rate.append((a.tokens - 1) / (time.perf_counter() - start))
     return {"prompt_tokens_per_s": statistics.median(prompt_rate),
             "decode_tokens_per_s": statistics.median(decode_rate),
             "file_bytes": os.path.getsize(gguf_path)}
@@ -124,6 +124,10 @@ def main():
     p.add_argument("--work", help="folder for the tokenizer, model and GGUF files (default: temp)")
     p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."),
                                                  "compare_llamacpp.md"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override for spectra (e.g. parallel.tp=1)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse --work's spectra figures and model file from an earlier run")
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()
     if not a.dry_run:
@@ -143,12 +147,21 @@ def main():
     for recipe in a.recipes:
         name = os.path.splitext(os.path.basename(recipe))[0]
         model_path = os.path.join(work, f"{name}.h5")
-        rows = spectra_rows(a, recipe, tokenizer, model_path)
+        saved = os.path.join(work, f"{name}-spectra.json")
+        if a.reuse and os.path.exists(saved) and os.path.exists(model_path):
+            with open(saved) as f:
+                rows = json.load(f)
+        else:
+            rows = spectra_rows(a, recipe, tokenizer, model_path)
+            if not a.dry_run:
+                with open(saved, "w") as f:
+                    json.dump(rows, f)
         ref = {}
         for t in a.types.split(","):
             gguf_path = os.path.join(work, f"{name}-{t}.gguf")
-            run([a.spectra, "export", model_path, "--format", "gguf", "--type", t, "-o",
-                 gguf_path], a.dry_run)
+            if not (a.reuse and os.path.exists(gguf_path)):
+                run([a.spectra, "export", model_path, "--format", "gguf", "--type", t, "-o",
+                     gguf_path], a.dry_run)
             if a.dry_run:
                 continue
             ref[t] = llamacpp_row(a, gguf_path, a.vocab)

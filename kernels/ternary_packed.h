@@ -33,6 +33,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -102,6 +103,10 @@ Activations parse_activations(const std::string& s, const std::string& what);
 // y = x · (γ·T)ᵀ: x f32 [n, cols] (leading dimensions flattened), y f32 [n, rows], overwritten,
 // both on the CPU. The result does not depend on the number of threads.
 void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode);
+// The same for several weights of one input width and scale layout against one x (q, k and v;
+// gate and up): the activations are prepared (padded, quantized) once. ys[k] = x · (γ·T_k)ᵀ.
+void packed_matmuls(const std::vector<const PackedTernary*>& ws, const Tensor& x,
+                    const std::vector<Tensor*>& ys, Activations mode);
 
 // One activation row to int8: amax = max |x_c|; scale = amax / 127; q_c = x_c·(127 / amax)
 // rounded to nearest (ties to even) and clamped to ±127, all in f32. amax = 0 gives scale 0 and

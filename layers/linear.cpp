@@ -44,6 +44,25 @@ ag::Var Linear::forward(const ag::Var& x) const {
   return tp && split_ == TpSplit::row ? ag::tp_reduce(y, *tp_) : y;
 }
 
+std::vector<ag::Var> Linear::forward_packed(const std::vector<const Linear*>& linears,
+                                            const ag::Var& x) {
+  SPECTRA_CHECK(!ag::grad_enabled(), "Linear: packed weights run without gradients only");
+  std::vector<const kernels::PackedTernary*> ws;
+  std::vector<Tensor> ys;
+  for (const Linear* l : linears) {
+    SPECTRA_CHECK(l->packed_ && l->activations_ == linears[0]->activations_,
+                  "Linear::forward_packed: projections packed alike");
+    Shape out = x.shape();
+    out.back() = l->packed_->rows;
+    ws.push_back(l->packed_.get());
+    ys.push_back(Tensor::empty(out, DType::f32));
+  }
+  std::vector<Tensor*> outs;
+  for (Tensor& y : ys) outs.push_back(&y);
+  kernels::packed_matmuls(ws, x.value(), outs, linears[0]->activations_);
+  return {ys.begin(), ys.end()};
+}
+
 void Linear::pack(kernels::Activations mode) {
   SPECTRA_CHECK(!parallel(tp_), "Linear::pack: not under tensor parallelism");
   SPECTRA_CHECK(!weight_->master.is_cuda(), "Linear::pack: packed weights run on the CPU");

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "autograd/ops.h"
 #include "dist/group.h"
@@ -46,6 +47,10 @@ class Linear : public Module {
   void pack(kernels::Activations mode);
   const kernels::PackedTernary* packed() const { return packed_.get(); }
   const kernels::Int8Matrix* int8_rows() const { return int8_.get(); }
+  // Packed projections of one input (q, k and v; gate and up): forward() of each, with the input
+  // prepared once for all (kernels::packed_matmuls). All must be packed alike.
+  static std::vector<ag::Var> forward_packed(const std::vector<const Linear*>& linears,
+                                             const ag::Var& x);
   // Called with every input x the forward pass receives (post-training quantization collects
   // its calibration statistics this way); an empty function removes it.
   void set_input_observer(std::function<void(const Tensor& x)> observer) {

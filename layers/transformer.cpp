@@ -31,9 +31,11 @@ ag::Var Attention::forward(const ag::Var& x, int64_t batch, int64_t seq) const {
 ag::Var Attention::forward_cached(const ag::Var& x, const std::vector<CacheSegment>& segments,
                                   KVCache& cache, int64_t layer) const {
   const Shape rows{x.shape()[0], heads_, head_dim_};
-  const Tensor q = ag::view(q_.forward(x), rows).value();
-  const Tensor k = ag::view(k_.forward(x), rows).value();
-  const Tensor v = ag::view(v_.forward(x), rows).value();
+  const std::vector<ag::Var> qkv = q_.packed()
+                                       ? Linear::forward_packed({&q_, &k_, &v_}, x)
+                                       : std::vector{q_.forward(x), k_.forward(x), v_.forward(x)};
+  const Tensor q = qkv[0].value().view(rows), k = qkv[1].value().view(rows),
+               v = qkv[2].value().view(rows);
   auto rows_of = [&](int64_t n) { return Shape{n, heads_, head_dim_}; };
   Tensor a = Tensor::empty(q.shape(), q.dtype(), q.device());
   int64_t row = 0;
@@ -65,6 +67,10 @@ MLP::MLP(const ModelConfig& c, const LayerOptions& o)
 }
 
 ag::Var MLP::forward(const ag::Var& x) const {
+  if (gate_.packed()) {  // inference: the input prepared once for both
+    const std::vector<ag::Var> gu = Linear::forward_packed({&gate_, &up_}, x);
+    return down_.forward(ag::swiglu(gu[0], gu[1]));
+  }
   return down_.forward(ag::swiglu(gate_.forward(x), up_.forward(x)));
 }
 

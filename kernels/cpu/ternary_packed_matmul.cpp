@@ -3,6 +3,8 @@
 // rows in parallel, each running the instruction set's inner loop (kernels/cpu/ternary_simd.h)
 // once per scale block and applying γ and the activation scale in f64.
 #include <algorithm>
+#include <bit>
+#include <cfloat>
 #include <cmath>
 #include <vector>
 
@@ -151,40 +153,67 @@ Activations parse_activations(const std::string& s, const std::string& what) {
 }
 
 void quantize_int8(const float* x, int64_t cols, int8_t* q, float* scale) {
-  float amax = 0;
-  for (int64_t c = 0; c < cols; c++) amax = std::max(amax, std::fabs(x[c]));
-  if (!(amax > 0) || !std::isfinite(amax)) {  // zero, NaN or infinite
-    std::fill(q, q + cols, int8_t(0));
+  // Written so the compiler vectorizes it: |x| compares as the integer of its bits (sign
+  // cleared), where a NaN or an infinity is the largest; (v + 1.5·2^23) - 1.5·2^23 rounds
+  // |v| < 2^22 to the nearest integer, ties to even, as nearbyint does.
+  uint32_t top = 0;
+  for (int64_t c = 0; c < cols; c++) {
+    const uint32_t b = std::bit_cast<uint32_t>(x[c]) & 0x7fffffffu;
+    top = b > top ? b : top;
+  }
+  const float amax = std::bit_cast<float>(top);
+  if (amax == 0 || top >= 0x7f800000u) {  // all zero, or a NaN or infinity somewhere
+    for (int64_t c = 0; c < cols; c++) q[c] = 0;
     *scale = amax == 0 ? 0.f : NAN;
     return;
   }
-  const float inv = 127.f / amax;
-  for (int64_t c = 0; c < cols; c++)
-    q[c] = int8_t(std::clamp(std::nearbyint(x[c] * inv), -127.f, 127.f));
+  const float inv = std::min(127.f / amax, FLT_MAX), magic = 0x1.8p23f;  // min: denormal amax
+  for (int64_t c = 0; c < cols; c++) {
+    const float r = (x[c] * inv + magic) - magic;
+    q[c] = int8_t(int(r > 127.f ? 127.f : r < -127.f ? -127.f : r));
+  }
   *scale = amax / 127.f;
 }
 
 void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode) {
-  SPECTRA_CHECK(!x.is_cuda() && !y.is_cuda(), "packed_matmul: x and y must be on the CPU");
-  SPECTRA_CHECK(x.dtype() == DType::f32 && y.dtype() == DType::f32,
-                "packed_matmul: x and y must be f32, got {} and {}", x.str(), y.str());
-  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w.cols, "packed_matmul: x must be [n, {}], got {}",
-                w.cols, x.str());
-  const int64_t n = cpu::rows_of(x), cols = w.cols, stride = w.cols_padded();
-  SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == w.rows && cpu::rows_of(y) == n,
-                "packed_matmul: y must be [{}, {}], got {}", n, w.rows, y.str());
-  if (n == 0 || w.rows == 0) return;
+  packed_matmuls({&w}, x, {&y}, mode);
+}
+
+void packed_matmuls(const std::vector<const PackedTernary*>& ws, const Tensor& x,
+                    const std::vector<Tensor*>& ys, Activations mode) {
+  SPECTRA_CHECK(!ws.empty() && ws.size() == ys.size(), "packed_matmuls: {} weights, {} outputs",
+                ws.size(), ys.size());
+  const PackedTernary& w0 = *ws[0];
+  SPECTRA_CHECK(!x.is_cuda() && x.dtype() == DType::f32,
+                "packed_matmul: x must be f32 on the CPU, got {}", x.str());
+  SPECTRA_CHECK(x.dim() >= 1 && x.size(-1) == w0.cols, "packed_matmul: x must be [n, {}], got {}",
+                w0.cols, x.str());
+  const int64_t n = cpu::rows_of(x), cols = w0.cols, stride = w0.cols_padded();
+  for (size_t k = 0; k < ws.size(); k++) {
+    const PackedTernary& w = *ws[k];
+    const Tensor& y = *ys[k];
+    // One preparation of x serves every weight with the same columns and scale blocks.
+    SPECTRA_CHECK(w.cols == cols && w.axis == w0.axis && w.groups == w0.groups,
+                  "packed_matmuls: weight {} has another column layout than the first", k);
+    SPECTRA_CHECK(!y.is_cuda() && y.dtype() == DType::f32,
+                  "packed_matmul: y must be f32 on the CPU, got {}", y.str());
+    SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == w.rows && cpu::rows_of(y) == n,
+                  "packed_matmul: y must be [{}, {}], got {}", n, w.rows, y.str());
+  }
+  if (n == 0) return;
   const float* X = x.data<float>();
-  const std::vector<Range> ranges = column_ranges(w);
+  const std::vector<Range> ranges = column_ranges(w0);
 
   if (mode == Activations::exact) {
     std::vector<float> padded(size_t(n * stride), 0.f);
     for (int64_t i = 0; i < n; i++)
       std::copy(X + i * cols, X + (i + 1) * cols, &padded[i * stride]);
     const Prepared<float> a = mask_ranges(std::move(padded), ranges, n, stride, cols);
-    run_tiles(
-        w, ranges, a, stride, n, f32_kernel(), [](size_t, int64_t, float s) { return double(s); },
-        [](int64_t, double acc) { return float(acc); }, y.data<float>());
+    for (size_t k = 0; k < ws.size(); k++)
+      run_tiles(
+          *ws[k], ranges, a, stride, n, f32_kernel(),
+          [](size_t, int64_t, float s) { return double(s); },
+          [](int64_t, double acc) { return float(acc); }, ys[k]->data<float>());
     return;
   }
 
@@ -202,13 +231,14 @@ void packed_matmul(const PackedTernary& w, const Tensor& x, Tensor& y, Activatio
       for (int64_t c = ranges[g].c0; c < ranges[g].c1; c++) s += qi[c];
       qsum[size_t(i) * ranges.size() + g] = s;
     }
-  run_tiles(
-      w, ranges, a, stride, n, int8_kernel(),
-      [&](size_t g, int64_t i, int32_t s) {
-        return double(int64_t(s) - qsum[size_t(i) * ranges.size() + g]);
-      },
-      [&](int64_t i, double acc) { return float(double(scale[size_t(i)]) * acc); },
-      y.data<float>());
+  for (size_t k = 0; k < ws.size(); k++)
+    run_tiles(
+        *ws[k], ranges, a, stride, n, int8_kernel(),
+        [&](size_t g, int64_t i, int32_t s) {
+          return double(int64_t(s) - qsum[size_t(i) * ranges.size() + g]);
+        },
+        [&](int64_t i, double acc) { return float(double(scale[size_t(i)]) * acc); },
+        ys[k]->data<float>());
 }
 
 Int8Matrix quantize_rows_int8(const Tensor& w) {

@@ -44,6 +44,36 @@ void int8_row(const uint8_t* row, int64_t b0, int64_t b1, const int8_t* q, int64
     out[k] = _mm512_reduce_add_epi32(_mm512_add_epi32(acc[k][0], acc[k][1]));
 }
 
+// Prompts and batches: two weight rows against four activation rows at once, so each activation
+// vector loaded feeds two vpdpbusd (the loads, not the multiplies, bound the one-row loop).
+void int8_row_pair(const uint8_t* row0, const uint8_t* row1, int64_t b0, int64_t b1,
+                   const int8_t* q, int64_t q_stride, int32_t* out0, int32_t* out1) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i acc0[4], acc1[4];
+  for (int k = 0; k < 4; k++) acc0[k] = acc1[k] = _mm512_setzero_si512();
+  for (int64_t b = b0; b < b1; b++) {
+    const __m512i raw0 = _mm512_loadu_si512(row0 + b * 64),
+                  raw1 = _mm512_loadu_si512(row1 + b * 64);
+    __m512i c0[4], c1[4];
+    for (int s = 0; s < 4; s++) {
+      c0[s] = _mm512_and_si512(_mm512_srli_epi16(raw0, 2 * s), mask);
+      c1[s] = _mm512_and_si512(_mm512_srli_epi16(raw1, 2 * s), mask);
+    }
+    for (int k = 0; k < 4; k++) {
+      const int8_t* a = q + k * q_stride + b * 256;
+      for (int s = 0; s < 4; s++) {
+        const __m512i x = _mm512_loadu_si512(a + 64 * s);
+        acc0[k] = _mm512_dpbusd_epi32(acc0[k], c0[s], x);
+        acc1[k] = _mm512_dpbusd_epi32(acc1[k], c1[s], x);
+      }
+    }
+  }
+  for (int k = 0; k < 4; k++) {
+    out0[k] = _mm512_reduce_add_epi32(acc0[k]);
+    out1[k] = _mm512_reduce_add_epi32(acc1[k]);
+  }
+}
+
 // 16 bytes widen to 16 lanes; lane j >> 2s holds code s in bits 0-1, and vpermps over a table of
 // trit(i & 3) (it reads the low 4 bits) gives -1, 0, +1 directly.
 template <int NI>
@@ -102,7 +132,21 @@ void dot_s8_avx512(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n,
 }
 
 void dot_int8_avx512(const Codes& w, const int8_t* q, int64_t q_stride, int64_t n, int32_t* out) {
-  for_rows(w, q, q_stride, n, out, int8_row<1>, int8_row<2>, int8_row<3>, int8_row<4>);
+  const int64_t n4 = n / 4 * 4, pairs = n4 > 0 ? w.rows / 2 : 0;
+  for (int64_t p = 0; p < pairs; p++) {  // rows 2p, 2p+1 × activation rows [0, n4)
+    const uint8_t* row = w.first_row + 2 * p * w.row_bytes;
+    for (int64_t i = 0; i < n4; i += 4)
+      int8_row_pair(row, row + w.row_bytes, w.b0, w.b1, q + i * q_stride, q_stride,
+                    out + 2 * p * n + i, out + (2 * p + 1) * n + i);
+  }
+  // The rest: activation rows past n4 of the paired rows, and every row not paired.
+  for (int64_t r = 0; r < w.rows; r++) {
+    const int64_t first = r < 2 * pairs ? n4 : 0;
+    if (first == n) continue;
+    const Codes one{w.first_row + r * w.row_bytes, w.row_bytes, 1, w.b0, w.b1};
+    for_rows(one, q + first * q_stride, q_stride, n - first, out + r * n + first, int8_row<1>,
+             int8_row<2>, int8_row<3>, int8_row<4>);
+  }
 }
 
 void dot_f32_avx512(const Codes& w, const float* x, int64_t x_stride, int64_t n, float* out) {
