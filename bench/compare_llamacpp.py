@@ -84,10 +84,10 @@ def spectra_rows(a, recipe, tokenizer, model_path):
 def llamacpp_row(a, gguf_path, vocab):
     """Medians of a.repeats runs: a random a.prompt-token prompt, then greedy tokens."""
     import llama_cpp
+    import numpy as np
     llm = llama_cpp.Llama(model_path=gguf_path, n_ctx=a.prompt + a.tokens + 8, n_batch=a.prompt,
                           n_ubatch=a.prompt, n_threads=a.threads, n_threads_batch=a.threads,
                           logits_all=False, verbose=False)
-    import numpy as np
     n_vocab = llm.n_vocab()
     rng = random.Random(1)
     prompt_rate, decode_rate = [], []
@@ -176,7 +176,7 @@ def main():
 
         for t, r in ref.items():
             lines.append(f"| {name} TriLM | llama.cpp | {t.upper()} "
-                         f"({8 * r['file_bytes'] / 1e6:.0f} Mbit file) | "
+                         f"({r['file_bytes'] / 1e6:.0f} MB file) | "
                          f"{r['prompt_tokens_per_s']:.1f} | {r['decode_tokens_per_s']:.2f} | "
                          f"{ratio(r['prompt_tokens_per_s'], 'prompt_tokens_per_s')} | "
                          f"{ratio(r['decode_tokens_per_s'], 'decode_tokens_per_s')} |")

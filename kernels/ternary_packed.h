@@ -90,7 +90,8 @@ Tensor unpack_ternary(const PackedTernary& p);
 
 // How activations meet the packed weights.
 //  - exact: f32 activations; y equals the f64 product within f32 rounding (the order of the
-//    f32 sums is the instruction set's). Log-likelihoods do not move.
+//    f32 sums is the instruction set's loop's for up to 15 activation rows; from 16 rows on, tiles
+//    of weight rows are unpacked to f32 γ·T and multiplied by BLAS). Log-likelihoods do not move.
 //  - int8: each activation row quantized to int8 with its absmax (quantize_int8), integer dot
 //    products with the trits, then y = f32(f64(scale_i) · Σ_g f64(γ_g)·f64(Σ trit·q over scale
 //    block g)): exact integer sums, so every instruction set gives the same bits. Faster; the

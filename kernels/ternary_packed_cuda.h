@@ -1,6 +1,7 @@
 // The packed ternary matmul on the GPU (kernels/cuda/ternary_packed.cu): the same layout and the
 // same two activation modes as the CPU's kernels::packed_matmul (kernels/ternary_packed.h).
-// Nothing calls it by default: layers/ wires it in behind an explicit switch.
+// Nothing calls it yet: on a GPU, generate and eval use the latent weights until scripts/gpu-check
+// has passed (its steps `packed` and `packedbench` check it against the CPU and cuBLAS).
 //
 //   PackedTernary p = kernels::pack_ternary(w, 1e-5f, 2, 1);      // on the CPU
 //   PackedTernary d = kernels::to_device(p, Device::cuda());     // codes and γ on the GPU

@@ -185,6 +185,18 @@ TEST(PackedModel, Int8LogitsStayClose) {
   EXPECT_LT(err, 0.05);
 }
 
+// The memory the process holds (the host allocator's count) falls to the float parameters and
+// the codes: the latent weights and the gradients are really freed.
+TEST(PackedModel, FreesTheLatentWeights) {
+  std::unique_ptr<LM> lm = tiny_trilm(2);
+  const size_t before = host_bytes_in_use();
+  lm->pack_ternary(kernels::Activations::int8);
+  const size_t after = host_bytes_in_use();
+  std::printf("host bytes: %zu before packing, %zu after; weights held %zu\n", before, after,
+              lm->weight_bytes());
+  EXPECT_LT(after + 4 * size_t(lm->parameter_elements()), before);  // more than the masters
+}
+
 TEST(PackedModel, RefusesWhatItCannotPack) {
   ModelConfig c;
   c.kind = ModelKind::floatlm;

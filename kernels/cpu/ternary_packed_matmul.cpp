@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/ternary_simd.h"
 #include "kernels/cpu_isa.h"
@@ -142,6 +143,37 @@ void run_tiles(const PackedTernary& w, const std::vector<Range>& ranges, const P
   }
 }
 
+// The exact mode for many activation rows (a prompt, a scoring batch): each task unpacks a tile
+// of weight rows to f32 γ·T once (the quantizer's effective weights, exactly) and multiplies every
+// activation row with it through BLAS; the unpacking is one pass over the tile, the product n.
+constexpr int64_t kGemmFrom = 16;  // activation rows from which this beats the SIMD loops
+constexpr int64_t kGemmRows = 64;  // weight rows unpacked per task
+
+void exact_by_gemm(const PackedTernary& w, const float* x, int64_t n, float* y) {
+  const int64_t rows = w.rows, cols = w.cols, tiles = (rows + kGemmRows - 1) / kGemmRows;
+  std::vector<float> gamma_of_col(static_cast<size_t>(cols));  // axis 1: γ per column
+  for (int64_t c = 0; c < cols; c++) gamma_of_col[size_t(c)] = w.gamma_at(0, c);
+#pragma omp parallel
+  {
+    std::vector<float> tile(size_t(kGemmRows * cols));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t r0 = t * kGemmRows, rr = std::min(kGemmRows, rows - r0);
+      for (int64_t r = 0; r < rr; r++) {
+        const uint8_t* codes = w.codes.data<uint8_t>() + (r0 + r) * w.row_bytes();
+        float* out = tile.data() + r * cols;
+        const float g_row = w.axis == 0 ? w.gamma_at(r0 + r, 0) : 0.f;
+        for (int64_t c = 0; c < cols; c++) {
+          const int code = (codes[c / 256 * 64 + c % 64] >> (2 * (c % 256 / 64))) & 3;
+          const float g = w.axis == 0 ? g_row : gamma_of_col[size_t(c)];
+          out[c] = code == 1 ? 0.f : code == 2 ? g : -g;
+        }
+      }
+      cpu::gemm(false, true, n, rr, cols, 1.f, x, cols, tile.data(), cols, 0.f, y + r0, rows);
+    }
+  }
+}
+
 }  // namespace
 
 const char* activations_name(Activations a) { return a == Activations::int8 ? "int8" : "exact"; }
@@ -204,6 +236,10 @@ void packed_matmuls(const std::vector<const PackedTernary*>& ws, const Tensor& x
   const float* X = x.data<float>();
   const std::vector<Range> ranges = column_ranges(w0);
 
+  if (mode == Activations::exact && n >= kGemmFrom) {
+    for (size_t k = 0; k < ws.size(); k++) exact_by_gemm(*ws[k], X, n, ys[k]->data<float>());
+    return;
+  }
   if (mode == Activations::exact) {
     std::vector<float> padded(size_t(n * stride), 0.f);
     for (int64_t i = 0; i < n; i++)
