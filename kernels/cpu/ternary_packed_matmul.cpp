@@ -65,44 +65,27 @@ Prepared<T> mask_ranges(std::vector<T> full, const std::vector<Range>& ranges, i
   return p;
 }
 
-cpu::packed::DotInt8 int8_kernel() {
-  switch (cpu_isa()) {
+// The instruction set's variant of an inner loop (kernels/cpu_isa.h).
+template <typename Kernel>
+Kernel for_isa(Kernel portable, [[maybe_unused]] Kernel avx2, [[maybe_unused]] Kernel avx512) {
 #if defined(__x86_64__)
-    case CpuIsa::avx512:
-      return cpu::packed::dot_int8_avx512;
-    case CpuIsa::avx2:
-      return cpu::packed::dot_int8_avx2;
+  if (cpu_isa() == CpuIsa::avx512) return avx512;
+  if (cpu_isa() == CpuIsa::avx2) return avx2;
 #endif
-    default:
-      return cpu::packed::dot_int8_portable;
-  }
+  return portable;
 }
 
-cpu::packed::DotS8 s8_kernel() {
-  switch (cpu_isa()) {
 #if defined(__x86_64__)
-    case CpuIsa::avx512:
-      return cpu::packed::dot_s8_avx512;
-    case CpuIsa::avx2:
-      return cpu::packed::dot_s8_avx2;
+#define SPECTRA_VARIANTS(name) \
+  cpu::packed::name##_portable, cpu::packed::name##_avx2, cpu::packed::name##_avx512
+#else
+#define SPECTRA_VARIANTS(name) \
+  cpu::packed::name##_portable, cpu::packed::name##_portable, cpu::packed::name##_portable
 #endif
-    default:
-      return cpu::packed::dot_s8_portable;
-  }
-}
-
-cpu::packed::DotF32 f32_kernel() {
-  switch (cpu_isa()) {
-#if defined(__x86_64__)
-    case CpuIsa::avx512:
-      return cpu::packed::dot_f32_avx512;
-    case CpuIsa::avx2:
-      return cpu::packed::dot_f32_avx2;
-#endif
-    default:
-      return cpu::packed::dot_f32_portable;
-  }
-}
+cpu::packed::DotInt8 int8_kernel() { return for_isa(SPECTRA_VARIANTS(dot_int8)); }
+cpu::packed::DotS8 s8_kernel() { return for_isa(SPECTRA_VARIANTS(dot_s8)); }
+cpu::packed::DotF32 f32_kernel() { return for_isa(SPECTRA_VARIANTS(dot_f32)); }
+#undef SPECTRA_VARIANTS
 
 // Runs `kernel` over tiles of weight rows × activation rows. For each output, term(g, i, sum)
 // turns range g's raw sum for activation row i into its contribution before γ; the outputs are
