@@ -2,12 +2,49 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <climits>
 
 #include "dist/nccl.h"
 #include "dist/world.h"
 
 namespace spectra::dist {
+
+namespace {
+std::atomic<uint64_t> g_bytes[kCollectives], g_calls[kCollectives];
+void count(Collective c, size_t bytes) {
+  g_bytes[int(c)].fetch_add(bytes, std::memory_order_relaxed);
+  g_calls[int(c)].fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+const char* collective_name(Collective c) {
+  static const char* names[kCollectives] = {"all_reduce", "all_gather", "reduce_scatter",
+                                            "broadcast", "gather"};
+  return names[int(c)];
+}
+
+Traffic Traffic::operator-(const Traffic& before) const {
+  Traffic d;
+  for (int i = 0; i < kCollectives; i++) {
+    d.bytes[i] = bytes[i] - before.bytes[i];
+    d.calls[i] = calls[i] - before.calls[i];
+  }
+  return d;
+}
+
+Traffic traffic() {
+  Traffic t;
+  for (int i = 0; i < kCollectives; i++) {
+    t.bytes[i] = g_bytes[i].load(std::memory_order_relaxed);
+    t.calls[i] = g_calls[i].load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
+void reset_traffic() {
+  for (int i = 0; i < kCollectives; i++) g_bytes[i] = g_calls[i] = 0;
+}
 
 namespace {
 
@@ -107,6 +144,7 @@ Group Group::split(int color, int key) const {
 
 void Group::all_reduce(Tensor& t, ReduceOp op) const {
   if (size_ == 1) return;
+  count(Collective::all_reduce, t.nbytes());
   if (t.is_cuda()) return nccl::all_reduce(impl_->device_comm(), t, op);
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce"),
                           mpi_type(t.dtype()), mpi_op(op), impl_->comm));
@@ -116,6 +154,7 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
   SPECTRA_CHECK(out.numel() == local.numel() * size_ && out.dtype() == local.dtype(),
                 "all_gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(local.view(out.shape()));
+  count(Collective::all_gather, local.nbytes());
   if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
   // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
   const bool in_place =
@@ -132,6 +171,7 @@ void Group::gather(const Tensor& local, Tensor& out, int root) const {
                       out.device().is_cpu(),
                   "gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(host.view(out.shape()));
+  count(Collective::gather, host.nbytes());
   const int n = mpi_count(host.numel(), "gather");
   MPI_CHECK(MPI_Gather(host.raw(), n, mpi_type(host.dtype()), rank_ == root ? out.raw() : nullptr,
                        n, mpi_type(host.dtype()), root, impl_->comm));
@@ -141,6 +181,7 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
   SPECTRA_CHECK(full.numel() == local.numel() * size_ && full.dtype() == local.dtype(),
                 "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);
   if (size_ == 1) return local.copy_from(full.view(local.shape()));
+  count(Collective::reduce_scatter, full.nbytes());
   if (full.is_cuda()) return nccl::reduce_scatter(impl_->device_comm(), full, local);
   MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(),
                                      mpi_count(local.numel(), "reduce_scatter"),
@@ -149,6 +190,7 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
 
 void Group::broadcast(Tensor& t, int root) const {
   if (size_ == 1) return;
+  if (rank_ == root) count(Collective::broadcast, t.nbytes());
   if (t.is_cuda()) return nccl::broadcast(impl_->device_comm(), t, root);
   MPI_CHECK(MPI_Bcast(t.raw(), mpi_count(int64_t(t.nbytes()), "broadcast (bytes)"), MPI_BYTE, root,
                       impl_->comm));
@@ -160,6 +202,7 @@ void Group::barrier() const {
 
 std::string Group::broadcast(const std::string& s, int root) const {
   if (size_ == 1) return s;
+  if (rank_ == root) count(Collective::broadcast, sizeof(int64_t) + s.size());
   int64_t n = int64_t(s.size());
   MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm));
   std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
@@ -223,6 +266,7 @@ void Pending::wait() {
 Pending Group::all_reduce_async(Tensor& t) const {
   Pending p;
   if (size_ == 1) return p;
+  count(Collective::all_reduce, t.nbytes());
   p.state_ = std::make_unique<Pending::State>();
   if (t.is_cuda()) {
     p.state_->event = nccl::all_reduce_async(impl_->device_comm(), t);
@@ -243,6 +287,7 @@ Pending Group::reduce_scatter_async(const Tensor& full, Tensor& local,
     local.copy_from(full.view(local.shape()));
     return p;
   }
+  count(Collective::reduce_scatter, full.nbytes());
   p.state_ = std::make_unique<Pending::State>();
   if (full.is_cuda()) {
     p.state_->event = nccl::reduce_scatter_async(impl_->device_comm(), full, local, counts);
@@ -259,6 +304,7 @@ Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts
                 counts.size(), size_);
   Pending p;
   if (size_ == 1) return p;
+  count(Collective::all_gather, size_t(counts[size_t(rank_)]) * dtype_size(full.dtype()));
   p.state_ = std::make_unique<Pending::State>();
   if (full.is_cuda()) {
     p.state_->event = nccl::all_gather_async(impl_->device_comm(), full, counts);
@@ -273,6 +319,7 @@ Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts
 
 bool Group::any(bool flag) const {
   if (size_ == 1) return flag;
+  count(Collective::all_reduce, sizeof(int));
   int v = flag ? 1 : 0, out = 0;
   MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, impl_->comm));
   return out != 0;

@@ -21,6 +21,23 @@ namespace spectra::dist {
 
 enum class ReduceOp : uint8_t { sum = 0, max = 1 };
 
+// What this process has put into collectives since it started (or reset_traffic()), per kind:
+// the calls and their payload, the bytes of this rank's contribution (all_reduce: the tensor;
+// all_gather: its own part; reduce_scatter: the whole input; broadcast: the tensor, counted on
+// the root; gather: its part). A collective over one rank moves nothing and counts nothing. The
+// bytes a ring puts on the wire are (size - 1)/size of the same payloads, so ratios between
+// layouts read the same either way. Host (MPI) and device (NCCL) collectives alike.
+enum class Collective : uint8_t { all_reduce = 0, all_gather, reduce_scatter, broadcast, gather };
+constexpr int kCollectives = 5;
+const char* collective_name(Collective c);
+struct Traffic {
+  uint64_t bytes[kCollectives] = {}, calls[kCollectives] = {};
+  uint64_t of(Collective c) const { return bytes[int(c)]; }
+  Traffic operator-(const Traffic& before) const;
+};
+Traffic traffic();
+void reset_traffic();
+
 // A collective in flight. wait() completes it: host (MPI) blocks until the buffers are final;
 // device (NCCL) makes spectra's stream wait for the communication stream, without blocking the
 // host. test() lets MPI progress without blocking and says whether it is done. A Pending that

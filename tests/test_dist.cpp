@@ -212,3 +212,37 @@ TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {
     EXPECT_EQ(errors, 1u) << bad << "\n" << r.output;
   }
 }
+
+// The collective counters (dist::Traffic) through `spectra bench --data-parallel`: per step, rank
+// 0 all-reduces 4 bytes per parameter under ZeRO-0 (f32 gradients), and under ZeRO-1/2
+// reduce-scatters 4 bytes per parameter and all-gathers its own part of the f32 weights (1/dp of
+// them, up to a bucket's rounding), besides a few bytes of gradient norm.
+TEST(DataParallel, CollectiveBytesPerStep) {
+  for (int ranks : {2, 4})
+    for (int zero : {0, 1, 2}) {
+      SCOPED_TRACE(::testing::Message() << "dp " << ranks << " zero " << zero);
+      CommandResult r = run_command(
+          mpirun(ranks) + SPECTRA_BIN + " bench " + SPECTRA_SOURCE_DIR +
+          "/recipes/tiny/trilm.yaml --data-parallel --steps 1 --warmup 1 --json" +
+          " --set model.hidden=64 --set model.ffn=128 --set model.layers=2" +
+          " --set train.seq_len=32 --set train.micro_batch=2 --set train.global_batch=" +
+          std::to_string(2 * ranks) + " --set parallel.bucket_mb=0.01 --set train.device=cpu" +
+          " --set parallel.zero=" + std::to_string(zero));
+      ASSERT_EQ(r.code, 0) << r.output;
+      const size_t at = r.output.find("json: ");
+      ASSERT_NE(at, std::string::npos) << r.output;
+      const auto j =
+          nlohmann::json::parse(r.output.substr(at + 6, r.output.find('\n', at) - at - 6));
+      const double params = j["parameters"].get<double>();
+      const auto& b = j["bytes_per_step"];
+      if (zero == 0) {
+        EXPECT_EQ(b["all_reduce"].get<double>(), 4 * params);
+        EXPECT_EQ(b["reduce_scatter"].get<double>(), 0);
+        EXPECT_EQ(b["all_gather"].get<double>(), 0);
+      } else {
+        EXPECT_EQ(b["reduce_scatter"].get<double>(), 4 * params);
+        EXPECT_NEAR(b["all_gather"].get<double>(), 4 * params / ranks, 4 * 8 * ranks);
+        EXPECT_LT(b["all_reduce"].get<double>(), 64);  // the gradient norm's partial sums
+      }
+    }
+}

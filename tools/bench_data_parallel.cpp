@@ -3,7 +3,9 @@
 // alternating between every collective blocking where it starts (nothing hidden, as when
 // reducing after the whole backward pass) and overlapped (dist/data_parallel.h); for each it
 // prints the step time split forward / backward / optimizer and the communication time the step
-// still waited for, the slowest rank's, and the fraction hidden.
+// still waited for, the slowest rank's, and the fraction hidden; then the bytes rank 0 put into
+// each kind of collective per step (dist::Traffic) and per parameter, and the peak memory of the
+// largest rank.
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -63,8 +65,10 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   const int zero = opt.data_parallel().zero();
   double gradient_bytes = 0;
   Timing sum[2];
+  dist::Traffic before;
   for (int64_t s = 0; s < warmup + steps; s++)
     for (int overlap = 0; overlap < 2; overlap++) {
+      if (s == warmup && overlap == 0) before = dist::traffic();
       opt.data_parallel().set_overlap(overlap == 1);
       topo.world.barrier();
       Stopwatch w;
@@ -88,6 +92,12 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
       m.exposed += c.exposed_s / double(steps);
       gradient_bytes = c.bytes;
     }
+  const dist::Traffic per_run = dist::traffic() - before;  // 2·steps steps, rank 0's
+  Tensor peak =
+      Tensor::from(std::vector<double>{double(place.device.is_cuda() ? cuda::peak_bytes_in_use()
+                                                                     : host_peak_bytes_in_use())},
+                   {1});
+  topo.world.all_reduce(peak, dist::ReduceOp::max);
   const Timing blocking = slowest(topo.world, sum[0]), overlapped = slowest(topo.world, sum[1]);
   if (topo.world.rank() != 0) return;
   const double hidden = blocking.exposed > 0 ? 1 - overlapped.exposed / blocking.exposed : 0;
@@ -106,6 +116,19 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   row("blocking", blocking, 0);
   row("overlapped", overlapped, hidden);
   fmt::print("step time overlapped / blocking: {:.3f}\n", overlapped.step() / blocking.step());
+  // What rank 0 put into collectives per step (dist::Traffic: its own part of each payload).
+  const double per_step = 1.0 / double(2 * steps), params = double(r.model.parameter_count());
+  nlohmann::json bytes_per_step;
+  fmt::print("{:<16} {:>14} {:>16} {:>12}\n", "collective", "MB per step", "bytes per param",
+             "calls/step");
+  for (int k = 0; k < dist::kCollectives; k++) {
+    const double b = double(per_run.bytes[k]) * per_step;
+    bytes_per_step[dist::collective_name(dist::Collective(k))] = b;
+    if (per_run.calls[k] == 0) continue;
+    fmt::print("{:<16} {:>14.3f} {:>16.4f} {:>12.1f}\n", dist::collective_name(dist::Collective(k)),
+               b / 1e6, b / params, double(per_run.calls[k]) * per_step);
+  }
+  fmt::print("peak memory per rank (the largest): {:.1f} MB\n", peak.data<double>()[0] / 1e6);
   if (json)
     fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
                                             {"dp", topo.dp},
@@ -114,7 +137,10 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
                                             {"overlapped_step_ms", 1e3 * overlapped.step()},
                                             {"blocking_comm_ms", 1e3 * blocking.exposed},
                                             {"overlapped_comm_ms", 1e3 * overlapped.exposed},
-                                            {"hidden", hidden}}
+                                            {"hidden", hidden},
+                                            {"bytes_per_step", bytes_per_step},
+                                            {"parameters", r.model.parameter_count()},
+                                            {"peak_bytes_per_rank", peak.data<double>()[0]}}
                                  .dump());
   std::fflush(stdout);
 }
