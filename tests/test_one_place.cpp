@@ -156,4 +156,18 @@ TEST_F(OnePlace, TrainingLogShowsMfuOnTheCpu) {
   EXPECT_GT(std::stod(r.output.substr(at + 6)), 0.0) << r.output;
 }
 
+// MFU is the job's tokens/s against the job's peak: under mpirun every rank's peak counts (with
+// one rank's alone, two ranks sharing these cores showed over 100%).
+TEST_F(OnePlace, MfuCountsEveryRank) {
+  CommandResult r = run_command(std::string(SPECTRA_MPIEXEC) +
+                                " --allow-run-as-root --oversubscribe -np 2 " + kBin + " train " +
+                                tiny("trilm") + " --set train.steps=6 --set train.global_batch=32");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const size_t at = r.output.rfind("| MFU ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const double mfu = std::stod(r.output.substr(at + 6));
+  EXPECT_GT(mfu, 0.0) << r.output;
+  EXPECT_LT(mfu, 100.0) << r.output;
+}
+
 }  // namespace

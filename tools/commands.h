@@ -33,8 +33,8 @@ inline void add_placement_options(CLI::App* cmd, std::string& device, std::strin
       ->capture_default_str();
 }
 
-// --weights and --activations: how `generate`, `eval` and `bench --generate` run a TriLM's
-// projections (kernels/ternary_packed.h). `activations` starts as the command's default.
+// --weights and --activations: how `generate` and `eval` run a TriLM's projections
+// (kernels/ternary_packed.h). `activations` starts as the command's default.
 struct WeightArgs {
   std::string weights = "auto";  // auto: packed for a TriLM on the CPU, else latent
   std::string activations;       // exact or int8
@@ -47,7 +47,7 @@ inline void add_weight_options(CLI::App* cmd, WeightArgs& a) {
       ->capture_default_str();
   cmd->add_option("--activations", a.activations,
                   "With packed weights: exact (f32 activations: the latent path's results within "
-                  "float rounding) or int8 (per-row 8-bit activations: faster)")
+                  "float rounding) or int8 (per-row 8-bit activations and LM head: faster)")
       ->check(CLI::IsMember({"exact", "int8"}))
       ->capture_default_str();
 }

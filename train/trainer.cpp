@@ -243,7 +243,10 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   int64_t interval_steps = 0;
   LossSum step_loss_sum;
   const double tokens_per_step = double(r.train.global_batch * r.train.seq_len);
-  const double peak_flops = kernels::peak_flops(place.device, place.compute_dtype);
+  // The job's peak against its tokens/s: every rank brings one device's (on the CPU, ranks share
+  // the cores and each measures its share when it starts).
+  const double peak_flops =
+      kernels::peak_flops(place.device, place.compute_dtype) * double(topo.world.size());
   if (peak_flops == 0)
     log::info("no peak FLOP/s known for {} ({}): MFU is not shown", place.device.str(),
               cuda::device_name(place.device.index));
