@@ -6,6 +6,7 @@
 #include <climits>
 
 #include "dist/nccl.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
 
 namespace spectra::dist {
@@ -145,6 +146,7 @@ Group Group::split(int color, int key) const {
 void Group::all_reduce(Tensor& t, ReduceOp op) const {
   if (size_ == 1) return;
   count(Collective::all_reduce, t.nbytes());
+  WaitMark mark("all_reduce");
   if (t.is_cuda()) return nccl::all_reduce(impl_->device_comm(), t, op);
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce"),
                           mpi_type(t.dtype()), mpi_op(op), impl_->comm));
@@ -155,6 +157,7 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
                 "all_gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(local.view(out.shape()));
   count(Collective::all_gather, local.nbytes());
+  WaitMark mark("all_gather");
   if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
   // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
   const bool in_place =
@@ -172,6 +175,7 @@ void Group::gather(const Tensor& local, Tensor& out, int root) const {
                   "gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(host.view(out.shape()));
   count(Collective::gather, host.nbytes());
+  WaitMark mark("gather");
   const int n = mpi_count(host.numel(), "gather");
   MPI_CHECK(MPI_Gather(host.raw(), n, mpi_type(host.dtype()), rank_ == root ? out.raw() : nullptr,
                        n, mpi_type(host.dtype()), root, impl_->comm));
@@ -182,6 +186,7 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
                 "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);
   if (size_ == 1) return local.copy_from(full.view(local.shape()));
   count(Collective::reduce_scatter, full.nbytes());
+  WaitMark mark("reduce_scatter");
   if (full.is_cuda()) return nccl::reduce_scatter(impl_->device_comm(), full, local);
   MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(),
                                      mpi_count(local.numel(), "reduce_scatter"),
@@ -191,18 +196,22 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
 void Group::broadcast(Tensor& t, int root) const {
   if (size_ == 1) return;
   if (rank_ == root) count(Collective::broadcast, t.nbytes());
+  WaitMark mark("broadcast");
   if (t.is_cuda()) return nccl::broadcast(impl_->device_comm(), t, root);
   MPI_CHECK(MPI_Bcast(t.raw(), mpi_count(int64_t(t.nbytes()), "broadcast (bytes)"), MPI_BYTE, root,
                       impl_->comm));
 }
 
 void Group::barrier() const {
-  if (size_ > 1) MPI_CHECK(MPI_Barrier(impl_->comm));
+  if (size_ == 1) return;
+  WaitMark mark("barrier");
+  MPI_CHECK(MPI_Barrier(impl_->comm));
 }
 
 std::string Group::broadcast(const std::string& s, int root) const {
   if (size_ == 1) return s;
   if (rank_ == root) count(Collective::broadcast, sizeof(int64_t) + s.size());
+  WaitMark mark("broadcast");
   int64_t n = int64_t(s.size());
   MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm));
   std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
@@ -259,6 +268,7 @@ void Pending::wait() {
     nccl::wait(s->event);
     nccl::release(s->event);
   } else {
+    WaitMark mark("a gradient bucket's collective");
     MPI_CHECK(MPI_Wait(&s->request, MPI_STATUS_IGNORE));
   }
 }
@@ -320,6 +330,7 @@ Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts
 bool Group::any(bool flag) const {
   if (size_ == 1) return flag;
   count(Collective::all_reduce, sizeof(int));
+  WaitMark mark("all_reduce");
   int v = flag ? 1 : 0, out = 0;
   MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, impl_->comm));
   return out != 0;

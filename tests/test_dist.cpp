@@ -2,6 +2,7 @@
 // with ZeRO 0, 1 and 2, overlapped or not, train the same model as one process (same losses for 5
 // steps, same parameters after them, relative difference <= 1e-5 in f32), checkpoints resume across
 // layouts, and impossible layouts fail before any work with one error line.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -244,5 +245,83 @@ TEST(DataParallel, CollectiveBytesPerStep) {
         EXPECT_NEAR(b["all_gather"].get<double>(), 4 * params / ranks, 4 * 8 * ranks);
         EXPECT_LT(b["all_reduce"].get<double>(), 64);  // the gradient norm's partial sums
       }
+    }
+}
+
+// A rank that stops answering (SIGSTOP) or dies (SIGKILL) in the middle of training ends the
+// whole job, never a hang: the hang through parallel.timeout_s (dist/watchdog.h) with one error
+// line from the waiting rank, the death through mpirun. No rank is left running, and the last
+// checkpoint resumes to the end.
+TEST(DataParallel, AFailingRankEndsTheJob) {
+  for (const std::string signal : {"STOP", "KILL"})
+    for (int ranks : {2, 4}) {
+      SCOPED_TRACE(::testing::Message() << "SIG" << signal << ", " << ranks << " ranks");
+      const std::string dir = (kDir / ("fail-" + signal + std::to_string(ranks))).string();
+      std::filesystem::remove_all(dir);
+      std::filesystem::create_directories(dir);
+      const std::string args =
+          std::string(SPECTRA_SOURCE_DIR) + "/recipes/tiny/trilm.yaml" +
+          " --set train.device=cpu --set train.steps=3000" +
+          " --set train.global_batch=" + std::to_string(16 * ranks) +
+          " --set parallel.timeout_s=5 --set checkpoint.interval=5 --set log.interval=1" +
+          " --set eval.sample_tokens=0 --set checkpoint.dir=" + dir + "/ck --set train.out=" + dir +
+          "/m.h5 --set log.metrics=" + dir + "/m.jsonl";
+      // The last rank gets the signal 2 s after the first checkpoint is written; the script prints
+      // how long the job took to end after it and whether any of its processes is left.
+      const std::string script =
+          mpirun(ranks) + SPECTRA_BIN + " train " + args + " > " + dir + "/log 2>&1 & m=$!\n" +
+          "for i in $(seq 120); do ls " + dir +
+          "/ck/step-*.h5 >/dev/null 2>&1 && break; sleep 0.5; done\n" + "sleep 2\n" +
+          "for p in $(pgrep -f 'checkpoint.dir=" + dir + "/ck'); do\n" +
+          "  tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=" +
+          std::to_string(ranks - 1) + " && kill -" + signal + " $p\n" + "done\n" +
+          "t=$(date +%s); wait $m; echo \"rc=$? after $(($(date +%s) - t)) s\"\n" +
+          "pgrep -f 'checkpoint.dir=" + dir + "/ck' >/dev/null && echo LEFT || echo none left\n";
+      std::ofstream(dir + "/run.sh") << script;
+      CommandResult r = run_command("bash " + dir + "/run.sh");
+      std::ifstream log_in(dir + "/log");
+      const std::string log((std::istreambuf_iterator<char>(log_in)), {});
+      EXPECT_NE(r.output.find("none left"), std::string::npos) << r.output << log;
+      EXPECT_EQ(r.output.find("rc=0 "), std::string::npos) << r.output << log;
+      const size_t after = r.output.find(" after ");
+      ASSERT_NE(after, std::string::npos) << r.output;
+      EXPECT_LE(std::stoi(r.output.substr(after + 7)), 5 + 20) << r.output << log;
+      if (signal == "STOP") {  // the waiting ranks' own line
+        EXPECT_NE(log.find("no answer from the other ranks for 5 s"), std::string::npos) << log;
+        EXPECT_NE(log.find("(parallel.timeout_s)"), std::string::npos) << log;
+      }
+      // The newest checkpoint verifies and resumes; once, its 5 more steps are compared with an
+      // uninterrupted run's.
+      int64_t last = -1;
+      for (const auto& e : std::filesystem::directory_iterator(dir + "/ck"))
+        if (e.path().extension() == ".h5" && e.path().filename().string().starts_with("step-"))
+          last = std::max<int64_t>(last, std::stoll(e.path().filename().string().substr(5, 8)));
+      ASSERT_GT(last, 0) << log;
+      const std::string newest = dir + fmt::format("/ck/step-{:08}.h5", last);
+      CommandResult verify = run_command(std::string(SPECTRA_BIN) + " inspect " + newest);
+      EXPECT_EQ(verify.code, 0) << verify.output;
+      const std::string more = " --stop-at " + std::to_string(last + 5);  // the same schedule
+      CommandResult resume =
+          run_command(mpirun(ranks) + SPECTRA_BIN + " train " + args + more + " --resume auto");
+      ASSERT_EQ(resume.code, 0) << resume.output;
+      if (signal != "KILL" || ranks != 2) continue;  // the comparison once: it reruns the start
+      std::string whole = args;
+      for (const std::string key : {"checkpoint.dir=", "train.out=", "log.metrics="})
+        whole.replace(whole.find(key) + key.size(), dir.size(), dir + "/whole");
+      std::filesystem::create_directories(dir + "/whole");
+      ASSERT_EQ(run_command(mpirun(ranks) + SPECTRA_BIN + " train " + whole + more).code, 0);
+      auto last_losses = [](const std::string& metrics) {
+        std::vector<double> losses;
+        std::ifstream in(metrics);
+        for (std::string line; std::getline(in, line);) {
+          auto j = nlohmann::json::parse(line);
+          if (j["event"] == "train") losses.push_back(j["loss"].get<double>());
+        }
+        return std::vector<double>(losses.end() - std::min<size_t>(5, losses.size()), losses.end());
+      };
+      const std::vector<double> got = last_losses(dir + "/m.jsonl"),
+                                ref = last_losses(dir + "/whole/m.jsonl");
+      ASSERT_EQ(got.size(), 5u);
+      for (size_t i = 0; i < got.size(); i++) EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << i;
     }
 }

@@ -76,6 +76,10 @@ struct Recipe {
     int zero = 0;                               // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
     double bucket_mb = dist::kDefaultBucketMb;  // gradients per collective (f32 MiB, at least)
     bool overlap = true;                        // reduce buckets during the backward pass
+    // A collective waiting longer ends the job (dist/watchdog.h); 0: never. 10 minutes: the
+    // longest wait of a healthy job is a synchronous checkpoint write, about 100 s for TriLM
+    // 3.9B's 48 GB of state at the 0.5 GB/s measured here (docs/performance.md).
+    double timeout_s = 600;
   } parallel;
 
   struct Train {

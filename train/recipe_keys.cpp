@@ -44,6 +44,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"parallel.zero", &r.parallel.zero, kZeroStage},
       {"parallel.bucket_mb", &r.parallel.bucket_mb, kPositive},
       {"parallel.overlap", &r.parallel.overlap},
+      {"parallel.timeout_s", &r.parallel.timeout_s, kNonNeg},
       {"train.steps", &r.train.steps, kPositive},
       {"train.seq_len", &r.train.seq_len, kPositive},
       {"train.micro_batch", &r.train.micro_batch, kPositive},

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "dist/topology.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
@@ -144,6 +145,7 @@ std::string progress_line(int64_t step, int64_t steps, double loss, double lr, d
 
 TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   dist::Topology topo = dist::Topology::create(r.parallel.tp, r.parallel.dp, r.path);
+  if (topo.world.size() > 1) dist::start_watchdog(r.parallel.timeout_s);
   const int64_t accum =
       dist::accumulation_steps(r.train.global_batch, r.train.micro_batch, topo.dp);
   if (accum == 0)
@@ -251,6 +253,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
     log::info("no peak FLOP/s known for {} ({}): MFU is not shown", place.device.str(),
               cuda::device_name(place.device.index));
   for (int64_t step = first_step; step < r.train.steps; step++) {
+    dist::watchdog_step(step);
     double lr = lr_at(r.schedule, step, r.train.steps);
     double wd = weight_decay_at(r.schedule, step, r.train.steps);
     for (int64_t micro = 0; micro < accum; micro++) {
