@@ -87,6 +87,8 @@ PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis)
 // The effective weight γ·T as f32 [rows, cols] (equal to ternary_quantize_groups' f32
 // `effective`, up to the sign of zeros).
 Tensor unpack_ternary(const PackedTernary& p);
+// Rows [r0, r1) of it into out (f32 [r1 - r0, cols], row after row).
+void unpack_ternary_rows(const PackedTernary& p, int64_t r0, int64_t r1, float* out);
 
 // How activations meet the packed weights.
 //  - exact: f32 activations; y equals the f64 product within f32 rounding (the order of the

@@ -66,17 +66,27 @@ PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis)
   return p;
 }
 
+void unpack_ternary_rows(const PackedTernary& p, int64_t r0, int64_t r1, float* out) {
+  // Along a row, runs of `run` columns share one γ: the whole row, or one column scale block.
+  const int64_t run = p.axis == 1 ? p.span() : p.cols;
+  for (int64_t r = r0; r < r1; r++) {
+    float* o = out + (r - r0) * p.cols;
+    for (int64_t c0 = 0; c0 < p.cols; c0 += run) {
+      // float(double(γ) · trit) as the quantizer writes it: ±γ or 0, exact.
+      const float g = p.gamma_at(r, c0);
+      for (int64_t c = c0; c < c0 + run; c++) {
+        const int t = p.trit_at(r, c);
+        o[c] = t == 0 ? 0.f : (t > 0 ? g : -g);
+      }
+    }
+  }
+}
+
 Tensor unpack_ternary(const PackedTernary& p) {
   Tensor out = Tensor::empty({p.rows, p.cols}, DType::f32);
-  float* o = out.data<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < p.rows; r++)
-    for (int64_t c = 0; c < p.cols; c++) {
-      // float(double(γ) · trit) as the quantizer writes it: ±γ or 0, exact.
-      const float g = p.gamma_at(r, c);
-      const int t = p.trit_at(r, c);
-      o[r * p.cols + c] = t == 0 ? 0.f : (t > 0 ? g : -g);
-    }
+    unpack_ternary_rows(p, r, r + 1, out.data<float>() + r * p.cols);
   return out;
 }
 

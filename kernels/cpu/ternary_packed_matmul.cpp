@@ -87,43 +87,68 @@ cpu::packed::DotS8 s8_kernel() { return for_isa(SPECTRA_VARIANTS(dot_s8)); }
 cpu::packed::DotF32 f32_kernel() { return for_isa(SPECTRA_VARIANTS(dot_f32)); }
 #undef SPECTRA_VARIANTS
 
-// Runs `kernel` over tiles of weight rows × activation rows. For each output, term(g, i, sum)
-// turns range g's raw sum for activation row i into its contribution before γ; the outputs are
+// Calls tile(r0, rr, i0, ni, scratch) for every tile of rows [r0, r0 + rr) × activation rows
+// [i0, i0 + ni), in parallel; each thread makes its scratch once (make_scratch()).
+template <typename MakeScratch, typename Tile>
+void for_each_tile(int64_t rows, int64_t n, MakeScratch make_scratch, Tile tile) {
+  const int64_t row_tiles = (rows + kTileRows - 1) / kTileRows, n_tiles = (n + kTileN - 1) / kTileN;
+#pragma omp parallel
+  {
+    auto scratch = make_scratch();
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rt = 0; rt < row_tiles; rt++)
+      for (int64_t nt = 0; nt < n_tiles; nt++) {
+        const int64_t r0 = rt * kTileRows, i0 = nt * kTileN;
+        tile(r0, std::min(kTileRows, rows - r0), i0, std::min(kTileN, n - i0), scratch);
+      }
+  }
+}
+
+// Activation rows x [n, cols] to int8 [n, stride] (zero-padded) and their scales.
+struct Int8Rows {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+};
+Int8Rows quantize_rows(const float* x, int64_t n, int64_t cols, int64_t stride) {
+  Int8Rows out{std::vector<int8_t>(size_t(n * stride), 0), std::vector<float>(size_t(n))};
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++)
+    quantize_int8(x + i * cols, cols, &out.q[size_t(i * stride)], &out.scale[size_t(i)]);
+  return out;
+}
+
+// Runs `kernel` over the tiles, once per column range. For each output, term(g, i, sum) turns
+// range g's raw sum for activation row i into its contribution before γ; the outputs are
 // y[i, r] = finish(i, Σ_g f64(γ_g(r))·term).
 template <typename T, typename S, typename Term, typename Finish>
 void run_tiles(const PackedTernary& w, const std::vector<Range>& ranges, const Prepared<T>& a,
                int64_t stride, int64_t n,
                void (*kernel)(const Codes&, const T*, int64_t, int64_t, S*), Term term,
                Finish finish, float* y) {
-  const int64_t rows = w.rows, row_tiles = (rows + kTileRows - 1) / kTileRows;
-  const int64_t n_tiles = (n + kTileN - 1) / kTileN;
   const uint8_t* codes = w.codes.data<uint8_t>();
   const float* gamma = w.gamma.data<float>();
-#pragma omp parallel
-  {
-    std::vector<S> sums(size_t(kTileRows * kTileN));
-    std::vector<double> acc(size_t(kTileRows * kTileN));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t rt = 0; rt < row_tiles; rt++)
-      for (int64_t nt = 0; nt < n_tiles; nt++) {
-        const int64_t r0 = rt * kTileRows, rr = std::min(kTileRows, rows - r0);
-        const int64_t i0 = nt * kTileN, ni = std::min(kTileN, n - i0);
-        std::fill(acc.begin(), acc.end(), 0.0);
+  struct Scratch {
+    std::vector<S> sums = std::vector<S>(size_t(kTileRows * kTileN));
+    std::vector<double> acc = std::vector<double>(size_t(kTileRows * kTileN));
+  };
+  for_each_tile(
+      w.rows, n, [] { return Scratch{}; },
+      [&](int64_t r0, int64_t rr, int64_t i0, int64_t ni, Scratch& s) {
+        std::fill(s.acc.begin(), s.acc.end(), 0.0);
         for (size_t g = 0; g < ranges.size(); g++) {
           const Codes c{codes + r0 * w.row_bytes(), w.row_bytes(), rr, ranges[g].b0(),
                         ranges[g].b1()};
-          kernel(c, a.of(g) + i0 * stride, stride, ni, sums.data());
+          kernel(c, a.of(g) + i0 * stride, stride, ni, s.sums.data());
           for (int64_t r = 0; r < rr; r++) {
             const double gm = gamma[w.axis == 1 ? int64_t(g) : (r0 + r) / w.span()];
             for (int64_t i = 0; i < ni; i++)
-              acc[size_t(r * ni + i)] += gm * term(g, i0 + i, sums[size_t(r * ni + i)]);
+              s.acc[size_t(r * ni + i)] += gm * term(g, i0 + i, s.sums[size_t(r * ni + i)]);
           }
         }
         for (int64_t i = 0; i < ni; i++)
           for (int64_t r = 0; r < rr; r++)
-            y[(i0 + i) * rows + r0 + r] = finish(i0 + i, acc[size_t(r * ni + i)]);
-      }
-  }
+            y[(i0 + i) * w.rows + r0 + r] = finish(i0 + i, s.acc[size_t(r * ni + i)]);
+      });
 }
 
 // The exact mode for many activation rows (a prompt, a scoring batch): each task unpacks a tile
@@ -134,24 +159,13 @@ constexpr int64_t kGemmRows = 64;  // weight rows unpacked per task
 
 void exact_by_gemm(const PackedTernary& w, const float* x, int64_t n, float* y) {
   const int64_t rows = w.rows, cols = w.cols, tiles = (rows + kGemmRows - 1) / kGemmRows;
-  std::vector<float> gamma_of_col(static_cast<size_t>(cols));  // axis 1: γ per column
-  for (int64_t c = 0; c < cols; c++) gamma_of_col[size_t(c)] = w.gamma_at(0, c);
 #pragma omp parallel
   {
     std::vector<float> tile(size_t(kGemmRows * cols));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; t++) {
       const int64_t r0 = t * kGemmRows, rr = std::min(kGemmRows, rows - r0);
-      for (int64_t r = 0; r < rr; r++) {
-        const uint8_t* codes = w.codes.data<uint8_t>() + (r0 + r) * w.row_bytes();
-        float* out = tile.data() + r * cols;
-        const float g_row = w.axis == 0 ? w.gamma_at(r0 + r, 0) : 0.f;
-        for (int64_t c = 0; c < cols; c++) {
-          const int code = (codes[c / 256 * 64 + c % 64] >> (2 * (c % 256 / 64))) & 3;
-          const float g = w.axis == 0 ? g_row : gamma_of_col[size_t(c)];
-          out[c] = code == 1 ? 0.f : code == 2 ? g : -g;
-        }
-      }
+      unpack_ternary_rows(w, r0, r0 + rr, tile.data());
       cpu::gemm(false, true, n, rr, cols, 1.f, x, cols, tile.data(), cols, 0.f, y + r0, rows);
     }
   }
@@ -236,11 +250,8 @@ void packed_matmuls(const std::vector<const PackedTernary*>& ws, const Tensor& x
     return;
   }
 
-  std::vector<int8_t> q(size_t(n * stride), 0);
-  std::vector<float> scale(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) quantize_int8(X + i * cols, cols, &q[i * stride], &scale[i]);
-  const Prepared<int8_t> a = mask_ranges(std::move(q), ranges, n, stride, cols);
+  Int8Rows q = quantize_rows(X, n, cols, stride);
+  const Prepared<int8_t> a = mask_ranges(std::move(q.q), ranges, n, stride, cols);
   // The kernels sum code·q with code = trit + 1: Σ trit·q = that - Σ q over the range.
   std::vector<int64_t> qsum(size_t(n) * ranges.size());
   for (size_t g = 0; g < ranges.size(); g++)
@@ -256,7 +267,7 @@ void packed_matmuls(const std::vector<const PackedTernary*>& ws, const Tensor& x
         [&](size_t g, int64_t i, int32_t s) {
           return double(int64_t(s) - qsum[size_t(i) * ranges.size() + g]);
         },
-        [&](int64_t i, double acc) { return float(double(scale[size_t(i)]) * acc); },
+        [&](int64_t i, double acc) { return float(double(q.scale[size_t(i)]) * acc); },
         ys[k]->data<float>());
 }
 
@@ -284,31 +295,21 @@ void int8_matmul(const Int8Matrix& w, const Tensor& x, Tensor& y) {
   const int64_t n = cpu::rows_of(x), rows = w.rows, stride = w.cols_padded();
   SPECTRA_CHECK(y.dim() >= 1 && y.size(-1) == rows && cpu::rows_of(y) == n,
                 "int8_matmul: y must be [{}, {}], got {}", n, rows, y.str());
-  std::vector<int8_t> q(size_t(n * stride), 0);
-  std::vector<float> sx(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; i++)
-    quantize_int8(x.data<float>() + i * w.cols, w.cols, &q[size_t(i * stride)], &sx[size_t(i)]);
+  const Int8Rows q = quantize_rows(x.data<float>(), n, w.cols, stride);
   const cpu::packed::DotS8 kernel = s8_kernel();
   const float* sw = w.scale.data<float>();
   float* Y = y.data<float>();
-  const int64_t row_tiles = (rows + kTileRows - 1) / kTileRows, n_tiles = (n + kTileN - 1) / kTileN;
-#pragma omp parallel
-  {
-    std::vector<int32_t> sums(size_t(kTileRows * kTileN));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t rt = 0; rt < row_tiles; rt++)
-      for (int64_t nt = 0; nt < n_tiles; nt++) {
-        const int64_t r0 = rt * kTileRows, rr = std::min(kTileRows, rows - r0);
-        const int64_t i0 = nt * kTileN, ni = std::min(kTileN, n - i0);
+  for_each_tile(
+      rows, n, [] { return std::vector<int32_t>(size_t(kTileRows * kTileN)); },
+      [&](int64_t r0, int64_t rr, int64_t i0, int64_t ni, std::vector<int32_t>& sums) {
         const Codes c{w.q.data<uint8_t>() + r0 * stride, stride, rr, 0, stride / 64};
-        kernel(c, q.data() + i0 * stride, stride, ni, sums.data());
+        kernel(c, q.q.data() + i0 * stride, stride, ni, sums.data());
         for (int64_t r = 0; r < rr; r++)
           for (int64_t i = 0; i < ni; i++)
             Y[(i0 + i) * rows + r0 + r] =
-                float(double(sx[size_t(i0 + i)]) *
+                float(double(q.scale[size_t(i0 + i)]) *
                       (double(sw[r0 + r]) * double(sums[size_t(r * ni + i)])));
-      }
-  }
+      });
 }
 
 }  // namespace spectra::kernels
