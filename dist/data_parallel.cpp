@@ -49,11 +49,15 @@ struct DataParallel::Bucket {
   std::vector<int64_t> counts;  // each rank's part, in rank order
   int64_t part_begin = 0;       // this rank's part: [part_begin, part_begin + counts[rank])
   int64_t local = 0;            // where it lies in the shard
-  int slot = -1;                // ZeRO-2: its ring slot
+  int slot = -1;                // ZeRO-2/3: its ring slot
   Tensor grads;                 // its full gradients: arena slice or ring slot
-  Pending reduce, gather;
+  Pending reduce, gather, gather_codes;  // gather_codes: zero 3's
   bool launched = false, reduce_pending = false, gather_pending = false;
   int64_t size() const { return end - begin; }
+  void test_gather() {
+    gather.test();
+    gather_codes.test();
+  }
 };
 
 DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layout, Tensor master,
@@ -65,7 +69,9 @@ DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layo
       zero_(zero_stage(opt.zero, dp_ ? dp_->size() : 1)),
       master_(std::move(master)),
       grads_(std::move(grads)) {
-  SPECTRA_CHECK(opt.zero >= 0 && opt.zero <= 2, "ZeRO stage {} (0, 1 or 2)", opt.zero);
+  SPECTRA_CHECK(opt.zero >= 0 && opt.zero <= 3, "ZeRO stage {} (0 to 3)", opt.zero);
+  SPECTRA_CHECK(zero_ < 3 || !master_.is_cuda(),
+                "ZeRO-3 runs on the CPU only (its GPU path is not written yet)");
   const int64_t n = layout_.elements;
   const int d = replicas(), rank = dp_ ? dp_->rank() : 0;
   const BucketPlan plan = plan_buckets(layout_.segments, n, d, zero_, opt.bucket_elements, rank);
@@ -81,16 +87,20 @@ DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layo
   for (size_t i = 0; i < buckets_.size(); i++) {
     Bucket& b = buckets_[i];
     int64_t off = b.begin;
+    // Zero 3 packs whole rows: its parts end at row boundaries.
+    b.counts = zero_ == 3 ? split_rows(b.begin, b.end, d, layout_.params)
+                          : std::vector<int64_t>(size_t(d));
     for (int r = 0; r < d; r++) {
-      b.counts.push_back(part_of(b.size(), d, r));
-      if (r < rank) off += b.counts.back();
+      if (zero_ < 3) b.counts[size_t(r)] = part_of(b.size(), d, r);
+      if (r < rank) off += b.counts[size_t(r)];
     }
     b.part_begin = off;
     b.local = local_elements_;
     local_elements_ += zero_ ? b.counts[size_t(rank)] : b.size();
-    if (zero_ == 2) b.slot = int(buckets_.size() - 1 - i) % 2;
+    if (zero_ >= 2) b.slot = int(buckets_.size() - 1 - i) % 2;
   }
-  SPECTRA_CHECK(local_elements_ == plan.shard_elements, "DataParallel: shard disagrees with plan");
+  SPECTRA_CHECK(zero_ == 3 || local_elements_ == plan.shard_elements,
+                "DataParallel: shard disagrees with plan");
   const int64_t largest = plan.largest;
   const Device dev = master_.device();
   if (zero_ == 0) {
@@ -101,36 +111,53 @@ DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layo
       parts_.push_back({b.part_begin, b.part_begin + b.counts[size_t(rank)], b.local});
     local_grads_ = Tensor::zeros({local_elements_}, DType::f32, dev);
   }
-  if (zero_ == 2) {
+  if (zero_ >= 2) {
     incoming_ = Tensor::zeros({local_elements_}, DType::f32, dev);
     for (int k = 0; k < 2; k++) ring_.push_back(Tensor::zeros({largest}, DType::f32, dev));
     ring_owner_.assign(2, -1);
   }
   for (Bucket& b : buckets_)
-    b.grads = zero_ == 2 ? ring_[size_t(b.slot)].slice(0, b.size()) : grads_.slice(b.begin, b.end);
-  if (zero_ == 2) grads_ = Tensor();  // the model frees its arena once it binds the ring
+    b.grads = zero_ >= 2 ? ring_[size_t(b.slot)].slice(0, b.size()) : grads_.slice(b.begin, b.end);
+  if (zero_ >= 2) grads_ = Tensor();  // the model frees its arena once it binds the ring
   // The gradient norm adds each parameter's squares once over dp x tp: split tensors' blocks are
   // summed over tp, a replicated tensor (the same gradient on every TP rank) is taken once.
   for (const Part& part : parts_)
-    for (const GradientLayout::Param& p : layout_.params) {
+    for (const ArenaParam& p : layout_.params) {
       const int64_t a = std::max(part.begin, p.begin), e = std::min(part.end, p.end);
       if (a >= e) continue;
       Tensor g = local_grads_.slice(part.local + a - part.begin, part.local + e - part.begin);
       (p.tp_split || !tp_ ? split_grads_ : replicated_grads_).push_back(g);
     }
+  if (zero_ == 3) {  // the weights move into this rank's shard and the replicated buffers
+    latent_ = local_state(master_, dev);
+    std::vector<ShardedWeights::Bucket> spans;
+    for (const Bucket& b : buckets_) spans.push_back({b.begin, b.end, b.counts});
+    weights_ = std::make_unique<ShardedWeights>(layout_.params, std::move(spans), rank,
+                                                opt.ternary_eps, master_);
+    master_ = Tensor();  // the model frees its arena once it binds the replicated weights
+    resident_.assign(2, -1);
+  }
+}
+
+std::vector<DataParallel::WeightSlot> DataParallel::weight_slots() const {
+  std::vector<WeightSlot> out;
+  if (zero_ == 3)
+    for (size_t i = 0; i < buckets_.size(); i++)
+      out.push_back({buckets_[i].begin, buckets_[i].end, int(i % 2)});
+  return out;
 }
 
 DataParallel::~DataParallel() = default;
 
 std::vector<DataParallel::Storage> DataParallel::gradient_storage() const {
   std::vector<Storage> out;
-  if (zero_ == 2)
+  if (zero_ >= 2)
     for (const Bucket& b : buckets_) out.push_back({b.begin, b.end, b.grads});
   return out;
 }
 
 void DataParallel::begin_micro_batch(bool last) {
-  communicate_ = zero_ == 2 || last;
+  communicate_ = zero_ >= 2 || last;
   for (Bucket& b : buckets_) b.launched = false;
 }
 
@@ -139,7 +166,7 @@ void DataParallel::launch_reduce(Bucket& b) {
   if (zero_ == 0) {
     b.reduce = dp_->all_reduce_async(b.grads);
   } else {
-    Tensor& into = zero_ == 2 ? incoming_ : local_grads_;
+    Tensor& into = zero_ >= 2 ? incoming_ : local_grads_;
     Tensor part = into.slice(b.local, b.local + b.counts[size_t(dp_->rank())]);
     b.reduce = dp_->reduce_scatter_async(b.grads, part, b.counts);
   }
@@ -154,7 +181,7 @@ void DataParallel::complete_reduce(Bucket& b) {
   Stopwatch clock;
   b.reduce.wait();
   b.reduce_pending = false;
-  if (zero_ == 2) {  // this micro-batch's reduced part joins the accumulated ones
+  if (zero_ >= 2) {  // this micro-batch's reduced part joins the accumulated ones
     const int64_t n = b.counts[size_t(dp_->rank())];
     Tensor acc = local_grads_.slice(b.local, b.local + n);
     kernels::axpy(1.f, incoming_.slice(b.local, b.local + n), acc);
@@ -166,22 +193,47 @@ void DataParallel::complete_gather(Bucket& b,
                                    const std::function<void(int64_t, int64_t)>& refresh) {
   if (!b.gather_pending) return;
   b.gather.wait();
+  b.gather_codes.wait();
   b.gather_pending = false;
+  if (zero_ == 3) {  // new codes: unpacked where the bucket is next used (make_resident)
+    for (int& owner : resident_)
+      if (owner == int(&b - buckets_.data())) owner = -1;
+    return;
+  }
   if (refresh) refresh(b.begin, b.end);
+}
+
+void DataParallel::make_resident(size_t i, const std::function<void(int64_t, int64_t)>& refresh) {
+  Bucket& b = buckets_[i];
+  complete_gather(b, refresh);
+  int& owner = resident_[i % 2];
+  if (owner == int(i)) return;
+  if (refresh) refresh(b.begin, b.end);
+  owner = int(i);
 }
 
 void DataParallel::before_forward(int segment,
                                   const std::function<void(int64_t, int64_t)>& refresh) {
-  for (Bucket& b : buckets_) {
-    if (segment >= b.first_segment && segment <= b.last_segment) complete_gather(b, refresh);
-    if (b.gather_pending) b.gather.test();  // lets MPI progress the later buckets' gathers
+  for (size_t i = 0; i < buckets_.size(); i++) {
+    Bucket& b = buckets_[i];
+    if (segment >= b.first_segment && segment <= b.last_segment) {
+      if (zero_ == 3)
+        make_resident(i, refresh);
+      else
+        complete_gather(b, refresh);
+    }
+    if (b.gather_pending) b.test_gather();  // lets MPI progress the later buckets' gathers
   }
 }
 
-void DataParallel::backward_begins(int segment) {
-  if (zero_ != 2) return;
+void DataParallel::backward_begins(int segment,
+                                   const std::function<void(int64_t, int64_t)>& refresh) {
+  if (zero_ < 2) return;
   for (size_t i = 0; i < buckets_.size(); i++) {
     Bucket& b = buckets_[i];
+    // Zero 3: the backward pass reads the weights again; the slot may hold another bucket's.
+    if (zero_ == 3 && segment >= b.first_segment && segment <= b.last_segment)
+      make_resident(i, refresh);
     if (b.last_segment != segment) continue;
     // The slot's previous bucket must be reduced before this one's gradients overwrite it.
     int& owner = ring_owner_[size_t(b.slot)];
@@ -202,7 +254,7 @@ void DataParallel::gradients_ready(int segment) {
 void DataParallel::progress() {
   for (Bucket& b : buckets_) {
     if (b.reduce_pending) b.reduce.test();
-    if (b.gather_pending) b.gather.test();
+    if (b.gather_pending) b.test_gather();
   }
 }
 
@@ -240,9 +292,22 @@ ReducedGradients DataParallel::finish_gradients() {
 
 void DataParallel::gather_weights(const std::function<void(int64_t, int64_t)>& refresh) {
   if (!zero_) return;
-  for (Bucket& b : buckets_) {
-    Tensor bucket = master_.slice(b.begin, b.end);
-    b.gather = dp_->all_gather_async(bucket, b.counts);
+  if (weights_) {  // zero 3: γ from every rank's sums, then this rank's codes and floats
+    Tensor all = Tensor::empty({weights_->scale_blocks() * replicas()}, DType::f64);
+    if (weights_->scale_blocks() > 0) dp_->all_gather(weights_->abs_sums(latent_), all);
+    weights_->set_gammas(all);
+    weights_->encode(latent_);
+  }
+  for (size_t i = 0; i < buckets_.size(); i++) {
+    Bucket& b = buckets_[i];
+    if (weights_) {
+      Tensor floats = weights_->bucket_floats(i), codes = weights_->bucket_codes(i);
+      b.gather = dp_->all_gather_async(floats, weights_->float_counts(i));
+      b.gather_codes = dp_->all_gather_async(codes, weights_->code_counts(i));
+    } else {
+      Tensor bucket = master_.slice(b.begin, b.end);
+      b.gather = dp_->all_gather_async(bucket, b.counts);
+    }
     b.gather_pending = true;
     if (!opt_.overlap) complete_gather(b, refresh);
   }
@@ -292,6 +357,15 @@ Tensor DataParallel::local_state(const Tensor& full, Device device) const {
   for (const Part& p : parts_)
     out.slice(p.local, p.local + p.end - p.begin).copy_from(full.slice(p.begin, p.end));
   return out.to(device);
+}
+
+Tensor DataParallel::full_weights() const { return zero_ == 3 ? gather_state(latent_) : master_; }
+
+void DataParallel::restore_weights(const Tensor& full) {
+  if (zero_ == 3)
+    latent_.copy_from(local_state(full, latent_.device()));
+  else
+    master_.copy_from(full.to(master_.device()));
 }
 
 DataParallel::CommTime DataParallel::take_comm_time() {

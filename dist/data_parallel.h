@@ -10,6 +10,11 @@
 //   zero 2: as 1, but no full gradient arena exists: the backward pass writes each bucket into a
 //           slot of a two-slot ring, which is reduce-scattered (every micro-batch) and reused,
 //           and the reduced parts accumulate in this rank's shard.
+//   zero 3: as 2, and no rank keeps the whole latent model either: each keeps its shard of the
+//           weights (parts cut at row boundaries), updates it, and the ranks all-gather what
+//           the passes read, a TriLM projection as 2-bit codes (dist/sharded_weights.h) that
+//           are unpacked into compute copies two buckets at a time (weight_slots). Host (CPU)
+//           training only, for now.
 //
 // A bucket is a run of whole segments of at least `bucket_elements`, built from the end of the
 // arena, so the first bucket the backward pass completes (the LM head's) is launched at once.
@@ -21,16 +26,18 @@
 //   before_forward / backward_begins / gradients_ready  from the model's segment hooks
 //   ReducedGradients g = finish_gradients()           after the last micro-batch
 //   ... the update rule writes this rank's parts of the master weights ...
-//   gather_weights(refresh)                           zero 1/2: starts the all-gather
+//   gather_weights(refresh)                           zero 1-3: starts the all-gather
 //   zero_gradients()
 // With overlap, reduces start as the backward pass completes each bucket (non-blocking MPI on
 // the host, NCCL on a communication stream on the GPU) and the all-gather of a bucket is waited
 // for only when the next forward reaches it. Without, every collective blocks where it starts.
 #pragma once
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "dist/group.h"
+#include "dist/sharded_weights.h"
 
 namespace spectra::dist {
 
@@ -40,7 +47,8 @@ constexpr double kDefaultBucketMb = 25;
 int64_t bucket_elements(double mb);
 
 struct DataParallelOptions {
-  int zero = 0;  // 0, 1 or 2; taken as 0 when dp is 1 (zero_stage)
+  int zero = 0;           // 0 to 3; taken as 0 when dp is 1 (zero_stage)
+  float ternary_eps = 0;  // zero 3: the TriLM quantizer's eps (γ is computed here)
   int64_t bucket_elements = dist::bucket_elements(kDefaultBucketMb);
   bool overlap = true;
 };
@@ -71,15 +79,9 @@ BucketPlan plan_buckets(const std::vector<int64_t>& segments, int64_t elements, 
                         int64_t bucket_elements, int rank = 0);
 
 struct GradientLayout {
-  int64_t elements = 0;           // the arenas' length
-  std::vector<int64_t> segments;  // where each segment begins, in order (see SegmentHooks)
-  // Each parameter's arena range; split: its gradient differs over the TP group (a block of a
-  // split tensor) rather than being replicated there (a norm gain).
-  struct Param {
-    int64_t begin, end;
-    bool tp_split;
-  };
-  std::vector<Param> params;
+  int64_t elements = 0;            // the arenas' length
+  std::vector<int64_t> segments;   // where each segment begins, in order (see SegmentHooks)
+  std::vector<ArenaParam> params;  // in arena order, covering it
 };
 
 // The gradients as the update rule needs them: summed over dp (divide by `replicas` for the
@@ -118,7 +120,7 @@ class DataParallel {
   // Hooks: `refresh(begin, end)` runs after a gathered range arrives (the model casts its
   // masters into its 16-bit compute copies there).
   void before_forward(int segment, const std::function<void(int64_t, int64_t)>& refresh);
-  void backward_begins(int segment);
+  void backward_begins(int segment, const std::function<void(int64_t, int64_t)>& refresh);
   void gradients_ready(int segment);
   // Lets pending non-blocking collectives progress (MPI moves data only inside MPI calls).
   void progress();
@@ -144,6 +146,28 @@ class DataParallel {
   Tensor gather_state(const Tensor& local) const;
   Tensor local_state(const Tensor& full, Device device) const;
 
+  // ---- the weights ----
+  // What the update rule writes: the model's master arena (zero 0-2, at arena positions), or
+  // under zero 3 this rank's shard of the latent weights ([local_elements], shard order).
+  const Tensor& latent() const { return zero_ == 3 ? latent_ : master_; }
+  // Zero 3: the replicated weights the model reads (null below zero 3).
+  const ShardedWeights* sharded_weights() const { return weights_.get(); }
+  // Zero 3: the TriLM projections' compute copies (the trits the passes read) exist for two
+  // buckets at a time, in two slots: bucket i's in slot i % 2, unpacked from its codes by
+  // `refresh` when a forward or backward segment of it begins and the slot holds another's.
+  // Each bucket's arena range and slot (empty below zero 3).
+  struct WeightSlot {
+    int64_t begin, end;
+    int slot;
+  };
+  std::vector<WeightSlot> weight_slots() const;
+  // The whole latent arena: the model's (zero 0-2) or, under zero 3, every rank's shard
+  // assembled on dp rank 0 (gather_state: collective, undefined elsewhere).
+  Tensor full_weights() const;
+  // Sets the latent weights from a whole-arena host tensor (a checkpoint's); then zero 3 needs
+  // gather_weights and zero 0-2 the model's refresh_compute.
+  void restore_weights(const Tensor& full);
+
   // Seconds the step spent blocked on gradient communication since the last call (what the
   // backward pass did not hide), and the bytes reduced.
   struct CommTime {
@@ -157,6 +181,7 @@ class DataParallel {
   void launch_reduce(Bucket& b);
   void complete_reduce(Bucket& b);
   void complete_gather(Bucket& b, const std::function<void(int64_t, int64_t)>& refresh);
+  void make_resident(size_t i, const std::function<void(int64_t, int64_t)>& refresh);
 
   const Group* dp_ = nullptr;  // null: one replica
   const Group* tp_ = nullptr;  // null: no tensor parallelism
@@ -164,6 +189,9 @@ class DataParallel {
   DataParallelOptions opt_;
   int zero_ = 0;
   Tensor master_, grads_, local_grads_, incoming_;
+  Tensor latent_;                            // zero 3: this rank's shard of the weights
+  std::unique_ptr<ShardedWeights> weights_;  // zero 3: what every rank reads
+  std::vector<int> resident_;                // zero 3: the bucket each weight slot holds (-1)
   std::vector<Tensor> ring_;
   std::vector<int> ring_owner_;  // the bucket whose gradients each ring slot holds (-1: none)
   std::vector<Tensor> split_grads_, replicated_grads_;  // local_grads_ by TP kind

@@ -20,6 +20,11 @@ SPECTRA_HD double ternary_trit(double w, double gamma) {
   double r = round(w / gamma);
   return r > 1. ? 1. : (r < -1. ? -1. : r);
 }
+// γ from the f64 sum of |w| over the `count` weights of one scale block, rounded to f32 once (the
+// trits then divide by that same γ, so γ·T is the weight used).
+inline float ternary_gamma(double abs_sum, int64_t count, float eps) {
+  return float(double(eps) + abs_sum / double(count > 0 ? count : 1));
+}
 
 // w: latent weights (f32; f64 on the CPU). Writes γ into gamma (one f32 element; the mean is
 // accumulated in f64 on the CPU, in a fixed-order f32 tree on CUDA) and the trits into t (same

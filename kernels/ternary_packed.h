@@ -84,11 +84,26 @@ struct PackedTernary {
 // w along axis.
 PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis);
 
+// ZeRO-3 (dist/sharded_weights.h) packs a matrix whose rows are spread over ranks in two halves:
+//  - ternary_abs_sums adds Σ|w| per scale block over rows [r0, r1) (x: those rows' latent
+//    weights, f32, row-major) into sums [p.groups], in f64; every rank's sums added give each
+//    γ = ternary_gamma(sum, rows·cols / groups, eps), which goes into p.gamma;
+//  - pack_ternary_rows writes rows [r0, r1)'s codes into p.codes with that γ, as pack_ternary
+//    writes them.
+// p describes the whole matrix (rows, cols, groups, axis; codes [rows, row_bytes()]).
+void ternary_abs_sums(const float* x, int64_t r0, int64_t r1, const PackedTernary& p, double* sums);
+void pack_ternary_rows(const float* x, int64_t r0, int64_t r1, PackedTernary& p);
+
 // The effective weight γ·T as f32 [rows, cols] (equal to ternary_quantize_groups' f32
 // `effective`, up to the sign of zeros).
 Tensor unpack_ternary(const PackedTernary& p);
 // Rows [r0, r1) of it into out (f32 [r1 - r0, cols], row after row).
 void unpack_ternary_rows(const PackedTernary& p, int64_t r0, int64_t r1, float* out);
+
+// The compute copy a TriLM projection trains with, from its codes: what ternary_quantize writes
+// with one scale (the trits, γ in gamma) or ternary_quantize_groups with several (γ·T), into out
+// (f32 [rows, cols] on the CPU) and gamma (f32 [groups]). Zeros come out +0.
+void unpack_ternary_quantized(const PackedTernary& p, Tensor& out, Tensor& gamma);
 
 // How activations meet the packed weights.
 //  - exact: f32 activations; y equals the f64 product within f32 rounding (the order of the

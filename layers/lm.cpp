@@ -98,8 +98,9 @@ void LM::refresh_compute(int64_t begin, int64_t end, bool ternary_only) {
   int64_t off = 0;
   for (auto& [name, p] : named_parameters()) {
     const bool in_range = off >= begin && off < end && (p->ternary || !ternary_only);
-    off += p->master.numel();
-    if (!p->compute.defined() || !in_range) continue;
+    off += shape_numel(p->shape);
+    // No master: a ZeRO-3 projection, whose compute copy its gathered codes refresh.
+    if (!p->compute.defined() || !p->master.defined() || !in_range) continue;
     if (!p->ternary)
       kernels::cast(p->master, p->compute);
     else if (p->scales.groups == 1)
@@ -152,12 +153,33 @@ size_t LM::weight_bytes() const {
   return bytes;
 }
 
+void LM::shard_masters(const std::function<MasterStorage(int64_t, int64_t)>& storage) {
+  int64_t off = 0;
+  for (auto& [name, p] : named_parameters()) {
+    const int64_t n = shape_numel(p->shape);
+    MasterStorage s = storage(off, off + n);
+    off += n;
+    if (s.master.defined()) {
+      SPECTRA_CHECK(s.master.numel() == n && s.master.dtype() == p->master.dtype(),
+                    "shard_masters: {} for {} ({})", s.master.str(), name, p->master.str());
+      p->master = s.master.view(p->shape);
+      continue;
+    }
+    SPECTRA_CHECK(p->ternary && s.compute.numel() == n && s.compute.dtype() == compute_dtype_,
+                  "shard_masters: {} gets no master and compute copy {}", name, s.compute.str());
+    p->master = Tensor();
+    p->compute = s.compute.view(p->shape);
+    if (!p->gamma.defined()) p->gamma = Tensor::empty({p->scales.groups}, DType::f32, opt_.device);
+  }
+  master_arena_ = Tensor();
+}
+
 void LM::bind_gradients(int64_t begin, int64_t end, const Tensor& storage) {
   SPECTRA_CHECK(storage.numel() == end - begin && storage.dtype() == grad_arena_.dtype(),
                 "bind_gradients: {} for [{}, {})", storage.str(), begin, end);
   int64_t off = 0;
   for (auto& [name, p] : named_parameters()) {
-    const int64_t n = p->master.numel();
+    const int64_t n = shape_numel(p->shape);
     if (off >= begin && off + n <= end) {
       p->grad = storage.slice(off - begin, off - begin + n).view(p->shape);
       rebound_ += n;
@@ -209,10 +231,19 @@ Tensor LM::logits_cached(const Tensor& ids, const std::vector<CacheSegment>& seg
   for (const CacheSegment& s : segments) rows += s.tokens;
   SPECTRA_CHECK(rows == ids.numel(), "LM::logits_cached: {} ids for segments of {} tokens",
                 ids.numel(), rows);
+  // The segment hooks make each segment's weights current (ZeRO gathers; under ZeRO-3 the
+  // projections' compute copies exist for two buckets at a time).
+  auto ready = [this](int s) {
+    if (hooks_) hooks_->before_forward(s);
+  };
+  ready(0);
   ag::Var x = embed_.forward(ids);
-  for (size_t l = 0; l < layers_.size(); l++)
+  for (size_t l = 0; l < layers_.size(); l++) {
+    ready(int(l) + 1);
     x = layers_[l].forward_cached(x, segments, cache, int64_t(l));
+  }
   for (const CacheSegment& s : segments) cache.advance(s.slot, s.tokens);
+  ready(int(layers_.size()) + 1);
   return head_.forward(norm_.forward(x)).value();
 }
 

@@ -59,7 +59,8 @@ class LM : public Module {
   // Bytes of weights held now: the master arena, compute copies and packed codes with their γ.
   size_t weight_bytes() const;
 
-  // Every parameter is a view into these flat arenas, in named_parameters() order.
+  // Every parameter is a view into these flat arenas, in named_parameters() order (the master
+  // arena is undefined after shard_masters).
   const Tensor& master_arena() const { return master_arena_; }
   const Tensor& grad_arena() const { return grad_arena_; }
   int64_t parameter_elements() const { return elements_; }
@@ -74,6 +75,15 @@ class LM : public Module {
   };
   static ArenaLayout arena_layout(const ModelConfig& cfg, int tp);
   void set_segment_hooks(SegmentHooks* hooks) { hooks_ = hooks; }
+  // ZeRO-3 (train/optimizer.cpp): the latent weights live only as the data-parallel engine's
+  // shards. storage(begin, end) gives each parameter (by arena range) its new storage: a float
+  // parameter a master (the engine's replicated copy, holding its weights already), a TriLM
+  // projection none but a compute copy ([end - begin] in the compute dtype, which the engine's
+  // gathered codes fill before the passes read it). The master arena is freed.
+  struct MasterStorage {
+    Tensor master, compute;
+  };
+  void shard_masters(const std::function<MasterStorage(int64_t begin, int64_t end)>& storage);
   // Moves the gradients of the parameters inside [begin, end) (whole parameters) into `storage`
   // ([end - begin] f32, zeroed by its owner). Once every parameter has moved, the gradient arena
   // is freed: ZeRO-2 keeps gradients in a small ring of bucket buffers instead.

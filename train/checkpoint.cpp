@@ -62,21 +62,20 @@ int64_t step_of(const fs::path& p) {
 
 // Every parameter's master, m and v as full host tensors that no training step will change
 // (copies where the gather did not already make one), one parameter at a time, passed to
-// `take` (null on the ranks that only help gather). Collective over the model's TP group.
-void gather_parameters(const LM& model, const Tensor (&moments)[2],
+// `take` (null on the ranks that only help gather). `state`: the weights, m and v over this
+// rank's whole arena. Collective over the model's TP group.
+void gather_parameters(const LM& model, const Tensor (&state)[3],
                        const std::function<void(const std::string&, Tensor (&)[3])>& take) {
   const dist::Group* tp = model.tp_group();
-  auto host = [](const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t; };
-  const Tensor host_m = host(moments[0]), host_v = host(moments[1]);
+  Tensor host[3];
+  for (int k = 0; k < 3; k++) host[k] = state[k].is_cuda() ? state[k].to(Device::cpu()) : state[k];
   int64_t off = 0;
   for (auto& [name, p] : model.named_parameters()) {
-    const int64_t n = p->master.numel();
-    const Tensor live[3] = {p->master, moments[0].slice(off, off + n),
-                            moments[1].slice(off, off + n)};
-    Tensor parts[3] = {host(p->master), host_m.slice(off, off + n).view(p->shape),
-                       host_v.slice(off, off + n).view(p->shape)};
+    const int64_t n = shape_numel(p->shape);
+    Tensor live[3], parts[3];
     for (int k = 0; k < 3; k++) {
-      parts[k] = full_tensor(*p, parts[k], tp);
+      live[k] = state[k].slice(off, off + n);
+      parts[k] = full_tensor(*p, host[k].slice(off, off + n).view(p->shape), tp);
       if (take && parts[k].raw() == live[k].raw()) parts[k] = parts[k].clone();
     }
     if (take) take(name, parts);
@@ -109,15 +108,15 @@ bool is_checkpoint_file(const std::string& path) {
 
 CheckpointSnapshot snapshot_checkpoint(const Recipe& r, const LM& model, const Optimizer& opt,
                                        const TrainingState& st, int world_rank) {
-  // Collective part first (every rank): gather the ZeRO shards of the moments to dp rank 0.
-  Tensor moments[2] = {opt.full_moment(0), opt.full_moment(1)};
+  // Collective part first (every rank): gather the ZeRO shards to dp rank 0.
+  const Tensor state[3] = {opt.full_weights(), opt.full_moment(0), opt.full_moment(1)};
   CheckpointSnapshot s;
   s.dir = r.checkpoint.dir;
   s.path = (fs::path(s.dir) / fmt::format("step-{:08}.h5", st.step)).string();
   // Rank 0 keeps the state; the rest of its TP group (ranks 0 .. tp-1) gathers split tensors.
   const dist::Group* tp = model.tp_group();
   if (world_rank != 0) {
-    if (tp && world_rank < tp->size()) gather_parameters(model, moments, nullptr);
+    if (tp && world_rank < tp->size()) gather_parameters(model, state, nullptr);
     return s;
   }
   s.keep = std::max(r.checkpoint.keep, 1);
@@ -127,7 +126,7 @@ CheckpointSnapshot snapshot_checkpoint(const Recipe& r, const LM& model, const O
   s.adam_step = opt.steps_taken();
   s.loss_scale_log2 = int64_t(std::lround(std::log2(opt.scaler().scale)));  // a power of 2
   s.loss_scale_clean_steps = opt.scaler().clean_steps;
-  gather_parameters(model, moments, [&](const std::string& name, Tensor(&parts)[3]) {
+  gather_parameters(model, state, [&](const std::string& name, Tensor(&parts)[3]) {
     s.tensors.push_back({name, {parts[0], parts[1], parts[2]}});
   });
   return s;
@@ -272,7 +271,7 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   h5::File f = h5::File::open_read(path);
   Recipe saved = parse_recipe(f.attr_string("recipe"), path + ":recipe");
   check_model_fits(path, saved.model, r.model, false, "resume with the recipe that wrote it");
-  const int64_t arena = model.master_arena().numel();
+  const int64_t arena = model.parameter_elements();
   Tensor m = Tensor::zeros({arena}), v = Tensor::zeros({arena});
   int64_t off = 0;
   // Each dataset is read once, straight into its place, and its checksum checked there.
@@ -281,7 +280,7 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
   // not all of it. Its checksum covers the whole tensor, so such a file is verified beforehand
   // (the trainer has rank 0 do it); whole tensors are checked here.
   for (auto& [name, p] : model.named_parameters()) {
-    const int64_t n = p->master.numel();
+    const int64_t n = shape_numel(p->shape);
     const Split& split = p->split;
     Tensor dst[3] = {w.slice(off, off + n), m.slice(off, off + n), v.slice(off, off + n)};
     for (int k = 0; k < 3; k++) {
@@ -300,14 +299,10 @@ TrainingState load_checkpoint(const std::string& path, const Recipe& r, LM& mode
     }
     off += n;
   }
-  Tensor arena_view = model.master_arena();  // a view: copying into it writes the arena
-  arena_view.copy_from(w);
-  model.refresh_compute();
-  model.zero_grad();
   LossScaler s = opt.scaler();
   s.scale = std::ldexp(1.0, int(f.attr_int("loss_scale_log2")));
   s.clean_steps = f.attr_int("loss_scale_clean_steps");
-  opt.restore(m, v, f.attr_int("adam_step"), s);
+  opt.restore(w, m, v, f.attr_int("adam_step"), s);
   return {f.attr_int("step"), f.attr_string("data_state")};
 }
 

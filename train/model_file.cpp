@@ -16,7 +16,7 @@ static constexpr int64_t kFormatVersion = 1;
 static constexpr const char* kTokenizer = "tokenizer.json";
 
 void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write,
-                const std::function<void(h5::File&)>& extra) {
+                const std::function<void(h5::File&)>& extra, const Tensor& weights) {
   const std::string tmp = path + ".tmp";
   std::optional<h5::File> f;
   if (write) {
@@ -33,8 +33,12 @@ void save_model(const std::string& path, const LM& model, const Recipe& recipe, 
     }
     f->create_group("params");
   }
+  int64_t off = 0;
   for (auto& [name, p] : model.named_parameters()) {
-    Tensor full = full_tensor(*p, p->master, model.tp_group());  // collective when split
+    const int64_t n = shape_numel(p->shape);
+    const Tensor local = weights.defined() ? weights.slice(off, off + n).view(p->shape) : p->master;
+    off += n;
+    Tensor full = full_tensor(*p, local, model.tp_group());  // collective when split
     if (f) f->write("params/" + name, full.to(DType::f32));
   }
   if (!f) return;

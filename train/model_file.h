@@ -25,9 +25,11 @@ class File;
 // Under tensor parallelism every rank of the model's TP group calls it (the split parameters
 // are gathered whole) and one of them, `write`, writes.
 // `extra`, when given, adds its own attributes and datasets before the file is closed (a QuantLM's
-// description, quant/quantlm.h), so they appear with the rest, atomically.
+// description, quant/quantlm.h), so they appear with the rest, atomically. `weights`, when
+// defined, is this rank's whole arena of latent weights to write instead of the parameters'
+// masters (Optimizer::full_weights: under ZeRO-3 no master holds a TriLM projection).
 void save_model(const std::string& path, const LM& model, const Recipe& recipe, bool write = true,
-                const std::function<void(h5::File&)>& extra = {});
+                const std::function<void(h5::File&)>& extra = {}, const Tensor& weights = Tensor());
 
 struct LoadedModel {
   Recipe recipe;

@@ -1,6 +1,9 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
+
 #include "autograd/var.h"
+#include "kernels/ternary_packed.h"
 
 namespace spectra {
 
@@ -12,18 +15,50 @@ dist::GradientLayout layout_of(const LM& model) {
   l.segments = model.segment_offsets();
   int64_t off = 0;
   for (auto& [name, p] : model.named_parameters()) {
-    const int64_t n = p->master.numel();
-    l.params.push_back({off, off + n, p->split.parts > 1});
-    off += n;
+    dist::ArenaParam a;
+    a.begin = off;
+    a.end = off += shape_numel(p->shape);
+    a.tp_split = p->split.parts > 1;
+    a.cols = p->shape.size() == 2 ? p->shape[1] : 0;
+    a.ternary = p->ternary;
+    a.groups = p->scales.groups;
+    a.axis = p->scales.axis;
+    l.params.push_back(a);
   }
   return l;
 }
 
 std::unique_ptr<dist::DataParallel> make_engine(LM& model, const dist::Group* dp,
-                                                const dist::DataParallelOptions& o) {
-  auto e = std::make_unique<dist::DataParallel>(dp, model.tp_group(), layout_of(model),
-                                                model.master_arena(), model.grad_arena(), o);
+                                                dist::DataParallelOptions o) {
+  o.ternary_eps = model.config().ternary_eps;
+  const dist::GradientLayout layout = layout_of(model);
+  auto e = std::make_unique<dist::DataParallel>(dp, model.tp_group(), layout, model.master_arena(),
+                                                model.grad_arena(), o);
   for (const auto& s : e->gradient_storage()) model.bind_gradients(s.begin, s.end, s.storage);
+  if (const dist::ShardedWeights* w = e->sharded_weights()) {  // ZeRO-3
+    // Two slots for the projections' compute copies, each the size of the largest bucket's.
+    const std::vector<dist::DataParallel::WeightSlot> slots = e->weight_slots();
+    std::vector<int64_t> at(slots.size(), 0);  // each bucket's projection elements so far
+    for (const dist::ArenaParam& p : layout.params)
+      for (size_t i = 0; i < slots.size(); i++)
+        if (p.ternary && p.begin >= slots[i].begin && p.begin < slots[i].end)
+          at[i] += p.end - p.begin;
+    const int64_t largest = *std::max_element(at.begin(), at.end());
+    Tensor slot[2];
+    for (Tensor& t : slot) t = Tensor::empty({largest}, model.compute_dtype(), model.device());
+    std::fill(at.begin(), at.end(), 0);
+    size_t k = 0, i = 0;
+    model.shard_masters([&](int64_t begin, int64_t end) -> LM::MasterStorage {
+      for (; layout.params[k].begin < begin; k++) {
+      }
+      if (!layout.params[k].ternary) return {w->floats(k).view({end - begin}), Tensor()};
+      for (; slots[i].end <= begin; i++) {
+      }
+      Tensor compute = slot[slots[i].slot].slice(at[i], at[i] + end - begin);
+      at[i] += end - begin;
+      return {Tensor(), compute};
+    });
+  }
   return e;
 }
 
@@ -31,16 +66,17 @@ std::unique_ptr<dist::DataParallel> make_engine(LM& model, const dist::Group* dp
 // and its moments at the same place in the shard.
 std::vector<AdamWPiece> pieces_of(const LM& model, const dist::DataParallel& e) {
   std::vector<AdamWPiece> out;
-  const Tensor& master = model.master_arena();
   for (const auto& part : e.parts()) {
     int64_t off = 0;
     for (auto& [name, p] : model.named_parameters()) {
-      const int64_t n = p->master.numel(), a = std::max(off, part.begin),
+      const int64_t n = shape_numel(p->shape), a = std::max(off, part.begin),
                     b = std::min(off + n, part.end);
       if (a < b) {
         AdamWPiece piece;
-        piece.param = master.slice(a, b);
         piece.state = part.local + a - part.begin;
+        // The master arena at arena positions, or zero 3's latent shard at shard positions.
+        piece.param = e.zero() == 3 ? e.latent().slice(piece.state, piece.state + b - a)
+                                    : e.latent().slice(a, b);
         piece.grad = e.local_gradients().slice(piece.state, piece.state + b - a);
         piece.decay = p->decay;
         // A whole float parameter writes its compute copy in the update; parts of one are
@@ -70,12 +106,28 @@ Optimizer::Optimizer(LM& model, const Recipe::Optimizer& cfg, bool fp16, const d
                      const dist::DataParallelOptions& options)
     : model_(model),
       engine_(make_engine(model, dp, options)),
-      refresh_([this](int64_t a, int64_t b) { model_.refresh_compute(a, b); }),
+      refresh_([this](int64_t a, int64_t b) { refresh(a, b); }),
       adamw_(pieces_of(model, *engine_), engine_->local_elements(), model.device(), cfg, fp16) {
   if (engine_->replicas() > 1) {
     model_.set_segment_hooks(this);
     ag::set_backward_progress([e = engine_.get()] { e->progress(); });
   }
+  if (engine_->sharded_weights()) engine_->gather_weights(refresh_);  // the first codes
+}
+
+void Optimizer::refresh(int64_t begin, int64_t end) {
+  // Zero 3: the gathered codes become the TriLM projections' compute copies.
+  if (const dist::ShardedWeights* w = engine_->sharded_weights()) {
+    size_t k = 0;
+    int64_t off = 0;
+    for (auto& [name, p] : model_.named_parameters()) {
+      if (p->ternary && off >= begin && off < end)
+        kernels::unpack_ternary_quantized(w->packed(k), p->compute, p->gamma);
+      off += shape_numel(p->shape);
+      k++;
+    }
+  }
+  model_.refresh_compute(begin, end);  // the rest: casts into 16-bit compute copies
 }
 
 Optimizer::~Optimizer() {
@@ -102,14 +154,24 @@ Tensor Optimizer::full_moment(int which) const {
   return engine_->gather_state(adamw_.moment(which));
 }
 
-void Optimizer::restore(const Tensor& m_full, const Tensor& v_full, int64_t steps,
-                        const LossScaler& s) {
+Tensor Optimizer::full_weights() const { return engine_->full_weights(); }
+
+void Optimizer::restore(const Tensor& w_full, const Tensor& m_full, const Tensor& v_full,
+                        int64_t steps, const LossScaler& s) {
+  engine_->restore_weights(w_full);
+  if (engine_->sharded_weights()) {
+    engine_->gather_weights(refresh_);
+    engine_->wait_weights(refresh_);
+  } else {
+    model_.refresh_compute();
+  }
+  model_.zero_grad();
   const Device d = model_.device();
   adamw_.restore(engine_->local_state(m_full, d), engine_->local_state(v_full, d), steps, s);
 }
 
 void Optimizer::before_forward(int segment) { engine_->before_forward(segment, refresh_); }
-void Optimizer::backward_begins(int segment) { engine_->backward_begins(segment); }
+void Optimizer::backward_begins(int segment) { engine_->backward_begins(segment, refresh_); }
 void Optimizer::gradients_ready(int segment) { engine_->gradients_ready(segment); }
 
 }  // namespace spectra

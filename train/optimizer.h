@@ -1,7 +1,8 @@
 // The optimizer step of a model, with data parallelism applied from this one place: a
 // dist::DataParallel engine connected to the model's segment hooks (so gradient reduces overlap
 // the backward pass and weight gathers the next forward), ZeRO-2's gradient ring bound into the
-// model, and AdamW over the pieces of the parameters this rank owns.
+// model, ZeRO-3's replicated weights too (the model's masters move into the engine's shards), and
+// AdamW over the pieces of the parameters this rank owns.
 //
 //   Optimizer opt(lm, r.optimizer, fp16, &topo.dp_group, {zero, bucket, overlap});
 //   for (micro ...) {
@@ -47,13 +48,20 @@ class Optimizer : private SegmentHooks {
   // The AdamW moment m (which 0) or v (1) over the whole arena, in arena order: under ZeRO a
   // collective over dp that assembles it in host memory on dp rank 0 only (undefined elsewhere).
   Tensor full_moment(int which) const;
-  // Resumes from whole-arena moments (this rank keeps its parts), the step count and the scaler.
-  void restore(const Tensor& m_full, const Tensor& v_full, int64_t steps, const LossScaler& s);
+  // The latent weights over the whole arena, in arena order: the model's master arena, or under
+  // ZeRO-3 (where no rank holds them all) assembled as full_moment is.
+  Tensor full_weights() const;
+  // Resumes from whole-arena weights and moments (this rank keeps its parts; the model's compute
+  // copies follow), the step count and the scaler; the gradients are zeroed.
+  void restore(const Tensor& w_full, const Tensor& m_full, const Tensor& v_full, int64_t steps,
+               const LossScaler& s);
 
  private:
   void before_forward(int segment) override;
   void backward_begins(int segment) override;
   void gradients_ready(int segment) override;
+  // After the weights of arena range [begin, end) changed or arrived: the model's compute copies.
+  void refresh(int64_t begin, int64_t end);
 
   LM& model_;
   std::unique_ptr<dist::DataParallel> engine_;

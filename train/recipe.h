@@ -73,7 +73,7 @@ struct Recipe {
   struct Parallel {
     int tp = 1;
     int dp = 0;                                 // 0: auto (world size / tp)
-    int zero = 0;                               // ZeRO stage 0, 1 or 2 (dist/data_parallel.h)
+    int zero = 0;                               // ZeRO stage 0 to 3 (dist/data_parallel.h)
     double bucket_mb = dist::kDefaultBucketMb;  // gradients per collective (f32 MiB, at least)
     bool overlap = true;                        // reduce buckets during the backward pass
     // A collective waiting longer ends the job (dist/watchdog.h); 0: never. 10 minutes: the

@@ -32,7 +32,7 @@ inline constexpr Range kPositive{0, kInf, true, false};
 inline constexpr Range kNonNeg{0, kInf, false, false};
 inline constexpr Range kFraction{0, 1, false, true};    // [0, 1)
 inline constexpr Range kUnit{0, 1, false, false};       // [0, 1]
-inline constexpr Range kZeroStage{0, 2, false, false};  // 0, 1, 2
+inline constexpr Range kZeroStage{0, 3, false, false};  // 0 to 3
 
 using Target =
     std::variant<int64_t*, int*, uint64_t*, double*, float*, bool*, std::string*, ModelKind*,

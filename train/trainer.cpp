@@ -336,9 +336,11 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
                format_count(double(r.train.steps) * tokens_per_step) + " tokens",
                format_duration(clock.seconds()));
 
-  // Replicas are identical: the first TP group (ranks 0 .. tp-1) gathers, rank 0 writes.
+  // Replicas are identical: the first TP group (ranks 0 .. tp-1) gathers, rank 0 writes. The
+  // latent weights come from the optimizer: under ZeRO-3 they are shards (a gather over dp).
+  const Tensor weights = r.train.out.empty() ? Tensor() : opt.full_weights();
   if (!r.train.out.empty() && topo.world.rank() < topo.tp) {
-    save_model(r.train.out, lm, r, topo.world.rank() == 0);
+    save_model(r.train.out, lm, r, topo.world.rank() == 0, {}, weights);
     log::info("model written to {}", r.train.out);
   }
   const bool decodable = !r.data.text.empty() || !r.data.tokenizer.empty();

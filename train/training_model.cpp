@@ -8,6 +8,11 @@ namespace spectra {
 TrainingModel build_training_model(const Recipe& r, const Placement& p,
                                    const dist::Topology* topo) {
   if (p.device.is_cuda()) cuda::set_device(p.device.index);
+  if (p.device.is_cuda() && dist::zero_stage(r.parallel.zero, topo ? topo->dp : 1) == 3)
+    user_error(
+        "{}: parallel.zero 3 trains on the CPU only for now (its GPU path is not written); "
+        "use parallel.zero: 2 on GPUs",
+        r.where("parallel.zero"));
   TrainingModel t;
   t.model = std::make_unique<LM>(
       r.model, LayerOptions{DType::f32, p.device, topo ? &topo->tp_group : nullptr},

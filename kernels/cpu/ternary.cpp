@@ -10,8 +10,7 @@ void ternary_quantize(const Tensor& w, float eps, Tensor& t, Tensor& gamma) {
     using W = decltype(wz);
     const W* x = w.data<W>();
     const double sum = ordered_sum(n, [&](int64_t i) { return std::abs(double(x[i])); });
-    // γ is rounded to f32 once; the trits divide by that same γ, so γ·T is the weight used.
-    const float g = float(double(eps) + sum / double(std::max<int64_t>(n, 1)));
+    const float g = ternary_gamma(sum, n, eps);
     gamma.data<float>()[0] = g;
     dispatch_storage("ternary_quantize", t.dtype(), [&](auto tz) {
       using T = decltype(tz);
@@ -50,7 +49,7 @@ void ternary_group_gammas(const Tensor& w, float eps, int64_t groups, int axis, 
     for (int64_t g = 0; g < groups; g++) {
       const double sum =
           ordered_sum(s.size(), [&](int64_t k) { return std::abs(double(x[s.at(g, k)])); });
-      gamma[g] = float(double(eps) + sum / double(std::max<int64_t>(s.size(), 1)));
+      gamma[g] = ternary_gamma(sum, s.size(), eps);
     }
   });
 }

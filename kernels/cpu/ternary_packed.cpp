@@ -19,6 +19,44 @@ constexpr uint8_t kZeroCodes = 0x55;
 
 }  // namespace
 
+namespace {
+
+// Rows [r0, r1) of p's codes from those rows' latent weights x (row-major) and p's γ: the one
+// packing loop (pack_ternary, ZeRO-3's pack_ternary_rows). Each row is written whole (padding
+// included), so rows run in parallel.
+template <typename W>
+void pack_rows(const W* x, int64_t r0, int64_t r1, PackedTernary& p) {
+  for (int64_t g = 0; g < p.groups; g++)
+    SPECTRA_CHECK(std::isfinite(p.gamma.data<float>()[g]),
+                  "pack_ternary: scale block {} has γ = {} (non-finite latent weights)", g,
+                  p.gamma.data<float>()[g]);
+  uint8_t* codes = p.codes.data<uint8_t>();
+  const int64_t cols = p.cols, row_bytes = p.row_bytes();
+  const int64_t run = p.axis == 1 ? p.span() : cols;  // columns sharing one γ along a row
+#pragma omp parallel for schedule(static)
+  for (int64_t r = r0; r < r1; r++) {
+    uint8_t* row = codes + r * row_bytes;
+    std::fill(row, row + row_bytes, kZeroCodes);
+    const W* w = x + (r - r0) * cols;
+    for (int64_t c0 = 0; c0 < cols; c0 += run) {
+      const W gamma = W(p.gamma_at(r, c0));
+      for (int64_t c = c0; c < c0 + run; c++) {
+        const int code = int(ternary_trit(w[c], gamma)) + 1;  // -0 -> 1
+        uint8_t& byte = row[p.byte_of(0, c)];
+        const int s = PackedTernary::shift_of(c);
+        byte = uint8_t((byte & ~(3 << s)) | (code << s));
+      }
+    }
+  }
+}
+
+void check_rows(const PackedTernary& p, int64_t r0, int64_t r1, const char* what) {
+  SPECTRA_CHECK(0 <= r0 && r0 <= r1 && r1 <= p.rows, "{}: rows [{}, {}) of {}", what, r0, r1,
+                p.rows);
+}
+
+}  // namespace
+
 PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis) {
   SPECTRA_CHECK(!w.is_cuda(), "pack_ternary: w must be on the CPU, got {}", w.str());
   SPECTRA_CHECK(w.dim() == 2, "pack_ternary: w must be 2-D [rows, cols], got {}", w.str());
@@ -33,37 +71,55 @@ PackedTernary pack_ternary(const Tensor& w, float eps, int64_t groups, int axis)
   p.axis = axis;
   p.codes = Tensor::empty({p.rows, p.row_bytes()}, DType::u8);
   p.gamma = Tensor::empty({groups}, DType::f32);
-  uint8_t* codes = p.codes.data<uint8_t>();
-  std::fill(codes, codes + p.codes.numel(), kZeroCodes);
-  float* gamma = p.gamma.data<float>();
-
-  // The quantizer's own scales; group g is [r0, r0 + gr) x [c0, c0 + gc).
-  const int64_t rows = p.rows, cols = p.cols;
-  const int64_t gr = axis == 0 ? rows / groups : rows, gc = axis == 1 ? cols / groups : cols;
-  cpu::ternary_group_gammas(w, eps, groups, axis, gamma);
+  // The quantizer's own scales, then its trits.
+  cpu::ternary_group_gammas(w, eps, groups, axis, p.gamma.data<float>());
   cpu::dispatch_float("pack_ternary", w.dtype(), [&](auto wz) {
     using W = decltype(wz);
-    const W* x = w.data<W>();
-    for (int64_t g = 0; g < groups; g++) {
-      const int64_t r0 = axis == 0 ? g * gr : 0, c0 = axis == 1 ? g * gc : 0;
-      const float gamma_g = gamma[g];
-      SPECTRA_CHECK(std::isfinite(gamma_g),
-                    "pack_ternary: scale block {} has γ = {} (non-finite "
-                    "latent weights)",
-                    g, gamma_g);
-      // Rows own disjoint bytes; groups run one after the other, so a byte shared by two column
-      // blocks is never written by two threads at once.
-#pragma omp parallel for schedule(static)
-      for (int64_t r = r0; r < r0 + gr; r++)
-        for (int64_t c = c0; c < c0 + gc; c++) {
-          const int code = int(ternary_trit(x[r * cols + c], W(gamma_g))) + 1;  // -0 -> 1
-          uint8_t& byte = codes[p.byte_of(r, c)];
-          const int s = PackedTernary::shift_of(c);
-          byte = uint8_t((byte & ~(3 << s)) | (code << s));
-        }
-    }
+    pack_rows(w.data<W>(), 0, p.rows, p);
   });
   return p;
+}
+
+void ternary_abs_sums(const float* x, int64_t r0, int64_t r1, const PackedTernary& p,
+                      double* sums) {
+  check_rows(p, r0, r1, "ternary_abs_sums");
+  const int64_t cols = p.cols, blocks = p.axis == 1 ? p.groups : 1, span = cols / blocks;
+  // Each row's sum per column block in parallel, then added in row order: the same bits for
+  // any thread count.
+  std::vector<double> part(size_t((r1 - r0) * blocks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t b = 0; b < blocks; b++) {
+      double s = 0;
+      const float* w = x + (r - r0) * cols + b * span;
+      for (int64_t c = 0; c < span; c++) s += std::abs(double(w[c]));
+      part[size_t((r - r0) * blocks + b)] = s;
+    }
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t b = 0; b < blocks; b++)
+      sums[p.axis == 1 ? b : p.block_of_row(r)] += part[size_t((r - r0) * blocks + b)];
+}
+
+void pack_ternary_rows(const float* x, int64_t r0, int64_t r1, PackedTernary& p) {
+  check_rows(p, r0, r1, "pack_ternary_rows");
+  pack_rows(x, r0, r1, p);
+}
+
+void unpack_ternary_quantized(const PackedTernary& p, Tensor& out, Tensor& gamma) {
+  SPECTRA_CHECK(!out.is_cuda() && out.dtype() == DType::f32 && out.numel() == p.rows * p.cols &&
+                    gamma.numel() == p.groups && gamma.dtype() == DType::f32,
+                "unpack_ternary_quantized: out {} and gamma {} for [{}, {}] with {} scales",
+                out.str(), gamma.str(), p.rows, p.cols, p.groups);
+  gamma.copy_from(p.gamma);
+  float* o = out.data<float>();
+  if (p.groups > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < p.rows; r++) unpack_ternary_rows(p, r, r + 1, o + r * p.cols);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < p.rows; r++)
+    for (int64_t c = 0; c < p.cols; c++) o[r * p.cols + c] = float(p.trit_at(r, c));
 }
 
 void unpack_ternary_rows(const PackedTernary& p, int64_t r0, int64_t r1, float* out) {

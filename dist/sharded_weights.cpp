@@ -1,0 +1,191 @@
+#include "dist/sharded_weights.h"
+
+#include <algorithm>
+
+#include "kernels/ternary.h"
+
+namespace spectra::dist {
+
+namespace {
+
+size_t param_holding(const std::vector<ArenaParam>& params, int64_t x) {
+  auto it = std::upper_bound(params.begin(), params.end(), x,
+                             [](int64_t v, const ArenaParam& p) { return v < p.begin; });
+  SPECTRA_CHECK(it != params.begin(), "ShardedWeights: position {} before the arena", x);
+  return size_t(it - params.begin()) - 1;
+}
+
+}  // namespace
+
+std::vector<int64_t> split_rows(int64_t begin, int64_t end, int parts,
+                                const std::vector<ArenaParam>& params) {
+  std::vector<int64_t> counts;
+  int64_t prev = begin;
+  for (int r = 1; r <= parts; r++) {
+    int64_t cut = end;
+    if (r < parts) {
+      const int64_t target = begin + (end - begin) * r / parts;
+      if (target < end) {  // up to the next row boundary
+        const ArenaParam& p = params[param_holding(params, target)];
+        const int64_t row = p.row_length();
+        cut = std::min(end, p.begin + (target - p.begin + row - 1) / row * row);
+      }
+      cut = std::max(cut, prev);
+    }
+    counts.push_back(cut - prev);
+    prev = cut;
+  }
+  return counts;
+}
+
+ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vector<Bucket> buckets,
+                               int rank, float eps, const Tensor& float_weights)
+    : params_(params), buckets_(std::move(buckets)), rank_(rank), eps_(eps) {
+  int64_t float_count = 0, codes = 0;
+  for (const ArenaParam& p : params) {
+    ParamState s;
+    s.p = p;
+    s.float_base = float_count;
+    s.code_base = codes;
+    s.gamma_base = groups_;
+    if (p.ternary) {
+      s.packed.cols = p.row_length();
+      s.packed.rows = (p.end - p.begin) / s.packed.cols;
+      s.packed.groups = p.groups;
+      s.packed.axis = p.axis;
+      codes += s.packed.rows * s.packed.row_bytes();
+      groups_ += p.groups;
+    } else {
+      float_count += p.end - p.begin;
+    }
+    param_.push_back(std::move(s));
+  }
+  floats_ = Tensor::empty({float_count});
+  codes_ = Tensor::zeros({codes}, DType::u8);
+  gamma_ = Tensor::zeros({groups_});
+  for (ParamState& s : param_) {
+    if (s.p.ternary) {
+      kernels::PackedTernary& k = s.packed;
+      k.codes = codes_.slice(s.code_base, s.code_base + k.rows * k.row_bytes())
+                    .view({k.rows, k.row_bytes()});
+      k.gamma = gamma_.slice(s.gamma_base, s.gamma_base + k.groups);
+    } else {
+      floats(size_t(&s - param_.data())).copy_from(float_weights.slice(s.p.begin, s.p.end));
+    }
+  }
+  // This rank's pieces: each parameter's overlap with each of its parts, and where it lies in
+  // the shard (the parts one after another).
+  for (const Bucket& b : buckets_) {
+    int64_t begin = b.begin;
+    for (int r = 0; r < rank_; r++) begin += b.counts[size_t(r)];
+    const int64_t end = begin + b.counts[size_t(rank_)];
+    for (size_t k = begin < end ? param_at(begin) : param_.size();
+         k < param_.size() && param_[k].p.begin < end; k++) {
+      const int64_t a = std::max(begin, param_[k].p.begin), e = std::min(end, param_[k].p.end);
+      pieces_.push_back({k, a, e, shard_ + a - begin});
+    }
+    shard_ += end - begin;
+  }
+  for (const Bucket& b : buckets_) {
+    BucketState s;
+    s.float_begin = floats_before(b.begin);
+    s.float_end = floats_before(b.end);
+    s.code_begin = codes_before(b.begin);
+    s.code_end = codes_before(b.end);
+    int64_t at = b.begin;
+    for (int64_t c : b.counts) {
+      s.float_counts.push_back(floats_before(at + c) - floats_before(at));
+      s.code_counts.push_back(codes_before(at + c) - codes_before(at));
+      at += c;
+    }
+    bucket_.push_back(std::move(s));
+  }
+}
+
+size_t ShardedWeights::param_at(int64_t x) const { return param_holding(params_, x); }
+
+int64_t ShardedWeights::floats_before(int64_t x) const {
+  if (x >= param_.back().p.end) return floats_.numel();
+  const ParamState& s = param_[param_at(x)];
+  return s.float_base + (s.p.ternary ? 0 : x - s.p.begin);
+}
+
+int64_t ShardedWeights::codes_before(int64_t x) const {
+  if (x >= param_.back().p.end) return codes_.numel();
+  const ParamState& s = param_[param_at(x)];
+  if (!s.p.ternary) return s.code_base;
+  const int64_t offset = x - s.p.begin;
+  SPECTRA_CHECK(offset % s.packed.cols == 0, "ShardedWeights: position {} cuts a row", x);
+  return s.code_base + offset / s.packed.cols * s.packed.row_bytes();
+}
+
+Tensor ShardedWeights::bucket_codes(size_t i) const {
+  return codes_.slice(bucket_[i].code_begin, bucket_[i].code_end);
+}
+
+Tensor ShardedWeights::bucket_floats(size_t i) const {
+  return floats_.slice(bucket_[i].float_begin, bucket_[i].float_end);
+}
+
+Tensor ShardedWeights::floats(size_t k) const {
+  const ParamState& s = param_[k];
+  SPECTRA_CHECK(!s.p.ternary, "ShardedWeights::floats: parameter {} travels as codes", k);
+  return floats_.slice(s.float_base, s.float_base + s.p.end - s.p.begin);
+}
+
+std::pair<int64_t, int64_t> ShardedWeights::rows_of(const Piece& c) const {
+  const ParamState& s = param_[c.param];
+  return {(c.begin - s.p.begin) / s.packed.cols, (c.end - s.p.begin) / s.packed.cols};
+}
+
+Tensor ShardedWeights::abs_sums(const Tensor& latent) const {
+  check_shard(latent);
+  Tensor sums = Tensor::zeros({groups_}, DType::f64);
+  for (const Piece& c : pieces_) {
+    const ParamState& s = param_[c.param];
+    if (!s.p.ternary) continue;
+    auto [r0, r1] = rows_of(c);
+    kernels::ternary_abs_sums(latent.data<float>() + c.local, r0, r1, s.packed,
+                              sums.data<double>() + s.gamma_base);
+  }
+  return sums;
+}
+
+void ShardedWeights::set_gammas(const Tensor& all_sums) {
+  const int64_t ranks = groups_ > 0 ? all_sums.numel() / groups_ : 0;
+  SPECTRA_CHECK(all_sums.dtype() == DType::f64 && all_sums.numel() == ranks * groups_,
+                "ShardedWeights::set_gammas: {} for {} scale blocks", all_sums.str(), groups_);
+  const double* sums = all_sums.data<double>();
+  for (const ParamState& s : param_) {
+    if (!s.p.ternary) continue;
+    const int64_t count = s.packed.rows * s.packed.cols / s.packed.groups;
+    for (int64_t g = 0; g < s.packed.groups; g++) {
+      double total = 0;  // in rank order: every rank adds the same numbers the same way
+      for (int64_t r = 0; r < ranks; r++) total += sums[r * groups_ + s.gamma_base + g];
+      s.packed.gamma.data<float>()[g] = kernels::ternary_gamma(total, count, eps_);
+    }
+  }
+}
+
+void ShardedWeights::encode(const Tensor& latent) {
+  check_shard(latent);
+  for (const Piece& c : pieces_) {
+    ParamState& s = param_[c.param];
+    const float* w = latent.data<float>() + c.local;
+    if (s.p.ternary) {
+      auto [r0, r1] = rows_of(c);
+      kernels::pack_ternary_rows(w, r0, r1, s.packed);
+    } else {
+      std::copy(w, w + (c.end - c.begin),
+                floats_.data<float>() + s.float_base + c.begin - s.p.begin);
+    }
+  }
+}
+
+void ShardedWeights::check_shard(const Tensor& latent) const {
+  SPECTRA_CHECK(!latent.is_cuda() && latent.dtype() == DType::f32 && latent.numel() == shard_,
+                "ShardedWeights: the latent shard must be f32 [{}] on the CPU, got {}", shard_,
+                latent.str());
+}
+
+}  // namespace spectra::dist
