@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
 
 #include "dist/nccl.h"
 #include "dist/watchdog.h"
@@ -13,7 +16,24 @@ namespace spectra::dist {
 
 namespace {
 std::atomic<uint64_t> g_bytes[kCollectives], g_calls[kCollectives];
+
+// Fault injection for the tests: SPECTRA_TEST_THROW_IN_COLLECTIVE=R:S makes world rank R throw
+// from the first collective it starts in training step S (1-based, as the log counts).
+void maybe_fail(Collective c) {
+  static const std::pair<int, int64_t> at = [] {
+    const char* v = std::getenv("SPECTRA_TEST_THROW_IN_COLLECTIVE");
+    int rank = -1;
+    long long step = -1;
+    if (v && std::sscanf(v, "%d:%lld", &rank, &step) != 2) rank = -1;
+    return std::pair<int, int64_t>{rank, step};
+  }();
+  if (at.first >= 0 && at.first == world_rank() && current_step() + 1 == at.second)
+    throw Error(fmt::format("injected failure in {} (SPECTRA_TEST_THROW_IN_COLLECTIVE)",
+                            collective_name(c)));
+}
+
 void count(Collective c, size_t bytes) {
+  maybe_fail(c);
   g_bytes[int(c)].fetch_add(bytes, std::memory_order_relaxed);
   g_calls[int(c)].fetch_add(1, std::memory_order_relaxed);
 }

@@ -59,6 +59,7 @@ void start_watchdog(double timeout_s) {
 }
 
 void watchdog_step(int64_t step) { g_step = step; }
+int64_t current_step() { return g_step.load(); }
 
 WaitMark::WaitMark(const char* what) {
   g_what = what;

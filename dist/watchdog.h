@@ -15,8 +15,10 @@ namespace spectra::dist {
 // Starts the watchdog thread once for this process (later calls change the timeout); a timeout
 // <= 0 turns it off.
 void start_watchdog(double timeout_s);
-// The step the trainer is on, for the error line.
+// The step the trainer is on (0-based), for the error line; current_step() reads it back (-1
+// before the first).
 void watchdog_step(int64_t step);
+int64_t current_step();
 
 // Marks a blocking wait for the duration of a scope.
 class WaitMark {

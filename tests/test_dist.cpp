@@ -1,5 +1,5 @@
 // Data and tensor parallelism under real `mpirun`: 2 and 4 ranks (dp 2 and 4, tp 2, tp 2 x dp 2),
-// with ZeRO 0, 1 and 2, overlapped or not, train the same model as one process (same losses for 5
+// with ZeRO 0 to 3, overlapped or not, train the same model as one process (same losses for 5
 // steps, same parameters after them, relative difference <= 1e-5 in f32), checkpoints resume across
 // layouts, and impossible layouts fail before any work with one error line.
 #include <fmt/format.h>
@@ -30,13 +30,13 @@ const std::filesystem::path kDir =
 
 // Trains the tiny TriLM for 5 steps; returns the per-step losses, writes the model to `name`.h5.
 std::vector<double> train(const std::string& launcher, const std::string& name,
-                          const std::string& extra) {
+                          const std::string& extra, const std::string& kind = "trilm") {
   std::filesystem::create_directories(kDir);
   std::string metrics = (kDir / (name + ".jsonl")).string(),
               model = (kDir / (name + ".h5")).string();
   if (extra.find("--resume") == std::string::npos) std::filesystem::remove(metrics);
   CommandResult r = run_command(
-      launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm.yaml" +
+      launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/" + kind + ".yaml" +
       " --set model.hidden=64 --set model.ffn=128 --set model.layers=2 --set train.seq_len=32" +
       " --set train.micro_batch=4 --set train.global_batch=16 --set train.steps=5" +
       " --set log.interval=1 --set eval.batches=1 --set eval.sample_tokens=0" +
@@ -87,25 +87,50 @@ TEST(DataParallel, MatchesOneProcess) {
     EXPECT_LE(max_param_rel_diff(name, "ref"), 1e-5) << name;
   };
   for (int ranks : {2, 4})
-    for (int zero : {0, 1, 2})
+    for (int zero : {0, 1, 2, 3})
       check(ranks, "dp" + std::to_string(ranks) + "z" + std::to_string(zero),
             "--set parallel.zero=" + std::to_string(zero) + kSmallBuckets);
   // One bucket (the default size for a model this small), and every collective blocking.
   check(2, "dp2z2_one_bucket", "--set parallel.zero=2");
   check(2, "dp2z2_blocking", "--set parallel.zero=2 --set parallel.overlap=false" + kSmallBuckets);
   check(4, "dp4z0_blocking", "--set parallel.overlap=false" + kSmallBuckets);
+  // ZeRO-3: one bucket, blocking; and with activation recomputation (the backward pass unpacks
+  // the projections' codes again inside the recomputed blocks).
+  check(2, "dp2z3_one_bucket_blocking", "--set parallel.zero=3 --set parallel.overlap=false");
+  check(2, "dp2z3_recompute", "--set parallel.zero=3 --set train.recompute=full" + kSmallBuckets);
+}
+
+// ZeRO-3 gathers a FloatLM's weights in f32 (no codes): the same run as one process.
+TEST(DataParallel, ZeroThreeFloatLMMatchesOneProcess) {
+  std::vector<double> ref = train("", "float_ref", "", "floatlm");
+  ASSERT_EQ(ref.size(), 5u);
+  for (int ranks : {2, 4}) {
+    const std::string name = "float_dp" + std::to_string(ranks) + "z3";
+    std::vector<double> got =
+        train(mpirun(ranks), name, "--set parallel.zero=3" + kSmallBuckets, "floatlm");
+    ASSERT_EQ(got.size(), ref.size()) << name;
+    for (size_t i = 0; i < ref.size(); i++)
+      EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << name << " step " << i + 1;
+    EXPECT_LE(max_param_rel_diff(name, "float_ref"), 1e-5) << name;
+  }
 }
 
 // A checkpoint holds the logical layout: one written by 2 ZeRO-2 ranks resumes in one process,
-// the reverse (saving synchronously), and 4 ZeRO-2 ranks' in 2 ZeRO-1 ranks, continuing the run
-// that never stopped (up to f32 reassociation).
+// the reverse (saving synchronously), and 4 ZeRO-2 ranks' in 2 ZeRO-1 ranks; the same with ZeRO-3
+// (whose latent weights are shards), and ZeRO-1 into ZeRO-3; each continues the run that never
+// stopped (up to f32 reassociation).
 TEST(DataParallel, CheckpointsResumeUnderAnotherLayout) {
   std::vector<double> ref = train("", "ref", "");
   const std::string z1 = " --set parallel.zero=1", z2 = " --set parallel.zero=2" + kSmallBuckets;
   const std::string kSyncSave = " --set checkpoint.async=false";  // one run saves synchronously
+  const std::string z3 = " --set parallel.zero=3" + kSmallBuckets;
   for (auto [first, second] : {std::pair{mpirun(2) + "|" + z2, std::string("|")},
                                {std::string("|"), mpirun(2) + "|" + z2 + kSyncSave},
-                               {mpirun(4) + "|" + z2, mpirun(2) + "|" + z1}}) {
+                               {mpirun(4) + "|" + z2, mpirun(2) + "|" + z1},
+                               {mpirun(2) + "|" + z3, std::string("|")},
+                               {std::string("|"), mpirun(2) + "|" + z3 + kSyncSave},
+                               {mpirun(4) + "|" + z3, mpirun(2) + "|" + z1},
+                               {mpirun(2) + "|" + z1, mpirun(4) + "|" + z3}}) {
     std::string dir = (kDir / "ckpt").string();
     std::filesystem::remove_all(dir);
     std::string ck = " --set checkpoint.dir=" + dir;
@@ -129,8 +154,8 @@ TEST(TensorParallel, MatchesOneProcess) {
   std::vector<double> ref = train("", "ref_s2", shards);
   ASSERT_EQ(ref.size(), 5u);
   for (auto [ranks, dp] : {std::pair{2, 1}, {4, 2}})
-    for (int zero : {0, 1, 2}) {
-      if (dp == 1 && zero == 2) continue;  // ZeRO over one replica is none
+    for (int zero : {0, 1, 2, 3}) {
+      if (dp == 1 && zero >= 2) continue;  // ZeRO over one replica is none
       std::string name = "tp2dp" + std::to_string(dp) + "z" + std::to_string(zero);
       std::vector<double> got =
           train(mpirun(ranks), name,
@@ -214,10 +239,10 @@ TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {
   }
 }
 
-// The collective counters (dist::Traffic) through `spectra bench --data-parallel`: per step, rank
-// 0 all-reduces 4 bytes per parameter under ZeRO-0 (f32 gradients), and under ZeRO-1/2
-// reduce-scatters 4 bytes per parameter and all-gathers its own part of the f32 weights (1/dp of
-// them, up to a bucket's rounding), besides a few bytes of gradient norm.
+// The collective counters (dist::Traffic) through `spectra bench --data-parallel`: per step, a
+// rank (the mean over ranks) all-reduces 4 bytes per parameter under ZeRO-0 (f32 gradients), and
+// under ZeRO-1/2 reduce-scatters 4 bytes per parameter and all-gathers its own part of the f32
+// weights (1/dp of them), besides a few bytes of gradient norm.
 TEST(DataParallel, CollectiveBytesPerStep) {
   for (int ranks : {2, 4})
     for (int zero : {0, 1, 2}) {
@@ -248,12 +273,48 @@ TEST(DataParallel, CollectiveBytesPerStep) {
     }
 }
 
-// A rank that stops answering (SIGSTOP) or dies (SIGKILL) in the middle of training ends the
-// whole job, never a hang: the hang through parallel.timeout_s (dist/watchdog.h) with one error
-// line from the waiting rank, the death through mpirun. No rank is left running, and the last
-// checkpoint resumes to the end.
+// ZeRO-3 all-gathers the TriLM projections as 2-bit codes (rows of 256 and 512 columns: exactly
+// 2 bits a weight) and the other parameters in f32: a rank's part of both per step on average,
+// plus the γ table's sums (8 bytes per scale block); the gradients are reduce-scattered as under
+// ZeRO-2 (4 bytes per parameter).
+TEST(DataParallel, ZeroThreeGathersTwoBitCodes) {
+  const int64_t hidden = 256, ffn = 512, layers = 2;
+  const double ternary = double(layers * (4 * hidden * hidden + 3 * hidden * ffn));
+  for (int ranks : {2, 4}) {
+    SCOPED_TRACE(::testing::Message() << "dp " << ranks);
+    CommandResult r =
+        run_command(mpirun(ranks) + SPECTRA_BIN + " bench " + SPECTRA_SOURCE_DIR +
+                    "/recipes/tiny/trilm.yaml --data-parallel --steps 1 --warmup 1 --json" +
+                    fmt::format(" --set model.hidden={} --set model.ffn={} --set model.layers={}",
+                                hidden, ffn, layers) +
+                    " --set train.seq_len=16 --set train.micro_batch=1 --set train.global_batch=" +
+                    std::to_string(ranks) + " --set parallel.bucket_mb=0.5 --set train.device=cpu" +
+                    " --set parallel.zero=3");
+    ASSERT_EQ(r.code, 0) << r.output;
+    const size_t at = r.output.find("json: ");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const auto j = nlohmann::json::parse(r.output.substr(at + 6, r.output.find('\n', at) - at - 6));
+    const double params = j["parameters"].get<double>(), floats = params - ternary;
+    const auto& w = j["zero3_weights"];
+    EXPECT_EQ(w["ternary_parameters"].get<double>(), ternary);
+    EXPECT_EQ(w["code_bytes"].get<double>(), ternary / 4);  // 2 bits a weight
+    EXPECT_EQ(w["float_bytes"].get<double>(), 4 * floats);
+    const auto& b = j["bytes_per_step"];
+    EXPECT_EQ(b["reduce_scatter"].get<double>(), 4 * params);
+    const double gamma_sums = 8.0 * 7 * layers;
+    EXPECT_DOUBLE_EQ(b["all_gather"].get<double>(), (4 * floats + ternary / 4) / ranks + gamma_sums)
+        << r.output;
+    EXPECT_LT(b["all_reduce"].get<double>(), 64);  // the gradient norm's partial sums
+  }
+}
+
+// A rank that stops answering (SIGSTOP), dies (SIGKILL) or throws inside a collective (injected,
+// under ZeRO-3) in the middle of training ends the whole job, never a hang: the hang through
+// parallel.timeout_s (dist/watchdog.h) with one error line from the waiting rank, the death
+// through mpirun, the throw through MPI_Abort with the thrower's line naming its rank and step.
+// No rank is left running, and the last checkpoint resumes to the end.
 TEST(DataParallel, AFailingRankEndsTheJob) {
-  for (const std::string signal : {"STOP", "KILL"})
+  for (const std::string signal : {"STOP", "KILL", "THROW"})
     for (int ranks : {2, 4}) {
       SCOPED_TRACE(::testing::Message() << "SIG" << signal << ", " << ranks << " ranks");
       const std::string dir = (kDir / ("fail-" + signal + std::to_string(ranks))).string();
@@ -265,17 +326,23 @@ TEST(DataParallel, AFailingRankEndsTheJob) {
           " --set train.global_batch=" + std::to_string(16 * ranks) +
           " --set parallel.timeout_s=5 --set checkpoint.interval=5 --set log.interval=1" +
           " --set eval.sample_tokens=0 --set checkpoint.dir=" + dir + "/ck --set train.out=" + dir +
-          "/m.h5 --set log.metrics=" + dir + "/m.jsonl";
-      // The last rank gets the signal 2 s after the first checkpoint is written; the script prints
-      // how long the job took to end after it and whether any of its processes is left.
+          "/m.h5 --set log.metrics=" + dir + "/m.jsonl" +
+          (signal == "THROW" ? " --set parallel.zero=3" : "");
+      // The last rank gets the signal 2 s after the first checkpoint is written (or throws in
+      // step 12, after the checkpoints of steps 5 and 10); the script prints how long the job took
+      // to end after that and whether any of its processes is left.
+      const std::string inject =
+          signal == "THROW"
+              ? "-x SPECTRA_TEST_THROW_IN_COLLECTIVE=" + std::to_string(ranks - 1) + ":12 "
+              : "";
       const std::string script =
-          mpirun(ranks) + SPECTRA_BIN + " train " + args + " > " + dir + "/log 2>&1 & m=$!\n" +
-          "for i in $(seq 120); do ls " + dir +
+          mpirun(ranks) + inject + SPECTRA_BIN + " train " + args + " > " + dir +
+          "/log 2>&1 & m=$!\n" + "for i in $(seq 120); do ls " + dir +
           "/ck/step-*.h5 >/dev/null 2>&1 && break; sleep 0.5; done\n" + "sleep 2\n" +
           "for p in $(pgrep -f 'checkpoint.dir=" + dir + "/ck'); do\n" +
           "  tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=" +
-          std::to_string(ranks - 1) + " && kill -" + signal + " $p\n" + "done\n" +
-          "t=$(date +%s); wait $m; echo \"rc=$? after $(($(date +%s) - t)) s\"\n" +
+          std::to_string(ranks - 1) + " && kill -" + (signal == "THROW" ? "0" : signal) + " $p\n" +
+          "done\n" + "t=$(date +%s); wait $m; echo \"rc=$? after $(($(date +%s) - t)) s\"\n" +
           "pgrep -f 'checkpoint.dir=" + dir + "/ck' >/dev/null && echo LEFT || echo none left\n";
       std::ofstream(dir + "/run.sh") << script;
       CommandResult r = run_command("bash " + dir + "/run.sh");
@@ -290,6 +357,11 @@ TEST(DataParallel, AFailingRankEndsTheJob) {
         EXPECT_NE(log.find("no answer from the other ranks for 5 s"), std::string::npos) << log;
         EXPECT_NE(log.find("(parallel.timeout_s)"), std::string::npos) << log;
       }
+      if (signal == "THROW")  // the thrower's line
+        EXPECT_NE(log.find(fmt::format(
+                      "error: rank {}: step 12: internal failure: injected failure", ranks - 1)),
+                  std::string::npos)
+            << log;
       // The newest checkpoint verifies and resumes; once, its 5 more steps are compared with an
       // uninterrupted run's.
       int64_t last = -1;

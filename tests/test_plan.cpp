@@ -133,6 +133,33 @@ TEST(Plan, TriLM39BAtTp6) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
 
+// ZeRO-3 of TriLM 3.9B at tp 1 x dp 8: no rank holds the whole latent model or its bf16 copy, only
+// the latent shard, the embedding, head and norms, two buckets' projections and every projection's
+// 2-bit codes (rows of 3072 and 9216 columns, no padding: exactly 2 bits a weight), so the weights,
+// gradients and AdamW state take at most half of ZeRO-2's (the activations are the same).
+TEST(Plan, ZeroThreeHalvesTheTriLMState) {
+  auto plan = [](int zero) {
+    return plan_memory(load_recipe(kRecipes + "trilm/3.9b.yaml",
+                                   {"parallel.tp=1", "parallel.zero=" + std::to_string(zero)}),
+                       8);
+  };
+  const MemoryPlan z2 = plan(2), z3 = plan(3);
+  const Recipe r = load_recipe(kRecipes + "trilm/3.9b.yaml", {"parallel.tp=1"});
+  const double d = r.model.hidden, f = r.model.ffn, L = r.model.layers;
+  const double projections = L * (4 * d * d + 3 * d * f);
+  EXPECT_DOUBLE_EQ(z3.codes, projections / 4);
+  EXPECT_EQ(z2.codes, 0);
+  EXPECT_DOUBLE_EQ(z3.activations, z2.activations);
+  EXPECT_DOUBLE_EQ(z3.grads, z2.grads);
+  EXPECT_DOUBLE_EQ(z3.optimizer, z2.optimizer);
+  const double state2 = z2.total() - z2.activations, state3 = z3.total() - z3.activations;
+  EXPECT_LE(state3, 0.5 * state2) << state3 / state2;
+  std::printf(
+      "TriLM 3.9B, tp 1 x dp 8: weights, gradients and AdamW state %.2f GiB under ZeRO-3, "
+      "%.2f GiB under ZeRO-2 (%.3f)\n",
+      state3 / 1073741824.0, state2 / 1073741824.0, state3 / state2);
+}
+
 // Full recomputation keeps each block's input (d per token) and one block's activations.
 TEST(Plan, RecomputationKeepsBlockInputsOnly) {
   Recipe r = load_recipe(kRecipes + "floatlm/3.9b.yaml", {"parallel.tp=1"});

@@ -3,9 +3,9 @@
 // alternating between every collective blocking where it starts (nothing hidden, as when
 // reducing after the whole backward pass) and overlapped (dist/data_parallel.h); for each it
 // prints the step time split forward / backward / optimizer and the communication time the step
-// still waited for, the slowest rank's, and the fraction hidden; then the bytes rank 0 put into
-// each kind of collective per step (dist::Traffic) and per parameter, and the peak memory of the
-// largest rank.
+// still waited for, the slowest rank's, and the fraction hidden; then the bytes a rank put into
+// each kind of collective per step (dist::Traffic) and per parameter, the peak memory of the
+// largest rank, and under ZeRO-3 what its weights weigh on the wire (codes and floats).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -92,7 +92,12 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
       m.exposed += c.exposed_s / double(steps);
       gradient_bytes = c.bytes;
     }
-  const dist::Traffic per_run = dist::traffic() - before;  // 2·steps steps, rank 0's
+  // What the ranks put into collectives over the 2·steps steps (dist::Traffic: each its own part
+  // of each payload), as a mean per rank: ZeRO-3's parts are even in elements, not in bytes.
+  const dist::Traffic mine = dist::traffic() - before;
+  Tensor traffic = Tensor::empty({dist::kCollectives}, DType::f64);
+  for (int k = 0; k < dist::kCollectives; k++) traffic.data<double>()[k] = double(mine.bytes[k]);
+  topo.world.all_reduce(traffic);
   Tensor peak =
       Tensor::from(std::vector<double>{double(place.device.is_cuda() ? cuda::peak_bytes_in_use()
                                                                      : host_peak_bytes_in_use())},
@@ -116,19 +121,35 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   row("blocking", blocking, 0);
   row("overlapped", overlapped, hidden);
   fmt::print("step time overlapped / blocking: {:.3f}\n", overlapped.step() / blocking.step());
-  // What rank 0 put into collectives per step (dist::Traffic: its own part of each payload).
   const double per_step = 1.0 / double(2 * steps), params = double(r.model.parameter_count());
   nlohmann::json bytes_per_step;
   fmt::print("{:<16} {:>14} {:>16} {:>12}\n", "collective", "MB per step", "bytes per param",
              "calls/step");
   for (int k = 0; k < dist::kCollectives; k++) {
-    const double b = double(per_run.bytes[k]) * per_step;
+    const double b = traffic.data<double>()[k] / topo.world.size() * per_step;
     bytes_per_step[dist::collective_name(dist::Collective(k))] = b;
-    if (per_run.calls[k] == 0) continue;
+    if (mine.calls[k] == 0) continue;
     fmt::print("{:<16} {:>14.3f} {:>16.4f} {:>12.1f}\n", dist::collective_name(dist::Collective(k)),
-               b / 1e6, b / params, double(per_run.calls[k]) * per_step);
+               b / 1e6, b / params, double(mine.calls[k]) * per_step);
   }
   fmt::print("peak memory per rank (the largest): {:.1f} MB\n", peak.data<double>()[0] / 1e6);
+  // ZeRO-3's replicated weights: the projections as codes, the rest in f32, all of it what the
+  // ranks together all-gather each step (ZeRO-1/2 gather 4 bytes for every parameter).
+  nlohmann::json wire;
+  if (const dist::ShardedWeights* w = opt.data_parallel().sharded_weights()) {
+    int64_t ternary = 0;
+    for (auto& [name, p] : lm.named_parameters())
+      if (p->ternary) ternary += shape_numel(p->shape);
+    const double codes = double(w->code_bytes()), floats = double(w->float_bytes());
+    fmt::print(
+        "ZeRO-3 weights all-gathered per step (all ranks): {:.3f} MB of codes for {} projection "
+        "weights ({:.3f} bits each: {:.4f} of their f32 bytes) + {:.3f} MB of f32 for the other "
+        "{}; in all {:.4f} of ZeRO-2's f32 all-gather\n",
+        codes / 1e6, format_count(double(ternary)), 8 * codes / double(ternary),
+        codes / (4 * double(ternary)), floats / 1e6, format_count(params - double(ternary)),
+        (codes + floats) / (4 * params));
+    wire = {{"code_bytes", codes}, {"float_bytes", floats}, {"ternary_parameters", ternary}};
+  }
   if (json)
     fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
                                             {"dp", topo.dp},
@@ -140,7 +161,8 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
                                             {"hidden", hidden},
                                             {"bytes_per_step", bytes_per_step},
                                             {"parameters", r.model.parameter_count()},
-                                            {"peak_bytes_per_rank", peak.data<double>()[0]}}
+                                            {"peak_bytes_per_rank", peak.data<double>()[0]},
+                                            {"zero3_weights", wire}}
                                  .dump());
   std::fflush(stdout);
 }

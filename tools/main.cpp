@@ -8,13 +8,17 @@
 
 #include "core/error.h"
 #include "dist/topology.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
 #include "tools/commands.h"
 
-// Which rank speaks, in a job of several.
+// Which rank speaks, in a job of several, and in which training step.
 static std::string rank_prefix() {
   using namespace spectra;
-  return dist::world_size() > 1 ? fmt::format("rank {}: ", dist::world_rank()) : "";
+  if (dist::world_size() == 1) return "";
+  const int64_t step = dist::current_step();
+  return step < 0 ? fmt::format("rank {}: ", dist::world_rank())
+                  : fmt::format("rank {}: step {}: ", dist::world_rank(), step + 1);
 }
 
 int main(int argc, char** argv) {

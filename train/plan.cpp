@@ -46,6 +46,26 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
     p.compute = c * P;
   else if (m.ternary())
     p.compute = 4 * projections;
+  if (zero == 3) {
+    // The latent shard, and every float parameter replicated in f32 (gathered so).
+    const double floats = m.ternary() ? P - projections : P;
+    p.master = 4 * double(buckets.shard_elements) + (m.ternary() ? 4 * floats : 4 * P);
+    if (m.ternary()) {
+      // The projections' compute copies exist for two buckets at a time; every projection's
+      // 2-bit codes (rows padded to 256 columns) are replicated; float parameters keep their
+      // 16-bit copies.
+      const int64_t d = m.hidden, tp = r.parallel.tp, q = d / tp, f = m.ffn / tp;
+      auto code_bytes = [](int64_t rows, int64_t cols) { return rows * ((cols + 255) / 256 * 64); };
+      p.codes = double(m.layers * (3 * code_bytes(q, d) + code_bytes(d, q) + 2 * code_bytes(f, d) +
+                                   code_bytes(d, f)));
+      const double per_block = double(4 * q * d + 3 * f * d);
+      int64_t most = 0;  // blocks in the largest bucket
+      for (const dist::BucketPlan::Span& b : buckets.buckets)
+        most = std::max<int64_t>(
+            most, std::min<int64_t>(b.last_segment, m.layers) - std::max(b.first_segment, 1) + 1);
+      p.compute = c * 2 * double(most) * per_block + (c != 4 ? c * floats : 0);
+    }
+  }
   p.grads = 4 * double(buckets.gradient_elements);
   p.optimizer = 8 * double(buckets.shard_elements);
   p.buckets = int64_t(buckets.buckets.size());
@@ -131,10 +151,13 @@ std::string describe_model(const Recipe& r) {
   std::string compute =
       p.compute > 0 ? fmt::format(" + {} ({} compute copy)", gib(p.compute), r.train.precision)
                     : "";
-  line("memory/GPU", fmt::format("{} = weights {} (f32 master){} + grads {} + AdamW {} + "
-                                 "activations {} (micro-batch {} x {})",
-                                 gib(p.total()), gib(p.master), compute, gib(p.grads), opt,
-                                 gib(p.activations), r.train.micro_batch, r.train.seq_len));
+  if (p.codes > 0) compute += fmt::format(" + {} (2-bit codes)", gib(p.codes));
+  line("memory/GPU",
+       fmt::format("{} = weights {} (f32 {}){} + grads {} + AdamW {} + "
+                   "activations {} (micro-batch {} x {})",
+                   gib(p.total()), gib(p.master),
+                   dist::zero_stage(r.parallel.zero, p.dp) == 3 ? "shard" : "master", compute,
+                   gib(p.grads), opt, gib(p.activations), r.train.micro_batch, r.train.seq_len));
   return out;
 }
 
@@ -219,7 +242,11 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
   std::string zero =
       stage == 0   ? ""
       : stage == 1 ? fmt::format(", ZeRO-1 (AdamW state sharded over dp {})", p.dp)
-                   : fmt::format(", ZeRO-2 (AdamW state and gradients sharded over dp {})", p.dp);
+      : stage == 2 ? fmt::format(", ZeRO-2 (AdamW state and gradients sharded over dp {})", p.dp)
+                   : fmt::format(
+                         ", ZeRO-3 (weights, AdamW state and gradients sharded over dp "
+                         "{}; CPU only for now)",
+                         p.dp);
   line("world", fmt::format("{} GPU{} = tp {} x dp {}{}{}", p.world, p.world == 1 ? "" : "s", p.tp,
                             p.dp, r.parallel.dp ? "" : " (parallel.dp auto)", zero));
   line("batch",
@@ -258,14 +285,23 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
     line(first ? "memory/GPU" : "", fmt::format("{:<13}{:>10}  {}", what, gib(bytes), note));
     first = false;
   };
-  mem("weights", m.master, "f32 master");
+  const bool codes = m.codes > 0;  // ZeRO-3 of a TriLM
+  mem("weights", m.master,
+      stage < 3 ? "f32 master"
+      : codes   ? fmt::format("f32: the latent shard over dp {}, and the embedding, norms and LM "
+                                "head replicated",
+                              p.dp)
+                : fmt::format("f32: the latent shard over dp {}, and every weight gathered", p.dp));
   if (m.compute > 0)
     mem("compute copy", m.compute,
-        r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision);
+        fmt::format("{}{}",
+                    r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision,
+                    codes ? ", the projections of two buckets at a time" : ""));
+  if (codes) mem("codes", m.codes, "every projection's 2-bit codes, replicated");
   const std::string buckets = fmt::format("{} bucket{} of up to {}", m.buckets,
                                           m.buckets == 1 ? "" : "s", gib(4.0 * m.largest_bucket));
   mem("gradients", m.grads,
-      stage == 2
+      stage >= 2
           ? fmt::format("f32, sharded over dp {}, plus a ring of two of its {}", p.dp, buckets)
       : stage == 1 ? fmt::format("f32, and the reduced shard; {}", buckets)
       : p.dp > 1   ? fmt::format("f32; {}", buckets)

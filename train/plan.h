@@ -13,6 +13,12 @@
 //                                           P/dp); ZeRO-2 holds 4·(2·S + 2·bucket) instead: the
 //                                           shard, its incoming part and a two-bucket ring
 //   optimizer   = 8·S                       AdamW m and v in f32 (S = P without ZeRO)
+// ZeRO-3 keeps no whole master: master = 4·S for the latent shard + 4·F for the float parameters
+// (F: embedding, LM head and norms of a TriLM, all of a FloatLM), replicated in f32; a TriLM's
+// compute copy holds the projections of two buckets (c·2·blocks in the largest bucket·(4d² +
+// 3·d·ffn)/tp, plus c·F in 16 bits), and codes = every projection's 2-bit codes, rows padded to
+// 256 columns (about P/16 bytes). S comes from near-even parts; the engine cuts them at row
+// boundaries, a row's difference at most.
 // P, S and the buckets come from the model's and the data-parallel engine's own layout rules
 // (LM::arena_layout, dist::plan_buckets), so the plan holds what a run allocates.
 //   activations = c·b·s·[L·(4d + (4d + 3·ffn)/tp) + 2d + 2·rows/tp]
@@ -41,8 +47,8 @@ struct MemoryPlan {
   int dp = 1;               // the data-parallel size assumed (1 when the recipe says auto)
   int64_t rank_params = 0;  // P above
   int64_t buckets = 0, largest_bucket = 0;  // the data-parallel engine's (elements)
-  double master = 0, compute = 0, grads = 0, optimizer = 0, activations = 0;  // bytes
-  double total() const { return master + compute + grads + optimizer + activations; }
+  double master = 0, compute = 0, codes = 0, grads = 0, optimizer = 0, activations = 0;  // bytes
+  double total() const { return master + compute + codes + grads + optimizer + activations; }
 };
 // dp 0: the recipe's parallel.dp (auto counts as 1: ZeRO-1 then shards nothing).
 MemoryPlan plan_memory(const Recipe& r, int dp = 0);
