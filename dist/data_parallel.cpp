@@ -300,10 +300,11 @@ void DataParallel::gather_weights(const std::function<void(int64_t, int64_t)>& r
   }
   for (size_t i = 0; i < buckets_.size(); i++) {
     Bucket& b = buckets_[i];
-    if (weights_) {
+    if (weights_) {  // a bucket without projections (the embedding's) sends no codes
       Tensor floats = weights_->bucket_floats(i), codes = weights_->bucket_codes(i);
-      b.gather = dp_->all_gather_async(floats, weights_->float_counts(i));
-      b.gather_codes = dp_->all_gather_async(codes, weights_->code_counts(i));
+      if (floats.numel() > 0) b.gather = dp_->all_gather_async(floats, weights_->float_counts(i));
+      if (codes.numel() > 0)
+        b.gather_codes = dp_->all_gather_async(codes, weights_->code_counts(i));
     } else {
       Tensor bucket = master_.slice(b.begin, b.end);
       b.gather = dp_->all_gather_async(bucket, b.counts);

@@ -8,9 +8,11 @@ namespace spectra::dist {
 
 namespace {
 
-size_t param_holding(const std::vector<ArenaParam>& params, int64_t x) {
+// The index of the parameter holding arena position x, in a list sorted by where they begin.
+template <typename T, typename Begin>
+size_t holding(const std::vector<T>& params, int64_t x, Begin begin_of) {
   auto it = std::upper_bound(params.begin(), params.end(), x,
-                             [](int64_t v, const ArenaParam& p) { return v < p.begin; });
+                             [&](int64_t v, const T& p) { return v < begin_of(p); });
   SPECTRA_CHECK(it != params.begin(), "ShardedWeights: position {} before the arena", x);
   return size_t(it - params.begin()) - 1;
 }
@@ -26,7 +28,8 @@ std::vector<int64_t> split_rows(int64_t begin, int64_t end, int parts,
     if (r < parts) {
       const int64_t target = begin + (end - begin) * r / parts;
       if (target < end) {  // up to the next row boundary
-        const ArenaParam& p = params[param_holding(params, target)];
+        const ArenaParam& p =
+            params[holding(params, target, [](const ArenaParam& q) { return q.begin; })];
         const int64_t row = p.row_length();
         cut = std::min(end, p.begin + (target - p.begin + row - 1) / row * row);
       }
@@ -40,7 +43,7 @@ std::vector<int64_t> split_rows(int64_t begin, int64_t end, int parts,
 
 ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vector<Bucket> buckets,
                                int rank, float eps, const Tensor& float_weights)
-    : params_(params), buckets_(std::move(buckets)), rank_(rank), eps_(eps) {
+    : buckets_(std::move(buckets)), rank_(rank), eps_(eps) {
   int64_t float_count = 0, codes = 0;
   for (const ArenaParam& p : params) {
     ParamState s;
@@ -102,7 +105,9 @@ ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vecto
   }
 }
 
-size_t ShardedWeights::param_at(int64_t x) const { return param_holding(params_, x); }
+size_t ShardedWeights::param_at(int64_t x) const {
+  return holding(param_, x, [](const ParamState& s) { return s.p.begin; });
+}
 
 int64_t ShardedWeights::floats_before(int64_t x) const {
   if (x >= param_.back().p.end) return floats_.numel();

@@ -101,7 +101,6 @@ class ShardedWeights {
   std::pair<int64_t, int64_t> rows_of(const Piece& c) const;  // a projection piece's rows
   void check_shard(const Tensor& latent) const;
 
-  std::vector<ArenaParam> params_;
   std::vector<ParamState> param_;
   std::vector<Bucket> buckets_;
   std::vector<BucketState> bucket_;

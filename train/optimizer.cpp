@@ -28,6 +28,35 @@ dist::GradientLayout layout_of(const LM& model) {
   return l;
 }
 
+// ZeRO-3: the model's float masters become the engine's replicated copies, and its projections'
+// compute copies views into two slots the size of the largest bucket's projections (bucket i's
+// in slot i % 2: dist::DataParallel::weight_slots).
+void bind_sharded_weights(LM& model, const dist::DataParallel& e,
+                          const dist::GradientLayout& layout) {
+  const dist::ShardedWeights& w = *e.sharded_weights();
+  const std::vector<dist::DataParallel::WeightSlot> slots = e.weight_slots();
+  auto bucket_of = [&](int64_t x) {
+    size_t i = 0;
+    while (slots[i].end <= x) i++;
+    return i;
+  };
+  std::vector<int64_t> size(slots.size(), 0), at(slots.size(), 0);
+  for (const dist::ArenaParam& p : layout.params)
+    if (p.ternary) size[bucket_of(p.begin)] += p.end - p.begin;
+  const int64_t largest = *std::max_element(size.begin(), size.end());
+  Tensor slot[2];
+  for (Tensor& t : slot) t = Tensor::empty({largest}, model.compute_dtype(), model.device());
+  size_t k = 0;
+  model.shard_masters([&](int64_t begin, int64_t end) -> LM::MasterStorage {
+    while (layout.params[k].begin < begin) k++;
+    if (!layout.params[k].ternary) return {w.floats(k).view({end - begin}), Tensor()};
+    const size_t i = bucket_of(begin);
+    Tensor compute = slot[slots[i].slot].slice(at[i], at[i] + end - begin);
+    at[i] += end - begin;
+    return {Tensor(), compute};
+  });
+}
+
 std::unique_ptr<dist::DataParallel> make_engine(LM& model, const dist::Group* dp,
                                                 dist::DataParallelOptions o) {
   o.ternary_eps = model.config().ternary_eps;
@@ -35,30 +64,7 @@ std::unique_ptr<dist::DataParallel> make_engine(LM& model, const dist::Group* dp
   auto e = std::make_unique<dist::DataParallel>(dp, model.tp_group(), layout, model.master_arena(),
                                                 model.grad_arena(), o);
   for (const auto& s : e->gradient_storage()) model.bind_gradients(s.begin, s.end, s.storage);
-  if (const dist::ShardedWeights* w = e->sharded_weights()) {  // ZeRO-3
-    // Two slots for the projections' compute copies, each the size of the largest bucket's.
-    const std::vector<dist::DataParallel::WeightSlot> slots = e->weight_slots();
-    std::vector<int64_t> at(slots.size(), 0);  // each bucket's projection elements so far
-    for (const dist::ArenaParam& p : layout.params)
-      for (size_t i = 0; i < slots.size(); i++)
-        if (p.ternary && p.begin >= slots[i].begin && p.begin < slots[i].end)
-          at[i] += p.end - p.begin;
-    const int64_t largest = *std::max_element(at.begin(), at.end());
-    Tensor slot[2];
-    for (Tensor& t : slot) t = Tensor::empty({largest}, model.compute_dtype(), model.device());
-    std::fill(at.begin(), at.end(), 0);
-    size_t k = 0, i = 0;
-    model.shard_masters([&](int64_t begin, int64_t end) -> LM::MasterStorage {
-      for (; layout.params[k].begin < begin; k++) {
-      }
-      if (!layout.params[k].ternary) return {w->floats(k).view({end - begin}), Tensor()};
-      for (; slots[i].end <= begin; i++) {
-      }
-      Tensor compute = slot[slots[i].slot].slice(at[i], at[i] + end - begin);
-      at[i] += end - begin;
-      return {Tensor(), compute};
-    });
-  }
+  if (e->sharded_weights()) bind_sharded_weights(model, *e, layout);
   return e;
 }
 
