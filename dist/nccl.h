@@ -4,6 +4,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -31,5 +32,12 @@ void wait(Event* e);
 void release(Event* e);
 // The NCCL version as "2.28.9" (works without a GPU).
 const char* version();
+
+// For the watchdog thread (dist/watchdog.h), safe beside the main thread: what went wrong in the
+// device collectives, if anything ("" if nothing): an error NCCL reports asynchronously, or a
+// collective queued more than timeout_s ago that has not completed (a peer died or hangs). Then
+// abort_all() aborts every communicator, so that no kernel waits for a peer forever.
+std::string check(double timeout_s);
+void abort_all();
 
 }  // namespace spectra::dist::nccl

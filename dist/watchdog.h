@@ -5,8 +5,10 @@
 // collective, and exits with code 3. The launcher (mpirun) then ends the other ranks, so no
 // process is left behind; `spectra train --resume auto` continues from the last checkpoint.
 // (A rank that is killed is reported by mpirun itself, and a rank that throws ends the job through
-// MPI_Abort, tools/main.cpp; this covers the silence in between.) Host (MPI) waits only: a device
-// collective hangs in the GPU's stream, not in a host wait.
+// MPI_Abort, tools/main.cpp; this covers the silence in between.) Device (NCCL) collectives never
+// block the host: the same thread asks dist/nccl.h for an error NCCL reports asynchronously or a
+// collective that has not completed within the timeout, prints the line, and aborts the NCCL
+// communicators before exiting (not yet run on several GPUs).
 #pragma once
 #include <cstdint>
 
