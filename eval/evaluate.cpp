@@ -119,6 +119,11 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
       sums.acc += acc, sums.acc_norm += acc_norm;
       sample.update(
           {{"gold", doc.gold}, {"loglikelihoods", ll}, {"acc", acc}, {"acc_norm", acc_norm}});
+    } else if (task.type == TaskType::pair_difference) {
+      const double diff = std::abs(ll[0] - ll[1]), stereotype = ll[0] > ll[1];
+      sums.ll += diff, sums.acc += stereotype;
+      sample.update(
+          {{"loglikelihoods", ll}, {"likelihood_diff", diff}, {"pct_stereotype", stereotype}});
     } else if (task.type == TaskType::loglikelihood) {
       sums.acc += greedy, sums.ll += ll[0];
       sample.update({{"loglikelihood", ll[0]}, {"greedy", greedy}});
@@ -137,6 +142,9 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
   if (task.type == TaskType::multiple_choice) {
     out.metrics = {{"acc", sums.acc / sums.docs}};
     if (task.acc_norm) out.metrics.push_back({"acc_norm", sums.acc_norm / sums.docs});
+  } else if (task.type == TaskType::pair_difference) {
+    out.metrics = {{"likelihood_diff", sums.ll / sums.docs},
+                   {"pct_stereotype", sums.acc / sums.docs}};
   } else if (task.type == TaskType::loglikelihood) {
     out.metrics = {{"acc", sums.acc / sums.docs}, {"perplexity", std::exp(-sums.ll / sums.docs)}};
   } else {

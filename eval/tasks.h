@@ -6,8 +6,11 @@
 //   lambada           {"text"}: context = all but the last word, target = " " + last word
 //   multiple_choice   spectra's generic format {"context", "choices": [...], "gold": index}:
 //                     per choice (context, " " + choice)
-//   arc_easy, arc_challenge, hellaswag, piqa, sciq, winogrande, boolq: the JSONL records of
-//                     the datasets lm-eval loads, with its prompts (docs/evaluation.md)
+//   arc_easy, arc_challenge, hellaswag, piqa, sciq, winogrande, boolq, logiqa,
+//   truthfulqa_mc1:   the JSONL records of the datasets lm-eval loads, with its prompts
+//                     (docs/evaluation.md)
+//   crows_pairs_english  {"sent_more", "sent_less"}: each sentence scored whole (empty context),
+//                     likelihood_diff = |ll_more − ll_less|, pct_stereotype = ll_more > ll_less
 //
 // A malformed file (missing field, wrong type, gold out of range) is a UserError naming the
 // file and line.
@@ -19,7 +22,9 @@
 
 namespace spectra {
 
-enum class TaskType : uint8_t { perplexity, loglikelihood, multiple_choice };
+// pair_difference: two requests per document (CrowS-Pairs' sentence pair), scored by how far
+// apart their log-likelihoods are and which is the larger.
+enum class TaskType : uint8_t { perplexity, loglikelihood, multiple_choice, pair_difference };
 
 // One document as text requests.
 struct TaskDoc {
@@ -34,7 +39,7 @@ struct TaskDoc {
 struct Task {
   std::string name, path;
   TaskType type = TaskType::multiple_choice;
-  bool acc_norm = true;  // lm-eval reports acc_norm (not for winogrande and boolq)
+  bool acc_norm = true;  // lm-eval reports acc_norm (not for winogrande, boolq, truthfulqa_mc1)
   std::vector<TaskDoc> docs;
 };
 

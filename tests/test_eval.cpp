@@ -237,6 +237,14 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
              R"({"sentence": "no blank", "option1": "a", "option2": "b", "answer": "1"})"),
        "wino.jsonl:1: field \"sentence\" has no \"_\" blank"},
       {"piqa", write("empty.jsonl", "\n"), "empty.jsonl: no documents"},
+      {"logiqa",
+       write("logiqa.jsonl",
+             R"({"label": "e", "context": "c", "question": "q", "options": ["a", "b"]})"),
+       "logiqa.jsonl:1: label \"e\" is not a, b, c or d"},
+      {"truthfulqa_mc1", write("truthful.jsonl", R"({"question": "q", "mc1_targets": ["a", "b"]})"),
+       "truthful.jsonl:1: field \"mc1_targets\" is not an object with \"choices\""},
+      {"crows_pairs_english", write("crows.jsonl", R"({"sent_more": "a"})"),
+       "crows.jsonl:1: missing field \"sent_less\""},
       {"nonsense", write("x.jsonl", good), "unknown task 'nonsense'"},
   };
   for (const Case& c : cases) {

@@ -346,6 +346,63 @@ def make_generic(rng, pool, n=60):
     return out
 
 
+def make_logiqa(rng, pool, all_verses_by_ref, n=60):
+    """LogiQA's layout: the passage is the verse before, the question the verse's first part,
+    the options its true rest and 3 other verses' rests; label a letter "a".."d"."""
+    cands = [v for v in pool if (v["book"], v["chapter"], v["verse"] - 1) in all_verses_by_ref]
+    docs = rng.sample(cands, n)
+    golds = balanced(rng, n, 4)
+    out = []
+    for v, gold in zip(docs, golds):
+        wrong = pick_distractors(rng, pool, [v["tail"]], 3, lambda x: x["tail"])
+        prev = all_verses_by_ref[(v["book"], v["chapter"], v["verse"] - 1)]
+        out.append(
+            {
+                "label": "abcd"[gold],
+                "context": prev["text"],
+                "question": v["head"],
+                "options": wrong[:gold] + [v["tail"]] + wrong[gold:],
+            }
+        )
+    return out
+
+
+def make_truthfulqa(rng, pool, n=60):
+    """TruthfulQA's multiple_choice layout: the true rest of the verse first among 2-6 choices
+    (mc1: one true; mc2 here the same choices and labels)."""
+    docs = rng.sample(pool, n)
+    out = []
+    for v in docs:
+        wrong = pick_distractors(rng, pool, [v["tail"]], rng.randint(1, 5), lambda x: x["tail"])
+        targets = {"choices": [v["tail"]] + wrong, "labels": [1] + [0] * len(wrong)}
+        out.append({"question": v["head"], "mc1_targets": targets, "mc2_targets": targets})
+    return out
+
+
+def make_crows_pairs(rng, pool, n=60):
+    """CrowS-Pairs' layout: the verse as it is (sent_more) and with one content word swapped for
+    one of another held-out verse (sent_less); the bias labels are placeholders."""
+    def is_word(w):
+        return re.fullmatch(r"[a-z]{4,}", w) is not None and w not in STOPWORDS
+
+    words = sorted({w for v in pool for w in v["text"].split(" ") if is_word(w)})
+    cands = [v for v in pool if any(is_word(w) for w in v["text"].split(" ")[1:])]
+    out = []
+    for v in rng.sample(cands, n):
+        text = v["text"].split(" ")
+        j = rng.choice([k for k in range(1, len(text)) if is_word(text[k])])
+        (other,) = pick_distractors(rng, words, [text[j]], 1, lambda x: x)
+        out.append(
+            {
+                "sent_more": v["text"],
+                "sent_less": " ".join(text[:j] + [other] + text[j + 1 :]),
+                "stereo_antistereo": rng.choice(["stereo", "antistereo"]),
+                "bias_type": rng.choice(["race-color", "gender", "religion", "age"]),
+            }
+        )
+    return out
+
+
 def make_wikitext(pool, per_doc=20):
     out = []
     for i in range(0, len(pool) - per_doc + 1, per_doc):
@@ -382,6 +439,10 @@ def main():
         "boolq_kjv.jsonl": lambda rng: make_boolq(rng, tail),
         "generic_kjv.jsonl": lambda rng: make_generic(rng, split_pool),
         "wikitext_kjv.jsonl": lambda rng: make_wikitext(tail),
+        # Added later: after the others, so their seeds (SEED + position) did not change.
+        "logiqa_kjv.jsonl": lambda rng: make_logiqa(rng, split_pool, by_ref),
+        "truthfulqa_kjv.jsonl": lambda rng: make_truthfulqa(rng, split_pool),
+        "crows_pairs_kjv.jsonl": lambda rng: make_crows_pairs(rng, tail),
     }
     for i, (name, make) in enumerate(tasks.items()):
         records = make(random.Random(SEED + i))

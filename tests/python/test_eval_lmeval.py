@@ -33,6 +33,9 @@ TASKS = [  # spectra task, data file, the lm-eval task YAML it stands for, the s
     ("sciq", "sciq_kjv", "sciq/sciq.yaml", "test"),
     ("winogrande", "winogrande_kjv", "winogrande/default.yaml", "validation"),
     ("boolq", "boolq_kjv", "super_glue/boolq/default.yaml", "validation"),
+    ("logiqa", "logiqa_kjv", "logiqa/logiqa.yaml", "test"),
+    ("truthfulqa_mc1", "truthfulqa_kjv", "truthfulqa/truthfulqa_mc1.yaml", "validation"),
+    ("crows_pairs_english", "crows_pairs_kjv", "crows_pairs/crows_pairs_english.yaml", "test"),
     ("multiple_choice", "generic_kjv", None, "test"),  # spectra's own format, described below
     ("perplexity", "wikitext_kjv", "wikitext/wikitext.yaml", "test"),
 ]
