@@ -80,6 +80,24 @@ std::vector<Loglikelihood> Scorer::score(const std::vector<LoglikelihoodRequest>
   std::vector<Loglikelihood> out(requests.size());
   ProgressLine progress(label, double(requests.size()), "requests", !label.empty());
   const int64_t vocab_rows = model_.config().vocab_rows;
+  // Under tensor parallelism each rank holds a block of every row's logits (the vocabulary-
+  // parallel head): the scored rows are gathered whole, and every rank of the group scores them.
+  const dist::Group* tp = model_.tp_group();
+  const int parts = tp ? tp->size() : 1;
+  auto scored_rows = [&](const Tensor& logits, int64_t row0, int64_t n) {
+    Tensor local = logits.slice(row0, row0 + n).to(Device::cpu()).to(DType::f32);
+    if (parts == 1) return local.to_doubles();
+    const int64_t cols = vocab_rows / parts;
+    Tensor all = Tensor::empty({parts * n * cols});
+    tp->all_gather(local.view({n * cols}), all);
+    const float* g = all.data<float>();
+    std::vector<double> rows(size_t(n * vocab_rows));
+    for (int r = 0; r < parts; r++)
+      for (int64_t t = 0; t < n; t++)
+        for (int64_t c = 0; c < cols; c++)
+          rows[size_t(t * vocab_rows + r * cols + c)] = g[(r * n + t) * cols + c];
+    return rows;
+  };
   for (size_t first = 0; first < order.size(); first += size_t(batch_)) {
     const size_t count = std::min(order.size() - first, size_t(batch_));
     const size_t seq = inputs[order[first]].ids.size();
@@ -95,7 +113,7 @@ std::vector<Loglikelihood> Scorer::score(const std::vector<LoglikelihoodRequest>
       const std::vector<int32_t>& cont = requests[i].continuation;
       // Only the scored rows come to the host, in f64 for the log-softmax.
       const int64_t row0 = int64_t(b * seq + in.ids.size() - in.scored);
-      std::vector<double> rows = logits.slice(row0, row0 + int64_t(in.scored)).to_doubles();
+      std::vector<double> rows = scored_rows(logits, row0, int64_t(in.scored));
       Loglikelihood& r = out[i];
       r.greedy = true;
       r.tokens = int64_t(in.scored);

@@ -9,7 +9,9 @@
 // Each request's tokens (context then continuation) are cut to their last context+1 (the
 // model's window) and the last one dropped; the logits of the final len(continuation) positions
 // score it. Requests run in right-padded batches (causal attention: padding never reaches a
-// real position), longest first.
+// real position), longest first. Under tensor parallelism (the model's TP group) every rank of
+// the group scores the same requests, gathering the scored rows of the vocabulary-parallel
+// logits: a collective over that group.
 #pragma once
 #include <cstdint>
 #include <string>

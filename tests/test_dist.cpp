@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -225,6 +226,88 @@ TEST(TensorParallel, CheckpointsResumeAcrossTensorParallelLayouts) {
       EXPECT_NEAR(got[i], ref[i], 1e-5 * ref[i]) << first << " -> " << second << " step " << i + 1;
     EXPECT_LE(max_param_rel_diff("tp_part", "ref_s2"), 1e-5) << first << " -> " << second;
   }
+}
+
+// eval.tasks under tensor parallelism (the head's logits are split over the vocabulary: the
+// scorer gathers the rows it scores) give one process's scores, at tp 2 and tp 2 x dp 2.
+TEST(TensorParallel, EvalTasksScoreAsOneProcess) {
+  const std::string tok = (kDir / "tok.json").string(), data = (kDir / "kjv.h5").string();
+  std::filesystem::create_directories(kDir);
+  const std::string corpus = std::string(SPECTRA_SOURCE_DIR) + "/data/corpus/kjv.txt.gz";
+  ASSERT_EQ(run_command(std::string(SPECTRA_BIN) + " tokenizer train " + corpus +
+                        " --vocab-size 512 -o " + tok)
+                .code,
+            0);
+  ASSERT_EQ(run_command(std::string(SPECTRA_BIN) + " prepare -q --tokenizer " + tok + " -o " +
+                        data + " " + corpus)
+                .code,
+            0);
+  auto scores = [&](const std::string& launcher, const std::string& name,
+                    const std::string& extra) {
+    const std::string metrics = (kDir / (name + ".jsonl")).string();
+    std::filesystem::remove(metrics);
+    CommandResult r = run_command(
+        launcher + SPECTRA_BIN + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/trilm-bpe.yaml" +
+        " --set model.vocab_size=512 --set model.vocab_rows=512 --set model.hidden=64" +
+        " --set model.ffn=128 --set model.layers=2 --set train.seq_len=32" +
+        " --set train.micro_batch=4 --set train.global_batch=8 --set train.steps=3" +
+        " --set eval.batches=1 --set eval.sample_tokens=0 --set train.device=cpu" +
+        " --set data.tokenizer=" + tok + " --set data.datasets=[" + data + "]" +
+        " --set log.metrics=" + metrics + " " + extra);
+    EXPECT_EQ(r.code, 0) << r.output;
+    std::map<std::string, double> out;
+    std::ifstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["event"] != "eval_task") continue;
+      for (auto& [key, value] : j.items())
+        if (value.is_number_float()) out[j["task"].get<std::string>() + " " + key] = value;
+    }
+    return out;
+  };
+  const std::string model = (kDir / "eval_ref.h5").string();
+  const auto ref = scores("", "eval_ref", "--set model.ternary_shards=2 --set train.out=" + model);
+  ASSERT_GE(ref.size(), 4u);  // lambada, hellaswag, arc_easy, winogrande: 7 metrics
+  for (auto [ranks, layout] : {std::pair{2, std::string("--set parallel.tp=2")},
+                               {4, std::string("--set parallel.tp=2 --set parallel.zero=1")}}) {
+    const auto got = scores(mpirun(ranks), "eval_tp" + std::to_string(ranks), layout);
+    ASSERT_EQ(got.size(), ref.size()) << layout;
+    for (const auto& [key, want] : ref)
+      EXPECT_NEAR(got.at(key), want, 1e-5 * std::abs(want)) << layout << ": " << key;
+  }
+  // `spectra eval` under mpirun splits the model file over its ranks (tensor parallel, the
+  // model's per-shard scales): the same metrics as one process, reported once.
+  auto eval = [&](const std::string& launcher, const std::string& out) {
+    const std::string tasks = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/";
+    CommandResult r =
+        run_command(launcher + SPECTRA_BIN + " eval " + model + " --task lambada --data " + tasks +
+                    "lambada_kjv.jsonl" + " --task crows_pairs_english --data " + tasks +
+                    "crows_pairs_kjv.jsonl --weights latent --no-progress -o " + out);
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 5) << r.output;  // one table
+    std::ifstream in(out);
+    return nlohmann::json::parse(in)["results"];
+  };
+  // A layout the model cannot take: one error line, from one rank.
+  CommandResult bad =
+      run_command(mpirun(4) + SPECTRA_BIN + " eval " + model + " --task lambada --data " +
+                  SPECTRA_SOURCE_DIR + "/data/tasks/lambada_kjv.jsonl --no-progress");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("cannot split this model over 4 ranks"), std::string::npos)
+      << bad.output;
+  size_t errors = 0;
+  for (size_t p = bad.output.find("error:"); p != std::string::npos;
+       p = bad.output.find("error:", p + 1))
+    errors++;
+  EXPECT_EQ(errors, 1u) << bad.output;
+  const auto one = eval("", (kDir / "eval_one.json").string());
+  const auto two = eval(mpirun(2), (kDir / "eval_two.json").string());
+  ASSERT_EQ(one.size(), two.size());
+  for (size_t t = 0; t < one.size(); t++)
+    for (auto& [metric, want] : one[t]["metrics"].items())
+      EXPECT_NEAR(two[t]["metrics"][metric].get<double>(), want.get<double>(),
+                  1e-5 * std::abs(want.get<double>()))
+          << one[t]["task"] << " " << metric;
 }
 
 TEST(DataParallel, ImpossibleLayoutsFailWithOneLine) {

@@ -2,11 +2,15 @@
 // semantics (eval/evaluate.h): a table on stdout, and the metrics as JSON (--output) and each
 // document's scores as JSONL (--samples). Repeat --task/--data pairs to run several tasks.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/progress.h"
+#include "dist/topology.h"
+#include "dist/world.h"
 #include "eval/evaluate.h"
 #include "tools/commands.h"
 #include "train/model_file.h"
@@ -36,7 +40,27 @@ void run(EvalArgs& a) {
                a.data.size());
   for (const std::string& t : a.tasks) task_type(t);  // unknown names fail before loading
   const Device d = resolve_device(a.device, "--device");
-  LoadedModel m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"));
+  // Under mpirun the ranks split the model tensor-parallel: each scores every document with its
+  // block of each weight (the vocabulary-parallel logits gathered where they are scored), and
+  // rank 0 reports. Packed weights are for one process.
+  const bool parallel = dist::world_size() > 1;
+  std::optional<dist::Topology> topo;
+  if (parallel) {
+    topo.emplace(dist::Topology::create(dist::world_size(), 1, "spectra eval under mpirun"));
+    if (a.weights.weights == "packed")
+      user_error("{}: --weights packed runs in one process (not under mpirun)", a.model);
+    a.weights.weights = "latent";
+  }
+  LoadedModel m;
+  std::string refused;  // under mpirun every rank fails alike: one of them says so
+  try {
+    m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"),
+                   topo ? &topo->tp_group : nullptr);
+  } catch (const UserError& e) {
+    if (!parallel) throw;
+    refused = e.what();
+  }
+  if (parallel) dist::fail_together(refused);
   apply_weight_options(*m.model, a.weights, a.model);
   if (!a.tokenizer.empty()) {
     Tokenizer given = Tokenizer::load(a.tokenizer);
@@ -54,8 +78,10 @@ void run(EvalArgs& a) {
   o.val_fraction = a.val_fraction >= 0 ? a.val_fraction : m.recipe.data.val_fraction;
   o.samples = !a.samples.empty();
 
+  const bool report = !parallel || dist::world_rank() == 0;
+  o.progress = o.progress && report;
   std::ofstream samples;
-  if (o.samples) samples = open_output(a.samples, "--samples");
+  if (o.samples && report) samples = open_output(a.samples, "--samples");
   std::vector<TaskResult> results;
   for (size_t i = 0; i < a.tasks.size(); i++) {
     const std::string& file = a.data[i];
@@ -72,6 +98,7 @@ void run(EvalArgs& a) {
     }
   }
 
+  if (!report) return;
   fmt::print("{:<18} {:>6}  {:<18} {:>12}  {}\n", "task", "docs", "metric", "value", "data");
   for (const TaskResult& r : results)
     for (const auto& [name, value] : r.metrics)
@@ -91,8 +118,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")
       ->required();
   cmd->add_option("--task", a->tasks,
-                  "perplexity, lambada, multiple_choice, arc_easy, arc_challenge, hellaswag, "
-                  "piqa, sciq, winogrande or boolq (repeatable, each with a --data)")
+                  fmt::format("{} (repeatable, each with a --data)", fmt::join(task_names(), ", ")))
       ->required();
   cmd->add_option("--data", a->data,
                   "The task's file: JSONL records (docs/evaluation.md); for perplexity also text "

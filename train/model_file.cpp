@@ -67,7 +67,28 @@ void check_stored_parameter(const std::string& path, const std::string& name, co
                shape_str(stored), shape_str(want));
 }
 
-LoadedModel load_model(const std::string& path, Device device, DType compute_dtype) {
+namespace {
+// Every parameter's full tensor from the file, this rank's block of it into its master.
+void read_parameters(h5::File& f, const std::string& path, LM& model) {
+  for (auto& [name, p] : model.named_parameters()) {
+    const std::string ds = "params/" + name;
+    if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
+    check_stored_parameter(path, name, f.shape_of(ds), f.dtype_of(ds), p->full);
+    const Tensor full = f.read(ds);
+    if (p->split.parts == 1) {
+      p->master.copy_from(full.to(p->master.device()).to(p->master.dtype()));
+      continue;
+    }
+    Tensor local = Tensor::empty(p->shape, DType::f32);
+    for (int64_t i = 0; i < local.numel(); i++)
+      local.data<float>()[i] = full.data<float>()[p->split.full_index(p->full, i)];
+    p->master.copy_from(local.to(p->master.device()).to(p->master.dtype()));
+  }
+}
+}  // namespace
+
+LoadedModel load_model(const std::string& path, Device device, DType compute_dtype,
+                       const dist::Group* tp) {
   h5::File f = h5::File::open_read(path);
   if (!f.has_attr("format") || f.attr_string("format") != kFormat)
     user_error("{}: not a spectra model file (no format=\"{}\" attribute)", path, kFormat);
@@ -77,14 +98,20 @@ LoadedModel load_model(const std::string& path, Device device, DType compute_dty
                version, kFormatVersion);
   LoadedModel out;
   out.recipe = parse_recipe(f.attr_string("recipe"), path + ":recipe");
+  const ModelConfig& c = out.recipe.model;
+  if (const int n = tp ? tp->size() : 1; c.heads % n != 0 || c.ffn % n != 0 ||
+                                         c.vocab_rows % n != 0 ||
+                                         (c.ternary() && c.ternary_shards % n != 0))
+    user_error(
+        "{}: cannot split this model over {} ranks: tensor parallelism needs a divisor of "
+        "its heads ({}), ffn ({}) and vocabulary rows ({}){}",
+        path, n, c.heads, c.ffn, c.vocab_rows,
+        c.ternary()
+            ? fmt::format(" and of its TriLM scale blocks per projection ({})", c.ternary_shards)
+            : "");
   out.model =
-      std::make_unique<LM>(out.recipe.model, LayerOptions{DType::f32, device}, compute_dtype);
-  for (auto& [name, p] : out.model->named_parameters()) {
-    std::string ds = "params/" + name;
-    if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
-    check_stored_parameter(path, name, f.shape_of(ds), f.dtype_of(ds), p->master.shape());
-    p->master.copy_from(f.read(ds).to(device));
-  }
+      std::make_unique<LM>(out.recipe.model, LayerOptions{DType::f32, device, tp}, compute_dtype);
+  read_parameters(f, path, *out.model);
   out.model->refresh_compute();
   if (f.exists(kTokenizer)) {
     if (f.dtype_of(kTokenizer) != DType::u8 || f.shape_of(kTokenizer).size() != 1)
@@ -104,16 +131,7 @@ void load_weights(const std::string& path, LM& model) {
   const Recipe stored = parse_recipe(f.attr_string("recipe"), path + ":recipe");
   check_model_fits(path, stored.model, model.config(), true,
                    "train.init starts from weights of the recipe's shape");
-  for (auto& [name, p] : model.named_parameters()) {
-    const std::string ds = "params/" + name;
-    if (!f.exists(ds)) user_error("{}: missing parameter '{}'", path, name);
-    check_stored_parameter(path, name, f.shape_of(ds), f.dtype_of(ds), p->full);
-    const Tensor full = f.read(ds);
-    Tensor local = Tensor::empty(p->shape, DType::f32);
-    for (int64_t i = 0; i < local.numel(); i++)
-      local.data<float>()[i] = full.data<float>()[p->split.full_index(p->full, i)];
-    p->master.copy_from(local.to(p->master.device()).to(p->master.dtype()));
-  }
+  read_parameters(f, path, model);
   model.refresh_compute();
 }
 

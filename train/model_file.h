@@ -39,7 +39,9 @@ struct LoadedModel {
 };
 // Throws a UserError naming the file and what is wrong (missing, not HDF5, not a spectra model,
 // missing or mis-shaped parameter).
-LoadedModel load_model(const std::string& path, Device device, DType compute_dtype);
+// tp: split the model over this tensor-parallel group (every rank of it calls; null: whole).
+LoadedModel load_model(const std::string& path, Device device, DType compute_dtype,
+                       const dist::Group* tp = nullptr);
 
 // Whether a file's model (`file`, from the recipe stored in it) fits the model `want` that a
 // command asks for, decided here for every reader. Strict (a resume, quantizing with a QuantLM

@@ -90,7 +90,7 @@ struct TrainingTasks {
   std::unique_ptr<Tokenizer> tokenizer;
 };
 
-TrainingTasks load_training_tasks(const Recipe& r, int tp) {
+TrainingTasks load_training_tasks(const Recipe& r) {
   TrainingTasks t;
   if (r.eval.tasks.empty()) return t;
   if (r.data.tokenizer.empty())
@@ -98,11 +98,6 @@ TrainingTasks load_training_tasks(const Recipe& r, int tp) {
         "{}: eval.tasks read text, so the recipe needs data.tokenizer (a byte-level model "
         "cannot be evaluated on them)",
         r.where("eval.tasks"));
-  if (tp > 1) {
-    log::info(
-        "eval.tasks are skipped under tensor parallelism: run `spectra eval` on the model file");
-    return t;
-  }
   t.tokenizer = std::make_unique<Tokenizer>(check_tokenizer(r));
   for (const EvalTask& e : r.eval.tasks) t.tasks.push_back(load_task(e.task, e.data, e.limit));
   return t;
@@ -155,7 +150,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
         r.path, r.train.global_batch, r.train.micro_batch, topo.dp);
   const Placement place = resolve_placement(r);
   std::unique_ptr<BatchSource> data = make_batch_source(r, topo.dp_rank, topo.dp);
-  const TrainingTasks tasks = load_training_tasks(r, topo.tp);
+  const TrainingTasks tasks = load_training_tasks(r);
 
   // The model splits itself over the TP group; ranks of a TP group draw the same batches.
   TrainingModel built = build_training_model(r, place, &topo);
