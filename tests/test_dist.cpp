@@ -361,7 +361,8 @@ TEST(DataParallel, CollectiveBytesPerStep) {
 // ZeRO-3 all-gathers the TriLM projections as 2-bit codes (rows of 256 and 512 columns: exactly
 // 2 bits a weight) and the other parameters in f32: a rank's part of both per step on average,
 // plus the γ table's sums (8 bytes per scale block); the gradients are reduce-scattered as under
-// ZeRO-2 (4 bytes per parameter).
+// ZeRO-2 (4 bytes per parameter); and the codes every rank rebuilt are one process's, bit for bit
+// (the bench's self-check).
 TEST(DataParallel, ZeroThreeGathersTwoBitCodes) {
   const int64_t hidden = 256, ffn = 512, layers = 2;
   const double ternary = double(layers * (4 * hidden * hidden + 3 * hidden * ffn));
@@ -390,6 +391,12 @@ TEST(DataParallel, ZeroThreeGathersTwoBitCodes) {
     EXPECT_DOUBLE_EQ(b["all_gather"].get<double>(), (4 * floats + ternary / 4) / ranks + gamma_sums)
         << r.output;
     EXPECT_LT(b["all_reduce"].get<double>(), 64);  // the gradient norm's partial sums
+    // After the steps every rank holds the same codes and γ, and they are one process's packing
+    // of the latent weights (γ summed over the ranks' shards agrees here to the last bit).
+    EXPECT_TRUE(w["ranks_agree"].get<bool>());
+    EXPECT_EQ(w["projections"].get<int64_t>(), 7 * layers);
+    EXPECT_EQ(w["gamma_equal"].get<int64_t>(), 7 * layers);
+    EXPECT_EQ(w["codes_equal"].get<int64_t>(), 7 * layers);
   }
 }
 

@@ -8,6 +8,7 @@
 // largest rank, and under ZeRO-3 what its weights weigh on the wire (codes and floats).
 #include <fmt/format.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "autograd/var.h"
@@ -15,6 +16,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "dist/topology.h"
+#include "kernels/ternary_packed.h"
 #include "tools/bench.h"
 #include "train/training_model.h"
 
@@ -37,6 +39,53 @@ Timing slowest(const dist::Group& world, Timing t) {
   world.all_reduce(v, dist::ReduceOp::max);
   const double* p = v.data<double>();
   return {p[0], p[1], p[2], p[3]};
+}
+
+// ZeRO-3's self-check after the steps: the codes and γ each rank rebuilt from the all-gathers,
+// against one process's packing (kernels::pack_ternary, the training quantizer's γ summed in one
+// fixed order) of the latent weights they came from. Every rank of the dp group holds the same
+// bytes (a hash, all-reduced); on dp rank 0 they equal pack_ternary's wherever γ agrees.
+struct CodesCheck {
+  int64_t projections = 0, gamma_equal = 0, codes_equal = 0;
+  bool ranks_agree = true;
+};
+CodesCheck check_codes(const LM& lm, Optimizer& opt, const dist::Group& dp) {
+  CodesCheck c;
+  const dist::ShardedWeights* w = opt.data_parallel().sharded_weights();
+  if (!w) return c;
+  opt.sync_weights();
+  uint64_t h = 0;
+  size_t k = 0;
+  for (auto& [name, p] : lm.named_parameters()) {
+    if (p->ternary)
+      for (const Tensor* t : {&w->packed(k).codes, &w->packed(k).gamma})
+        h = hash_name({static_cast<const char*>(t->raw()), t->nbytes()}, h);
+    k++;
+  }
+  Tensor agree = Tensor::from(std::vector<int64_t>{int64_t(h >> 1), -int64_t(h >> 1)}, {2});
+  dp.all_reduce(agree, dist::ReduceOp::max);
+  c.ranks_agree = agree.data<int64_t>()[0] == -agree.data<int64_t>()[1];
+  const Tensor latent = opt.full_weights();  // collective over dp; on dp rank 0
+  if (dp.rank() != 0) return c;
+  int64_t off = 0;
+  k = 0;
+  for (auto& [name, p] : lm.named_parameters()) {
+    const int64_t n = shape_numel(p->shape);
+    if (p->ternary) {
+      const kernels::PackedTernary want =
+          kernels::pack_ternary(latent.slice(off, off + n).view(p->shape), lm.config().ternary_eps,
+                                p->scales.groups, p->scales.axis);
+      const kernels::PackedTernary& got = w->packed(k);
+      c.projections++;
+      if (std::memcmp(want.gamma.raw(), got.gamma.raw(), want.gamma.nbytes()) == 0) {
+        c.gamma_equal++;
+        c.codes_equal += std::memcmp(want.codes.raw(), got.codes.raw(), want.codes.nbytes()) == 0;
+      }
+    }
+    off += n;
+    k++;
+  }
+  return c;
 }
 
 }  // namespace
@@ -95,6 +144,7 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
   // What the ranks put into collectives over the 2·steps steps (dist::Traffic: each its own part
   // of each payload), as a mean per rank: ZeRO-3's parts are even in elements, not in bytes.
   const dist::Traffic mine = dist::traffic() - before;
+  const CodesCheck codes_check = check_codes(lm, opt, topo.dp_group);
   Tensor traffic = Tensor::empty({dist::kCollectives}, DType::f64);
   for (int k = 0; k < dist::kCollectives; k++) traffic.data<double>()[k] = double(mine.bytes[k]);
   topo.world.all_reduce(traffic);
@@ -148,7 +198,18 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
         codes / 1e6, format_count(double(ternary)), 8 * codes / double(ternary),
         codes / (4 * double(ternary)), floats / 1e6, format_count(params - double(ternary)),
         (codes + floats) / (4 * params));
-    wire = {{"code_bytes", codes}, {"float_bytes", floats}, {"ternary_parameters", ternary}};
+    fmt::print(
+        "ZeRO-3 self-check: every rank's codes and γ {}; γ equal to one process's in {} "
+        "of {} projections, their codes equal to one process's packing in {}\n",
+        codes_check.ranks_agree ? "agree" : "DIFFER", codes_check.gamma_equal,
+        codes_check.projections, codes_check.codes_equal);
+    wire = {{"code_bytes", codes},
+            {"float_bytes", floats},
+            {"ternary_parameters", ternary},
+            {"ranks_agree", codes_check.ranks_agree},
+            {"projections", codes_check.projections},
+            {"gamma_equal", codes_check.gamma_equal},
+            {"codes_equal", codes_check.codes_equal}};
   }
   if (json)
     fmt::print("json: {}\n", nlohmann::json{{"recipe", path},
