@@ -18,6 +18,8 @@
 #include "core/cuda_runtime.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "dist/topology.h"
+#include "dist/world.h"
 #include "kernels/peak_flops.h"
 #include "quant/quantlm.h"
 #include "tools/bench.h"
@@ -241,8 +243,16 @@ void add_bench(CLI::App& app) {
       bench_attention(a->attention, a->steps, a->warmup, a->json);
       return;
     }
-    for (const std::string& r : a->recipes)  // every recipe valid before any measurement
-      resolve_placement(load_recipe(r, a->overrides));
+    // Every recipe valid before any measurement; under mpirun every rank finds the same fault
+    // and one of them says so.
+    std::string error;
+    try {
+      for (const std::string& r : a->recipes) resolve_placement(load_recipe(r, a->overrides));
+    } catch (const UserError& e) {
+      if (dist::world_size() == 1) throw;
+      error = e.what();
+    }
+    if (dist::world_size() > 1) dist::fail_together(error);
     if (a->data_parallel) {
       for (const std::string& r : a->recipes) {
         std::vector<std::string> ov = a->overrides;
