@@ -27,4 +27,18 @@ PackedTernary to_device(const PackedTernary& p, Device d);
 // allocator.
 void packed_matmul_cuda(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode);
 
+// ZeRO-3's steps (dist/sharded_weights.h) on device memory, for its GPU path (not wired yet:
+// ZeRO-3 runs on the CPU; scripts/gpu-check's step `packed` checks these against the CPU's):
+//  - ternary_row_abs_sums_cuda: Σ|w| in f64 over each row's scale block(s), rows [r0, r1) of
+//    p's matrix (w: those rows, f32), into sums [(r1 - r0) · blocks] f64, blocks = p.groups
+//    along columns, else 1; the host adds them in row order as kernels::ternary_abs_sums does;
+//  - pack_ternary_rows_cuda: those rows' codes into p.codes with p.gamma (both on the GPU), as
+//    kernels::pack_ternary_rows writes them;
+//  - unpack_ternary_quantized_cuda: the compute copy (trits, or γ·T with several scales) in
+//    out's dtype (f32, bf16, f16), as kernels::unpack_ternary_quantized.
+void ternary_row_abs_sums_cuda(const Tensor& w, int64_t r0, int64_t r1, const PackedTernary& p,
+                               Tensor& sums);
+void pack_ternary_rows_cuda(const Tensor& w, int64_t r0, int64_t r1, PackedTernary& p);
+void unpack_ternary_quantized_cuda(const PackedTernary& p, Tensor& out, Tensor& gamma);
+
 }  // namespace spectra::kernels

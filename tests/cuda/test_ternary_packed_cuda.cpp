@@ -150,6 +150,54 @@ TEST_F(PackedTernaryCuda, RefusesHostTensors) {
 // decode (n = 1) and prefill (n = 512). Each call reads another copy of the weights, enough copies
 // to exceed the L2 cache, so GEMV numbers are HBM numbers. GB/s counts weights, activations and
 // outputs once. Run by scripts/gpu-check (step packedbench) with --gtest_also_run_disabled_tests.
+// ZeRO-3's device steps (its GPU path is not wired yet) against the CPU's on fresh random
+// weights, for the rows a rank would hold (the last two thirds): the per-row sums added in row
+// order within 1e-12 of kernels::ternary_abs_sums (f64 sums in another order), the codes of
+// those rows bit for bit (the rows before them left as they were), and the compute copies
+// unpacked exactly in f32 and as the CPU's rounded once in bf16.
+TEST_F(PackedTernaryCuda, ZeroThreeStepsMatchTheCpu) {
+  for (const Case& k : kCases) {
+    SCOPED_TRACE(::testing::Message()
+                 << k.rows << "x" << k.cols << " axis " << k.axis << " groups " << k.groups);
+    const Tensor w = randn({k.rows, k.cols}, 0.02);
+    const PackedTernary cpu = kernels::pack_ternary(w, 1e-5f, k.groups, k.axis);
+    const int64_t r0 = k.rows / 3, r1 = k.rows, blocks = k.axis == 1 ? k.groups : 1;
+    const Tensor part = w.slice(r0, r1);
+    Tensor sums = Tensor::empty({(r1 - r0) * blocks}, DType::f64, Device::cuda());
+    kernels::ternary_row_abs_sums_cuda(part.to(Device::cuda()), r0, r1, cpu, sums);
+    std::vector<double> want(size_t(k.groups), 0.0), got(size_t(k.groups), 0.0);
+    kernels::ternary_abs_sums(part.data<float>(), r0, r1, cpu, want.data());
+    const std::vector<double> rows = sums.to_doubles();
+    for (int64_t r = 0; r < r1 - r0; r++)
+      for (int64_t b = 0; b < blocks; b++)
+        got[size_t(k.axis == 1 ? b : cpu.block_of_row(r0 + r))] += rows[size_t(r * blocks + b)];
+    for (int64_t g = 0; g < k.groups; g++)
+      EXPECT_NEAR(got[size_t(g)], want[size_t(g)], 1e-12 * want[size_t(g)]) << "block " << g;
+
+    PackedTernary d = kernels::to_device(cpu, Device::cuda());
+    d.codes = Tensor::zeros(cpu.codes.shape(), DType::u8, Device::cuda());  // all trits -1
+    kernels::pack_ternary_rows_cuda(part.to(Device::cuda()), r0, r1, d);
+    const Tensor codes = d.codes.to(Device::cpu());
+    const int64_t row_bytes = cpu.row_bytes();
+    EXPECT_EQ(
+        std::memcmp(codes.data<uint8_t>() + r0 * row_bytes,
+                    cpu.codes.data<uint8_t>() + r0 * row_bytes, size_t((r1 - r0) * row_bytes)),
+        0);
+    for (int64_t i = 0; i < r0 * row_bytes; i++) ASSERT_EQ(codes.data<uint8_t>()[i], 0) << i;
+
+    Tensor want_out = Tensor::empty({k.rows, k.cols}), want_gamma = Tensor::empty({k.groups});
+    kernels::unpack_ternary_quantized(cpu, want_out, want_gamma);
+    const PackedTernary full = kernels::to_device(cpu, Device::cuda());
+    for (DType dt : {DType::f32, DType::bf16}) {
+      Tensor out = Tensor::full({k.rows, k.cols}, NAN, dt, Device::cuda());
+      Tensor gamma = poisoned({k.groups});
+      kernels::unpack_ternary_quantized_cuda(full, out, gamma);
+      EXPECT_EQ(out.to_doubles(), want_out.to(dt).to_doubles()) << dtype_name(dt);
+      EXPECT_EQ(gamma.to_doubles(), want_gamma.to_doubles());
+    }
+  }
+}
+
 TEST_F(PackedTernaryCuda, DISABLED_BenchAgainstCublas) {
   struct Shape2 {
     int64_t rows, cols;
