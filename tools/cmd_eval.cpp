@@ -45,15 +45,15 @@ void run(EvalArgs& a) {
   // rank 0 reports. Packed weights are for one process.
   const bool parallel = dist::world_size() > 1;
   std::optional<dist::Topology> topo;
-  if (parallel) {
-    topo.emplace(dist::Topology::create(dist::world_size(), 1, "spectra eval under mpirun"));
-    if (a.weights.weights == "packed")
-      user_error("{}: --weights packed runs in one process (not under mpirun)", a.model);
-    a.weights.weights = "latent";
-  }
   LoadedModel m;
   std::string refused;  // under mpirun every rank fails alike: one of them says so
   try {
+    if (parallel) {
+      topo.emplace(dist::Topology::create(dist::world_size(), 1, "spectra eval under mpirun"));
+      if (a.weights.weights == "packed")
+        user_error("{}: --weights packed runs in one process (not under mpirun)", a.model);
+      a.weights.weights = "latent";
+    }
     m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"),
                    topo ? &topo->tp_group : nullptr);
   } catch (const UserError& e) {
