@@ -15,6 +15,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "data/hdf5.h"
 #include "kernels/ternary.h"
@@ -288,18 +289,22 @@ TEST(TensorParallel, EvalTasksScoreAsOneProcess) {
     std::ifstream in(out);
     return nlohmann::json::parse(in)["results"];
   };
-  // A layout the model cannot take: one error line, from one rank.
-  CommandResult bad =
-      run_command(mpirun(4) + SPECTRA_BIN + " eval " + model + " --task lambada --data " +
-                  SPECTRA_SOURCE_DIR + "/data/tasks/lambada_kjv.jsonl --no-progress");
-  EXPECT_EQ(bad.code, 2) << bad.output;
-  EXPECT_NE(bad.output.find("cannot split this model over 4 ranks"), std::string::npos)
-      << bad.output;
-  size_t errors = 0;
-  for (size_t p = bad.output.find("error:"); p != std::string::npos;
-       p = bad.output.find("error:", p + 1))
-    errors++;
-  EXPECT_EQ(errors, 1u) << bad.output;
+  // A layout the model cannot take, a task file that is not there: one error line, from one
+  // rank.
+  const std::string lambada = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/lambada_kjv.jsonl";
+  for (auto [launcher, data, expect] :
+       {std::tuple{mpirun(4), lambada, std::string("cannot split this model over 4 ranks")},
+        {mpirun(2), (kDir / "none.jsonl").string(), std::string("none.jsonl: cannot open")}}) {
+    CommandResult bad = run_command(launcher + SPECTRA_BIN + " eval " + model +
+                                    " --task lambada --data " + data + " --no-progress");
+    EXPECT_EQ(bad.code, 2) << bad.output;
+    EXPECT_NE(bad.output.find(expect), std::string::npos) << bad.output;
+    size_t errors = 0;
+    for (size_t p = bad.output.find("error:"); p != std::string::npos;
+         p = bad.output.find("error:", p + 1))
+      errors++;
+    EXPECT_EQ(errors, 1u) << bad.output;
+  }
   const auto one = eval("", (kDir / "eval_one.json").string());
   const auto two = eval(mpirun(2), (kDir / "eval_two.json").string());
   ASSERT_EQ(one.size(), two.size());

@@ -46,6 +46,7 @@ void run(EvalArgs& a) {
   const bool parallel = dist::world_size() > 1;
   std::optional<dist::Topology> topo;
   LoadedModel m;
+  std::vector<std::optional<Task>> tasks(a.tasks.size());
   std::string refused;  // under mpirun every rank fails alike: one of them says so
   try {
     if (parallel) {
@@ -56,22 +57,25 @@ void run(EvalArgs& a) {
     }
     m = load_model(a.model, d, resolve_precision(a.precision, d, "--precision"),
                    topo ? &topo->tp_group : nullptr);
+    if (!a.tokenizer.empty()) {
+      Tokenizer given = Tokenizer::load(a.tokenizer);
+      if (m.tokenizer && given.sha256() != m.tokenizer->sha256())
+        user_error("{}: this tokenizer (sha256 {}) is not the one the model was trained with ({})",
+                   a.tokenizer, given.sha256().substr(0, 16), m.tokenizer->sha256().substr(0, 16));
+      if (given.vocab_size() > m.recipe.model.vocab_size)
+        user_error("{}: {} tokens, more than the model's vocabulary of {}", a.tokenizer,
+                   given.vocab_size(), m.recipe.model.vocab_size);
+      if (!m.tokenizer) m.tokenizer = std::make_unique<Tokenizer>(std::move(given));
+    }
+    for (size_t i = 0; i < a.tasks.size(); i++)  // text tasks are read (and checked) up front
+      if (!(a.tasks[i] == "perplexity" && a.data[i].ends_with(".h5")))
+        tasks[i] = load_task(a.tasks[i], a.data[i], a.limit);
   } catch (const UserError& e) {
     if (!parallel) throw;
     refused = e.what();
   }
   if (parallel) dist::fail_together(refused);
   apply_weight_options(*m.model, a.weights, a.model);
-  if (!a.tokenizer.empty()) {
-    Tokenizer given = Tokenizer::load(a.tokenizer);
-    if (m.tokenizer && given.sha256() != m.tokenizer->sha256())
-      user_error("{}: this tokenizer (sha256 {}) is not the one the model was trained with ({})",
-                 a.tokenizer, given.sha256().substr(0, 16), m.tokenizer->sha256().substr(0, 16));
-    if (given.vocab_size() > m.recipe.model.vocab_size)
-      user_error("{}: {} tokens, more than the model's vocabulary of {}", a.tokenizer,
-                 given.vocab_size(), m.recipe.model.vocab_size);
-    if (!m.tokenizer) m.tokenizer = std::make_unique<Tokenizer>(std::move(given));
-  }
   EvalOptions o = a.options;
   o.seq_len = o.seq_len > 0 ? o.seq_len : m.recipe.train.seq_len;
   o.val_split = a.split == "val";
@@ -89,8 +93,7 @@ void run(EvalArgs& a) {
       results.push_back(
           evaluate_token_file(*m.model, file, m.tokenizer ? m.tokenizer->sha256() : "", o));
     } else {
-      results.push_back(
-          evaluate(*m.model, m.tokenizer.get(), load_task(a.tasks[i], file, a.limit), o));
+      results.push_back(evaluate(*m.model, m.tokenizer.get(), *tasks[i], o));
     }
     for (nlohmann::json& s : results.back().samples) {
       s["task"] = a.tasks[i];
