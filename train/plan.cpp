@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "dist/data_parallel.h"
 #include "dist/topology.h"
+#include "kernels/ternary_packed.h"
 #include "layers/lm.h"
 
 namespace spectra {
@@ -55,7 +56,11 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
       // 2-bit codes (rows padded to 256 columns) are replicated; float parameters keep their
       // 16-bit copies.
       const int64_t d = m.hidden, tp = r.parallel.tp, q = d / tp, f = m.ffn / tp;
-      auto code_bytes = [](int64_t rows, int64_t cols) { return rows * ((cols + 255) / 256 * 64); };
+      auto code_bytes = [](int64_t rows, int64_t cols) {
+        kernels::PackedTernary shape;  // the packing's own rule for padded rows
+        shape.cols = cols;
+        return rows * shape.row_bytes();
+      };
       p.codes = double(m.layers * (3 * code_bytes(q, d) + code_bytes(d, q) + 2 * code_bytes(f, d) +
                                    code_bytes(d, f)));
       const double per_block = double(4 * q * d + 3 * f * d);
