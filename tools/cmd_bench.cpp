@@ -37,7 +37,7 @@ struct BenchArgs {
   std::vector<std::string> overrides;
   int64_t steps = 10, warmup = 2;
   int64_t micro_batch = 0, seq_len = 0;  // 0: the recipe's
-  double peak_tflops = 0;                // 0: the device's (kernels/peak_flops.h)
+  double peak_tflops = 0;                // 0: the recipe's log.peak_tflops, else the device's
   bool json = false;
   std::string checkpoint_dir;    // measure checkpoint write/read instead of training steps
   GenerateBenchArgs generate;    // --generate N and its options
@@ -175,8 +175,8 @@ void bench_one(const std::string& path, const BenchArgs& a) {
   double n = double(a.steps);
   double step = (sum.forward + sum.backward + sum.optimizer) / n;
   double tok_s = double(b * t) / step;
-  const double peak =
-      a.peak_tflops > 0 ? a.peak_tflops * 1e12 : kernels::peak_flops(p.device, p.compute_dtype);
+  const double tflops = a.peak_tflops > 0 ? a.peak_tflops : r.log.peak_tflops;
+  const double peak = tflops > 0 ? tflops * 1e12 : kernels::peak_flops(p.device, p.compute_dtype);
   double mfu = peak > 0 ? tok_s * m.train_flops_per_token(t) / peak : 0;
   double mem = double(p.device.is_cuda() ? cuda::peak_bytes_in_use() : host_peak_bytes_in_use()) /
                1073741824.0;
@@ -219,8 +219,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--micro-batch", a->micro_batch, "Sequences per step (default: the recipe's)");
   cmd->add_option("--seq-len", a->seq_len, "Tokens per sequence (default: the recipe's)");
   cmd->add_option("--peak-tflops", a->peak_tflops,
-                  "Device peak for MFU (default: the device's, from kernels/peak_flops.h; the "
-                  "CPU's is measured)");
+                  "Device peak for MFU (default: the recipe's log.peak_tflops, else the "
+                  "device's from kernels/peak_flops.h; the CPU's is measured)");
   cmd->add_flag("--json", a->json, "Also print one JSON line per recipe");
   cmd->add_option("--checkpoint-io", a->checkpoint_dir,
                   "Measure checkpoint write/read of the full training state into DIR instead")

@@ -107,7 +107,8 @@ struct Recipe {
 
   struct Log {
     int64_t interval = 10;
-    std::string metrics;  // JSONL path; "" = none
+    std::string metrics;     // JSONL path; "" = none
+    double peak_tflops = 0;  // one device's peak for MFU; 0 = kernels/peak_flops.h's
   } log;
 
   struct Eval {

@@ -62,6 +62,7 @@ std::vector<Field> recipe_fields(Recipe& r) {
       {"checkpoint.async", &r.checkpoint.async},
       {"log.interval", &r.log.interval, kNonNeg},
       {"log.metrics", &r.log.metrics},
+      {"log.peak_tflops", &r.log.peak_tflops, kNonNeg},
       {"eval.interval", &r.eval.interval, kNonNeg},
       {"eval.batches", &r.eval.batches, kNonNeg},
       {"eval.prompt", &r.eval.prompt},

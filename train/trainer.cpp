@@ -243,10 +243,12 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
   // The job's peak against its tokens/s: every rank brings one device's (on the CPU, ranks share
   // the cores and each measures its share when it starts).
   const double peak_flops =
-      kernels::peak_flops(place.device, place.compute_dtype) * double(topo.world.size());
+      (r.log.peak_tflops > 0 ? 1e12 * r.log.peak_tflops
+                             : kernels::peak_flops(place.device, place.compute_dtype)) *
+      double(topo.world.size());
   if (peak_flops == 0)
-    log::info("no peak FLOP/s known for {} ({}): MFU is not shown", place.device.str(),
-              cuda::device_name(place.device.index));
+    log::info("no peak FLOP/s known for {} ({}): MFU is not shown (log.peak_tflops states one)",
+              place.device.str(), cuda::device_name(place.device.index));
   for (int64_t step = first_step; step < r.train.steps; step++) {
     dist::watchdog_step(step);
     double lr = lr_at(r.schedule, step, r.train.steps);
@@ -288,6 +290,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opts) {
                      {"weight_decay", wd},
                      {"grad_norm", st.grad_norm},
                      {"tokens_per_s", tok_s},
+                     {"mfu", mfu},
                      {"skipped", st.skipped},
                      {"elapsed_s", clock.seconds()}});
       out.tokens_per_second = tok_s;
