@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "autograd/var.h"
 #include "core/progress.h"
@@ -58,7 +59,10 @@ double TaskResult::metric(const std::string& name) const {
 nlohmann::json TaskResult::to_json() const {
   nlohmann::ordered_json m;
   for (auto& [k, v] : metrics) m[k] = v;
-  return {{"task", task}, {"data", path}, {"docs", docs}, {"metrics", m}, {"seconds", seconds}};
+  nlohmann::ordered_json j = {{"task", task}, {"data", path}, {"docs", docs}, {"metrics", m}};
+  if (!subtasks.empty()) j["subtasks"] = subtasks;
+  j["seconds"] = seconds;
+  return j;
 }
 
 TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& task,
@@ -97,8 +101,17 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
   const std::string label = o.progress && rank == 0 ? "eval " + task.name : "";
   std::vector<Loglikelihood> scores = Scorer(model, o.batch, max_length).score(requests, label);
 
+  // MMLU's subjects in a fixed order (the same on every rank): docs, acc, acc_norm each.
+  std::map<std::string, size_t> subjects;
+  for (const TaskDoc& d : task.docs)
+    if (!d.subject.empty()) subjects.emplace(d.subject, 0);
+  size_t next = 0;
+  for (auto& [name, index] : subjects) index = next++;
+  std::vector<double> subject_sums(3 * subjects.size());
+
   Sums sums;
-  TaskResult out{task.name, task.path, int64_t(task.docs.size()), {}, nlohmann::json::array(), 0};
+  TaskResult out{task.name, task.path, int64_t(task.docs.size()), {}, nlohmann::json::array(),
+                 {},        0};
   for (size_t j = 0; j < docs.size(); j++) {
     const TaskDoc& doc = task.docs[docs[j]];
     std::vector<double> ll;
@@ -119,6 +132,11 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
       sums.acc += acc, sums.acc_norm += acc_norm;
       sample.update(
           {{"gold", doc.gold}, {"loglikelihoods", ll}, {"acc", acc}, {"acc_norm", acc_norm}});
+      if (!doc.subject.empty()) {
+        double* s = &subject_sums[3 * subjects.at(doc.subject)];
+        s[0]++, s[1] += acc, s[2] += acc_norm;
+        sample["subject"] = doc.subject;
+      }
     } else if (task.type == TaskType::pair_difference) {
       const double diff = std::abs(ll[0] - ll[1]), stereotype = ll[0] > ll[1];
       sums.ll += diff, sums.acc += stereotype;
@@ -135,13 +153,35 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
       sums.words += count_words(text);
       sample.update({{"loglikelihood", total}, {"tokens", tokens}});
     }
+    if (o.samples && task.type != TaskType::perplexity)
+      sample["arguments"] = doc.requests;  // the (context, continuation) pairs scored
     if (o.samples) out.samples.push_back(std::move(sample));
   }
   sums.all_reduce(o.group);
+  if (o.group && o.group->size() > 1 && !subject_sums.empty()) {
+    Tensor t = Tensor::from(subject_sums, {int64_t(subject_sums.size())});
+    o.group->all_reduce(t);
+    subject_sums = t.to_doubles();
+  }
 
   if (task.type == TaskType::multiple_choice) {
     out.metrics = {{"acc", sums.acc / sums.docs}};
     if (task.acc_norm) out.metrics.push_back({"acc_norm", sums.acc_norm / sums.docs});
+    // lm-eval's groups weigh their subjects by size: the mean over the group's documents.
+    std::map<std::string, std::pair<double, double>> groups;  // group: (docs, acc)
+    for (const auto& [subject, group] : mmlu_subjects()) {
+      if (!subjects.count(subject)) continue;
+      const double* s = &subject_sums[3 * subjects.at(subject)];
+      out.subtasks[subject] = {
+          {"docs", int64_t(s[0])}, {"acc", s[1] / s[0]}, {"acc_norm", s[2] / s[0]}};
+      groups[group].first += s[0], groups[group].second += s[1];
+    }
+    for (const std::string& g : mmlu_groups())
+      if (groups.count(g)) {
+        std::string name = "acc_" + g;
+        std::replace(name.begin(), name.end(), ' ', '_');
+        out.metrics.push_back({name, groups[g].second / groups[g].first});
+      }
   } else if (task.type == TaskType::pair_difference) {
     out.metrics = {{"likelihood_diff", sums.ll / sums.docs},
                    {"pct_stereotype", sums.acc / sums.docs}};
@@ -212,7 +252,7 @@ TaskResult evaluate_token_file(const LM& model, const std::string& path,
   progress.finish();
   sums.all_reduce(o.group);
   const double loss = -sums.ll / sums.tokens;
-  TaskResult out{"perplexity", path, int64_t(sums.docs), {}, nlohmann::json::array(), 0};
+  TaskResult out{"perplexity", path, int64_t(sums.docs), {}, nlohmann::json::array(), {}, 0};
   out.metrics = {{"loss", loss}, {"token_perplexity", std::exp(loss)}};
   if (text_bytes > 0)
     out.metrics.push_back({"bits_per_byte", loss / std::log(2.0) / (text_bytes / file_tokens)});

@@ -7,6 +7,9 @@
 //   (lambada)         perplexity exp(-mean over documents of the target's ll)
 //   perplexity        token_perplexity, word_perplexity, byte_perplexity: exp(-Σll / Σcount);
 //   (text)            bits_per_byte = -Σll / Σbytes / ln 2 (words: Python's re.split(r"\s+"))
+//   mmlu_continuation acc over all documents and per lm-eval group (acc_stem, acc_other,
+//                     acc_social_sciences, acc_humanities: weighted by size = over their
+//                     documents); per subject acc and acc_norm in TaskResult::subtasks
 //   perplexity        loss (nats per token) and token_perplexity = exp(loss) over the windows
 //   (token file)      the trainer validates on (train.seq_len + 1 tokens every seq_len; the held-
 //                     out tail of data.val_fraction, or all); bits_per_byte from the file's bytes
@@ -46,10 +49,11 @@ struct TaskResult {
   int64_t docs = 0;
   std::vector<std::pair<std::string, double>> metrics;  // in display order
   nlohmann::json samples = nlohmann::json::array();     // per document, when asked for
+  nlohmann::json subtasks = nlohmann::json::object();   // MMLU: {subject: {docs, acc, acc_norm}}
   double seconds = 0;
 
   double metric(const std::string& name) const;  // NaN if absent
-  nlohmann::json to_json() const;                // {task, data, docs, metrics: {...}, seconds}
+  nlohmann::json to_json() const;  // {task, data, docs, metrics: {...}, [subtasks,] seconds}
 };
 
 // `tokenizer` is needed for every text task (a byte-level model has none: UserError).

@@ -104,7 +104,9 @@ std::pair<std::string, std::string> split_last_word(const std::string& text) {
 TaskDoc read_doc(const std::string& task, const Record& r) {
   if (task == "lambada" || task == "lambada_openai") {
     auto [context, word] = split_last_word(r.str("text"));
-    return TaskDoc{r.line, {{context, " " + word}}, 0, {}};
+    TaskDoc d{r.line, {{context, " " + word}}, 0, {}};
+    d.example = context + "  " + word;  // lm-eval's target " word" after its delimiter " "
+    return d;
   }
   if (task == "multiple_choice") {
     return choices_doc(r, r.str("context"), r.strings(r.field("choices"), "choices"),
@@ -181,6 +183,21 @@ TaskDoc read_doc(const std::string& task, const Record& r) {
     return choices_doc(r, std::string(kTruthfulQaPreamble) + "\n\nQ: " + r.str("question") + "\nA:",
                        r.strings(t["choices"], "mc1_targets.choices"), 0);
   }
+  if (task == "mmlu_continuation") {  // the subject's description, then the question
+    const std::string subject = r.str("subject");
+    const auto& known = mmlu_subjects();
+    if (std::find_if(known.begin(), known.end(), [&](auto& s) { return s.first == subject; }) ==
+        known.end())
+      r.fail(fmt::format("\"{}\" is not one of MMLU's 57 subjects", subject));
+    TaskDoc d = choices_doc(r, "Question: " + py_strip(r.str("question")) + "\nAnswer:",
+                            r.strings(r.field("choices"), "choices"), r.integer("answer"));
+    d.example = d.requests[size_t(d.gold)].first + d.requests[size_t(d.gold)].second;
+    d.subject = subject;
+    d.description = "The following are questions (with answers) about " +
+                    replace_all(subject, "_", " ") + ".\n\n";
+    for (auto& request : d.requests) request.first = d.description + request.first;
+    return d;
+  }
   if (task == "crows_pairs_english")  // no context, no delimiter: each sentence whole
     return TaskDoc{r.line, {{"", r.str("sent_more")}, {"", r.str("sent_less")}}, 0, {}};
   // perplexity over JSONL documents: wikitext_document_level's "page", or "text".
@@ -190,14 +207,91 @@ TaskDoc read_doc(const std::string& task, const Record& r) {
 
 }  // namespace
 
+const std::vector<std::pair<std::string, std::string>>& mmlu_subjects() {
+  static const std::string kStem = "stem", kOther = "other", kSocial = "social sciences",
+                           kHumanities = "humanities";
+  static const std::vector<std::pair<std::string, std::string>> subjects = {
+      {"abstract_algebra", kStem},
+      {"anatomy", kStem},
+      {"astronomy", kStem},
+      {"business_ethics", kOther},
+      {"clinical_knowledge", kOther},
+      {"college_biology", kStem},
+      {"college_chemistry", kStem},
+      {"college_computer_science", kStem},
+      {"college_mathematics", kStem},
+      {"college_medicine", kOther},
+      {"college_physics", kStem},
+      {"computer_security", kStem},
+      {"conceptual_physics", kStem},
+      {"econometrics", kSocial},
+      {"electrical_engineering", kStem},
+      {"elementary_mathematics", kStem},
+      {"formal_logic", kHumanities},
+      {"global_facts", kOther},
+      {"high_school_biology", kStem},
+      {"high_school_chemistry", kStem},
+      {"high_school_computer_science", kStem},
+      {"high_school_european_history", kHumanities},
+      {"high_school_geography", kSocial},
+      {"high_school_government_and_politics", kSocial},
+      {"high_school_macroeconomics", kSocial},
+      {"high_school_mathematics", kStem},
+      {"high_school_microeconomics", kSocial},
+      {"high_school_physics", kStem},
+      {"high_school_psychology", kSocial},
+      {"high_school_statistics", kStem},
+      {"high_school_us_history", kHumanities},
+      {"high_school_world_history", kHumanities},
+      {"human_aging", kOther},
+      {"human_sexuality", kSocial},
+      {"international_law", kHumanities},
+      {"jurisprudence", kHumanities},
+      {"logical_fallacies", kHumanities},
+      {"machine_learning", kStem},
+      {"management", kOther},
+      {"marketing", kOther},
+      {"medical_genetics", kOther},
+      {"miscellaneous", kOther},
+      {"moral_disputes", kHumanities},
+      {"moral_scenarios", kHumanities},
+      {"nutrition", kOther},
+      {"philosophy", kHumanities},
+      {"prehistory", kHumanities},
+      {"professional_accounting", kOther},
+      {"professional_law", kHumanities},
+      {"professional_medicine", kOther},
+      {"professional_psychology", kSocial},
+      {"public_relations", kSocial},
+      {"security_studies", kSocial},
+      {"sociology", kSocial},
+      {"us_foreign_policy", kSocial},
+      {"virology", kOther},
+      {"world_religions", kHumanities}};
+  return subjects;
+}
+
+const std::vector<std::string>& mmlu_groups() {
+  static const std::vector<std::string> groups = {"stem", "other", "social sciences", "humanities"};
+  return groups;
+}
+
 const std::vector<std::string>& task_names() {
-  static const std::vector<std::string> names = {"perplexity",     "lambada",
-                                                 "lambada_openai", "multiple_choice",
-                                                 "arc_easy",       "arc_challenge",
-                                                 "hellaswag",      "piqa",
-                                                 "sciq",           "winogrande",
-                                                 "boolq",          "logiqa",
-                                                 "truthfulqa_mc1", "crows_pairs_english"};
+  static const std::vector<std::string> names = {"perplexity",
+                                                 "lambada",
+                                                 "lambada_openai",
+                                                 "multiple_choice",
+                                                 "arc_easy",
+                                                 "arc_challenge",
+                                                 "hellaswag",
+                                                 "piqa",
+                                                 "sciq",
+                                                 "winogrande",
+                                                 "boolq",
+                                                 "logiqa",
+                                                 "truthfulqa_mc1",
+                                                 "crows_pairs_english",
+                                                 "mmlu_continuation"};
   return names;
 }
 
@@ -211,8 +305,9 @@ TaskType task_type(const std::string& name) {
 }
 
 Task load_task(const std::string& name, const std::string& path, int64_t limit) {
-  // lm-eval reports acc_norm for every multiple-choice task but these.
-  const bool acc_norm = name != "winogrande" && name != "boolq" && name != "truthfulqa_mc1";
+  // lm-eval reports acc_norm for every multiple-choice task but these (MMLU: per subject only).
+  const bool acc_norm = name != "winogrande" && name != "boolq" && name != "truthfulqa_mc1" &&
+                        name != "mmlu_continuation";
   Task t{name, path, task_type(name), acc_norm, {}};
   const bool jsonl = path.ends_with(".jsonl");
   if (t.type == TaskType::perplexity && !jsonl) {  // a whole text file is one document
@@ -230,7 +325,11 @@ Task load_task(const std::string& name, const std::string& path, int64_t limit) 
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       user_error("{}:{}: not a JSON object (each line must be one)", path, n);
-    t.docs.push_back(read_doc(name, Record{path, n, std::move(j)}));
+    Record record{path, n, std::move(j)};
+    TaskDoc& d = t.docs.emplace_back(read_doc(name, record));
+    d.record = record.j.dump();
+    if (d.example.empty() && t.type != TaskType::perplexity)
+      d.example = d.requests[size_t(d.gold)].first + d.requests[size_t(d.gold)].second;
     if (limit > 0 && int64_t(t.docs.size()) >= limit) break;
   }
   if (t.docs.empty()) user_error("{}: no documents in the task file", path);

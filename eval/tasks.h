@@ -11,6 +11,12 @@
 //                     (docs/evaluation.md)
 //   crows_pairs_english  {"sent_more", "sent_less"}: each sentence scored whole (empty context),
 //                     likelihood_diff = |ll_more − ll_less|, pct_stereotype = ll_more > ll_less
+//   mmlu_continuation  cais/mmlu's records {"question", "subject", "choices", "answer"} (any mix
+//                     of its 57 subjects): "Question: ...\nAnswer:" after the subject's
+//                     description, the choices as continuations; acc per subject, per lm-eval
+//                     group (stem, other, social sciences, humanities) and over all documents
+//
+// Few-shot examples (eval/fewshot.h) go between a document's description and its prompt.
 //
 // A malformed file (missing field, wrong type, gold out of range) is a UserError naming the
 // file and line.
@@ -34,6 +40,12 @@ struct TaskDoc {
   std::vector<std::pair<std::string, std::string>> requests;
   int64_t gold = 0;
   std::vector<double> choice_chars;  // acc_norm's divisor per choice: its length in characters
+  // As a few-shot example: its prompt, the target delimiter and its answer (lm-eval's
+  // doc_to_text + target_delimiter + the gold choice).
+  std::string example;
+  std::string description;  // what every context starts with (MMLU's subject line) or ""
+  std::string subject;      // MMLU's subject, "" elsewhere
+  std::string record;       // the JSON record (compact dump): lm-eval tells documents apart by it
 };
 
 struct Task {
@@ -45,6 +57,11 @@ struct Task {
 
 // The task names load_task knows, for help texts and errors.
 const std::vector<std::string>& task_names();
+
+// MMLU's 57 subjects with lm-eval's group of each ("stem", "other", "social sciences",
+// "humanities"), and those groups in the order lm-eval's mmlu_continuation lists them.
+const std::vector<std::pair<std::string, std::string>>& mmlu_subjects();
+const std::vector<std::string>& mmlu_groups();
 TaskType task_type(const std::string& name);  // UserError for an unknown name
 
 // Reads the task's documents (the first `limit` when > 0). Perplexity over a token file (.h5)

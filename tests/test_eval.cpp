@@ -221,8 +221,11 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
   const std::string good =
       R"({"context": "In the beginning", "choices": ["God", "man"], "gold": 0})";
   struct Case {
-    std::string task, file, expect;
+    std::string task, file, expect, extra = "";
   };
+  const std::string tasks = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/";
+  const std::string mmlu =
+      R"({"question": "q", "subject": "theology", "choices": ["a"], "answer": 0})";
   const std::vector<Case> cases = {
       {"multiple_choice", (kDir / "missing.jsonl").string(), "missing.jsonl: cannot open"},
       {"multiple_choice", write("bad.jsonl", good + "\n{\"context\": \n"),
@@ -246,10 +249,28 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
       {"crows_pairs_english", write("crows.jsonl", R"({"sent_more": "a"})"),
        "crows.jsonl:1: missing field \"sent_less\""},
       {"nonsense", write("x.jsonl", good), "unknown task 'nonsense'"},
+      {"mmlu_continuation", write("mmlu.jsonl", mmlu),
+       "mmlu.jsonl:1: \"theology\" is not one of MMLU's 57 subjects"},
+      // Few-shot: more examples than the file holds (hellaswag also leaves the document out),
+      // an example file missing where lm-eval draws from a training split, a count mismatch.
+      {"lambada", tasks + "lambada_kjv.jsonl",
+       "lambada_kjv.jsonl: --num-fewshot 61 for task 'lambada' draws 61 examples from this "
+       "file's 60 documents",
+       " --num-fewshot 61"},
+      {"hellaswag", tasks + "hellaswag_kjv.jsonl",
+       "draws 61 examples (the document itself is left out) from this file's 60",
+       " --num-fewshot 60 --fewshot-data " + tasks + "hellaswag_kjv.jsonl"},
+      {"mmlu_continuation", tasks + "mmlu_kjv.jsonl",
+       "mmlu_dev_kjv.jsonl: --num-fewshot 6: subject 'abstract_algebra' has 5 examples",
+       " --num-fewshot 6 --fewshot-data " + tasks + "mmlu_dev_kjv.jsonl"},
+      {"arc_easy", tasks + "arc_kjv.jsonl",
+       "task 'arc_easy' takes its examples from the dataset's train split", " --num-fewshot 1"},
+      {"arc_easy", tasks + "arc_kjv.jsonl", "one --fewshot-data FILE per --task (1 tasks, 2",
+       " --num-fewshot 1 --fewshot-data a.jsonl --fewshot-data b.jsonl"},
   };
   for (const Case& c : cases) {
     CommandResult r = run_command(kBin + " eval " + model() + " --task " + c.task + " --data " +
-                                  c.file + " --no-progress");
+                                  c.file + c.extra + " --no-progress");
     EXPECT_EQ(r.code, 2) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
     EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;

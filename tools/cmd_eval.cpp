@@ -8,10 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/log.h"
 #include "core/progress.h"
 #include "dist/topology.h"
 #include "dist/world.h"
 #include "eval/evaluate.h"
+#include "eval/fewshot.h"
 #include "tools/commands.h"
 #include "train/model_file.h"
 #include "train/placement.h"
@@ -21,8 +23,9 @@ namespace spectra::tools {
 namespace {
 struct EvalArgs {
   std::string model, device = "auto", precision = "auto", tokenizer, output, samples, split = "val";
-  std::vector<std::string> tasks, data;
-  int64_t limit = 0;
+  std::vector<std::string> tasks, data, fewshot_data;
+  int64_t limit = 0, num_fewshot = 0;
+  uint64_t fewshot_seed = kFewshotSeed;
   double val_fraction = -1;  // < 0: the recipe's data.val_fraction
   EvalOptions options;
   WeightArgs weights{"auto", "exact"};
@@ -34,10 +37,33 @@ std::ofstream open_output(const std::string& path, const char* flag) {
   return f;
 }
 
+// --num-fewshot: the examples come from the file lm-eval's configuration of the task names
+// (eval/fewshot.h): --fewshot-data, or the task's own file where that is the evaluated split.
+void add_fewshot_examples(const EvalArgs& a, size_t i, Task& task) {
+  const FewshotSource source = fewshot_source(task.name);
+  if (a.num_fewshot == 0) return;
+  if (source.zero_shot) {
+    log::info("{}: scored without few-shot examples, as lm-eval does ({})", task.name,
+              task.name == "perplexity" ? "rolling windows take no context"
+                                        : "its configuration fixes num_fewshot 0");
+    return;
+  }
+  if (a.fewshot_data.empty() && !source.own_file)
+    user_error(
+        "--num-fewshot {}: task '{}' takes its examples from the dataset's {} split "
+        "(lm-eval's configuration): give --fewshot-data FILE for each --task",
+        a.num_fewshot, task.name, source.split);
+  const std::string& file = a.fewshot_data.empty() ? a.data[i] : a.fewshot_data[i];
+  add_fewshot(task, load_task(task.name, file), a.num_fewshot, a.fewshot_seed);
+}
+
 void run(EvalArgs& a) {
   if (a.tasks.size() != a.data.size())
     user_error("give one --data FILE per --task ({} tasks, {} data files)", a.tasks.size(),
                a.data.size());
+  if (!a.fewshot_data.empty() && a.fewshot_data.size() != a.tasks.size())
+    user_error("give one --fewshot-data FILE per --task ({} tasks, {} few-shot files)",
+               a.tasks.size(), a.fewshot_data.size());
   for (const std::string& t : a.tasks) task_type(t);  // unknown names fail before loading
   const Device d = resolve_device(a.device, "--device");
   // Under mpirun the ranks split the model tensor-parallel: each scores every document with its
@@ -68,8 +94,10 @@ void run(EvalArgs& a) {
       if (!m.tokenizer) m.tokenizer = std::make_unique<Tokenizer>(std::move(given));
     }
     for (size_t i = 0; i < a.tasks.size(); i++)  // text tasks are read (and checked) up front
-      if (!(a.tasks[i] == "perplexity" && a.data[i].ends_with(".h5")))
+      if (!(a.tasks[i] == "perplexity" && a.data[i].ends_with(".h5"))) {
         tasks[i] = load_task(a.tasks[i], a.data[i], a.limit);
+        add_fewshot_examples(a, i, *tasks[i]);
+      }
   } catch (const UserError& e) {
     if (!parallel) throw;
     refused = e.what();
@@ -102,10 +130,10 @@ void run(EvalArgs& a) {
   }
 
   if (!report) return;
-  fmt::print("{:<18} {:>6}  {:<18} {:>12}  {}\n", "task", "docs", "metric", "value", "data");
+  fmt::print("{:<19} {:>6}  {:<19} {:>12}  {}\n", "task", "docs", "metric", "value", "data");
   for (const TaskResult& r : results)
     for (const auto& [name, value] : r.metrics)
-      fmt::print("{:<18} {:>6}  {:<18} {:>12.6f}  {}\n", r.task, r.docs, name, value, r.path);
+      fmt::print("{:<19} {:>6}  {:<19} {:>12.6f}  {}\n", r.task, r.docs, name, value, r.path);
   if (!a.output.empty()) {
     nlohmann::json j = {{"model", a.model}, {"results", nlohmann::json::array()}};
     for (const TaskResult& r : results) j["results"].push_back(r.to_json());
@@ -134,6 +162,17 @@ void add_eval(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--limit", a->limit, "Evaluate only the first N documents of each task")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--num-fewshot", a->num_fewshot,
+                  "Few-shot examples before each document, chosen as lm-eval chooses them "
+                  "(docs/evaluation.md)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--fewshot-data", a->fewshot_data,
+                  "Where each task's examples come from (repeatable, one per --task): the split "
+                  "lm-eval draws from, e.g. ARC's train (default: the task's own file, for the "
+                  "tasks whose examples come from it)");
+  cmd->add_option("--fewshot-seed", a->fewshot_seed,
+                  "Seed of the example sampler (lm-eval's --seed, fourth value)")
+      ->capture_default_str();
   cmd->add_option("--max-length", a->options.max_length,
                   "Tokens a request may use (default: the model's context)")
       ->check(CLI::PositiveNumber);

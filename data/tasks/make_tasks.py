@@ -403,6 +403,32 @@ def make_crows_pairs(rng, pool, n=60):
     return out
 
 
+# Eight of MMLU's 57 subjects, two from each of lm-eval's groups (stem, humanities, social
+# sciences, other).
+MMLU_SUBJECTS = ["abstract_algebra", "high_school_physics", "philosophy", "world_religions",
+                 "econometrics", "sociology", "marketing", "virology"]
+
+
+def make_mmlu(rng, pool, per_subject=6, dev_per_subject=5):
+    """cais/mmlu's layout ("all" config): question, subject, choices, answer (an index). The
+    test split and the dev split the few-shot examples come from (5 per subject, as MMLU's);
+    some questions end in a space, which lm-eval's prompt strips."""
+    n = per_subject + dev_per_subject
+    docs = rng.sample(pool, n * len(MMLU_SUBJECTS))
+    test, dev = [], []
+    for i, v in enumerate(docs):
+        gold = rng.randrange(4)
+        wrong = pick_distractors(rng, pool, [v["tail"]], 3, lambda x: x["tail"])
+        record = {
+            "question": v["head"] + (" " if i % 5 == 0 else ""),
+            "subject": MMLU_SUBJECTS[i // n],
+            "choices": wrong[:gold] + [v["tail"]] + wrong[gold:],
+            "answer": gold,
+        }
+        (test if i % n < per_subject else dev).append(record)
+    return {"mmlu_kjv.jsonl": test, "mmlu_dev_kjv.jsonl": dev}
+
+
 def make_wikitext(pool, per_doc=20):
     out = []
     for i in range(0, len(pool) - per_doc + 1, per_doc):
@@ -443,11 +469,13 @@ def main():
         "logiqa_kjv.jsonl": lambda rng: make_logiqa(rng, split_pool, by_ref),
         "truthfulqa_kjv.jsonl": lambda rng: make_truthfulqa(rng, split_pool),
         "crows_pairs_kjv.jsonl": lambda rng: make_crows_pairs(rng, tail),
+        "mmlu": lambda rng: make_mmlu(rng, split_pool),  # two files: test and dev
     }
     for i, (name, make) in enumerate(tasks.items()):
-        records = make(random.Random(SEED + i))
-        write_jsonl(args.out / name, records)
-        print(f"{name}: {len(records)} documents")
+        made = make(random.Random(SEED + i))
+        for name, records in (made if isinstance(made, dict) else {name: made}).items():
+            write_jsonl(args.out / name, records)
+            print(f"{name}: {len(records)} documents")
     print(f"held-out verses used: {len(tail)} ({ref(tail[0])} .. {ref(tail[-1])})")
 
 

@@ -3,7 +3,12 @@ trained here and exported to Hugging Face (f32); `lm_eval --model hf` loads each
 user would (transformers on the CPU) and runs lm-eval's own task definitions (its installed task
 YAMLs, pointed at the same local JSONL files of data/tasks), and `spectra eval` runs the model
 file on those files. The accuracies must be equal, the perplexities and every document's
-log-likelihoods (per choice, per rolling document) equal within 1e-4 relative."""
+log-likelihoods (per choice, per rolling document) equal within 1e-4 relative. MMLU runs as
+lm-eval runs it: one task per subject (its own YAML) under lm-eval's group layout.
+
+Few-shot contexts are compared with those lm-eval's own task objects build (the requests of
+`Task.build_all_requests` after `--num_fewshot N` and its default sampler seed), for N = 0, 1, 5:
+every context and continuation string identical."""
 import json
 import math
 import os
@@ -38,7 +43,10 @@ TASKS = [  # spectra task, data file, the lm-eval task YAML it stands for, the s
     ("crows_pairs_english", "crows_pairs_kjv", "crows_pairs/crows_pairs_english.yaml", "test"),
     ("multiple_choice", "generic_kjv", None, "test"),  # spectra's own format, described below
     ("perplexity", "wikitext_kjv", "wikitext/wikitext.yaml", "test"),
+    ("mmlu_continuation", "mmlu_kjv", None, "test"),  # a group of per-subject tasks, below
 ]
+MMLU_DEV = TASK_DIR / "mmlu_dev_kjv.jsonl"
+MMLU_GROUPS = ["stem", "other", "social sciences", "humanities"]
 GENERIC = """output_type: multiple_choice
 doc_to_text: context
 doc_to_target: gold
@@ -73,9 +81,47 @@ def models(tmp_path_factory):
     return out
 
 
+def mmlu_subjects():
+    """{subject: [its test records]} of the MMLU file, in file order."""
+    out = {}
+    for line in (TASK_DIR / "mmlu_kjv.jsonl").read_text().splitlines():
+        out.setdefault(json.loads(line)["subject"], []).append(line)
+    return out
+
+
+def write_mmlu_yamls(folder):
+    """lm-eval's mmlu_continuation for the subjects the file holds: each subject's own YAML on
+    its records (test, and dev for the few-shot examples), grouped as lm-eval's _mmlu.yaml groups
+    them (acc weighted by size). Returns {subject: its lm-eval group}."""
+    groups = {}
+    dev = [line for line in MMLU_DEV.read_text().splitlines()]
+    for subject, lines in mmlu_subjects().items():
+        subject_yaml = os.path.join(LMEVAL_TASKS, "mmlu", "continuation", f"mmlu_{subject}.yaml")
+        tag = next(l for l in open(subject_yaml) if l.startswith('"tag"')).split('"')[3]
+        groups[subject] = tag.replace("mmlu_", "").replace("_continuation", "").replace("_", " ")
+        test_file, dev_file = folder / f"mmlu_{subject}.jsonl", folder / f"mmlu_{subject}_dev.jsonl"
+        test_file.write_text("\n".join(lines) + "\n")
+        dev_file.write_text("\n".join(l for l in dev if json.loads(l)["subject"] == subject) + "\n")
+        (folder / f"mmlu_kjv_{subject}.yaml").write_text(
+            f"include: {subject_yaml}\ntag: []\ntask: mmlu_kjv_{subject}\ndataset_path: json\n"
+            f"dataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {test_file}\n"
+            f"    dev: {dev_file}\n")
+    text = "group: mmlu_continuation_kjv\ntask:\n"
+    for g in MMLU_GROUPS:
+        text += f"  - group: kjv_{g.replace(' ', '_')}\n    task:\n"
+        text += "".join(f"      - mmlu_kjv_{s}\n" for s in groups if groups[s] == g)
+        text += "    aggregate_metric_list:\n      - metric: acc\n        weight_by_size: True\n"
+    text += "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: True\n"
+    (folder / "mmlu_continuation_kjv.yaml").write_text(text)
+    return groups
+
+
 def write_task_yamls(folder):
     """One lm-eval task per TASKS row, named `<spectra task>_kjv`, reading the local JSONL."""
+    write_mmlu_yamls(folder)
     for task, data, yaml, split in TASKS:
+        if task == "mmlu_continuation":
+            continue
         splits = {s: (s if s == split else None) for s in ("training", "validation", "test")}
         text = "".join([
             f"include: {os.path.join(LMEVAL_TASKS, yaml)}\ntag: []\n" if yaml else GENERIC,
@@ -89,11 +135,18 @@ def write_task_yamls(folder):
 def spectra_eval(model, out):
     args = [a for task, data, *_ in TASKS
             for a in ("--task", task, "--data", f"{TASK_DIR / data}.jsonl")]
+    return spectra_eval_args(model, out, args)
+
+
+def spectra_eval_args(model, out, args):
     code, _, err = run_spectra("eval", model, *args, "--batch", "8", "-o", out / "spectra.json",
                                "--samples", out / "spectra.jsonl", "--no-progress")
     assert code == 0, err
     results = json.loads((out / "spectra.json").read_text())["results"]
-    results = {r["task"]: r["metrics"] for r in results}
+    results = {r["task"]: dict(r["metrics"], **{f"{s}/{k}": v
+                                                for s, m in r.get("subtasks", {}).items()
+                                                for k, v in m.items() if k != "docs"})
+               for r in results}
     samples = {}
     for line in (out / "spectra.jsonl").read_text().splitlines():
         s = json.loads(line)
@@ -109,7 +162,7 @@ def lmeval_run(hf_dir, task_dir, out):
     logits[:, :len(cont)]), so a request whose text also ends another task's request gets a wrong
     log-likelihood (here: winogrande and multiple_choice share verses). One thread: this tiny model
     gains nothing from more, and busy cores make torch's spinning threads 30x slower."""
-    tasks = ",".join(f"{t[0]}_kjv" for t in TASKS)
+    tasks = ",".join(f"{t[0]}_kjv" for t in TASKS)  # mmlu_continuation_kjv: the group
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(out / "datasets"))
     model_args = f"pretrained={hf_dir},dtype=float32,logits_cache=False"
@@ -121,12 +174,31 @@ def lmeval_run(hf_dir, task_dir, out):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     (results_file,) = (out / "lm_eval").glob("*/results_*.json")
     lm = json.loads(results_file.read_text())["results"]
-    results = {t: {k.split(",")[0]: v for k, v in lm[f"{t}_kjv"].items()
-                   if k.endswith(",none") and "_stderr" not in k} for t, *_ in TASKS}
+
+    def metrics(name):
+        return {k.split(",")[0]: v for k, v in lm[name].items()
+                if k.endswith(",none") and "_stderr" not in k}
+
+    results = {t: metrics(f"{t}_kjv") for t, *_ in TASKS}
     samples = {}
     for t, *_ in TASKS:
+        if t == "mmlu_continuation":
+            continue
         (f,) = (out / "lm_eval").glob(f"*/samples_{t}_kjv_*.jsonl")
         samples[t] = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
+    # MMLU: the group's acc, each lm-eval group's as acc_<group>, each subject's as subject/acc;
+    # the documents numbered through the whole file as spectra numbers them (subject by subject).
+    mmlu = {"acc": results["mmlu_continuation"]["acc"]}
+    for g in (g.replace(" ", "_") for g in MMLU_GROUPS):  # a group in a group: parent::child
+        mmlu[f"acc_{g}"] = metrics(f"mmlu_continuation_kjv::kjv_{g}")["acc"]
+    samples["mmlu_continuation"] = {}
+    for subject, lines in mmlu_subjects().items():
+        mmlu.update({f"{subject}/{k}": v for k, v in metrics(f"mmlu_kjv_{subject}").items()})
+        (f,) = (out / "lm_eval").glob(f"*/samples_mmlu_kjv_{subject}_*.jsonl")
+        first = len(samples["mmlu_continuation"])
+        for s in map(json.loads, f.read_text().splitlines()):
+            samples["mmlu_continuation"][first + s["doc_id"]] = s
+    results["mmlu_continuation"] = mmlu
     return results, samples
 
 
@@ -164,7 +236,8 @@ def test_spectra_eval_reports_what_lm_eval_reports(models, kind, tmp_path):
         assert theirs[task] and set(theirs[task]) <= set(ours[task]), (task, theirs[task])
         for metric, want in theirs[task].items():
             got = ours[task][metric]
-            if not (got == want if metric.startswith("acc") else close(got, want)):
+            exact = metric.split("/")[-1].startswith("acc")
+            if not (got == want if exact else close(got, want)):
                 bad.append(f"{task} {metric}: spectra {got!r}, lm-eval {want!r}")
         assert sorted(our_docs[task]) == sorted(their_docs[task]), task
         for doc, lm_doc in their_docs[task].items():
@@ -186,3 +259,78 @@ def test_the_documents_exercise_scoring(models, tmp_path):
             assert all(len(set(d["loglikelihoods"])) > 1 for d in docs[task].values()), task
     assert len({d["loglikelihood"] for d in docs["lambada"].values()}) == len(docs["lambada"])
     assert min(d["tokens"] for d in docs["perplexity"].values()) > 2 * context
+
+
+FEWSHOT_SCRIPT = """
+import json, sys
+from lm_eval.tasks import TaskManager, get_task_dict
+folder, shots, names = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+out = {}
+for name, task in get_task_dict(names, TaskManager(include_path=folder)).items():
+    if task.get_config("num_fewshot") != 0:  # as lm-eval's evaluator: a configured 0 stays 0
+        task.set_config(key="num_fewshot", value=shots)
+    task.set_fewshot_seed(seed=1234)  # lm-eval's default --seed 0,1234,1234,1234
+    task.build_all_requests(rank=0, world_size=1)
+    docs = {}
+    for inst in sorted(task.instances, key=lambda i: (i.doc_id, i.idx)):
+        docs.setdefault(inst.doc_id, []).append(list(inst.arguments))
+    out[name] = docs
+print(json.dumps(out))
+"""
+
+
+def write_fewshot_yamls(folder):
+    """Every task with lm-eval's own split configuration, each split it may name reading the
+    task's file, so its examples come from where that configuration takes them (the training
+    split, or the evaluated one where the dataset has none; MMLU: the subject's dev split)."""
+    write_mmlu_yamls(folder)
+    for task, data, yaml, _ in TASKS:
+        if task in ("mmlu_continuation", "perplexity"):
+            continue
+        path = f"{TASK_DIR / data}.jsonl"
+        (folder / f"{task}_kjv.yaml").write_text("".join([
+            f"include: {os.path.join(LMEVAL_TASKS, yaml)}\ntag: []\n" if yaml
+            else GENERIC + "test_split: test\n",
+            f"task: {task}_kjv\ndataset_path: json\ndataset_name: null\n",
+            "dataset_kwargs:\n  data_files:\n",
+            *(f"    {split}: {path}\n" for split in ("train", "validation", "test"))]))
+
+
+@pytest.mark.parametrize("shots", [0, 1, 5])
+def test_fewshot_contexts_are_lm_evals(models, shots, tmp_path):
+    model, _ = models["floatlm"]
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir()
+    write_fewshot_yamls(task_dir)
+    tasks = [(t, f"{TASK_DIR / d}.jsonl") for t, d, *_ in TASKS if t != "perplexity"]
+    args = ["--num-fewshot", str(shots)]
+    for task, path in tasks:
+        pool = MMLU_DEV if task == "mmlu_continuation" else path
+        args += ["--task", task, "--data", path, "--fewshot-data", pool]
+    _, ours = spectra_eval_args(model, tmp_path, args)
+
+    subjects = mmlu_subjects()
+    names = [f"{t}_kjv" for t, _ in tasks if t != "mmlu_continuation"]
+    names += [f"mmlu_kjv_{s}" for s in subjects]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               HF_DATASETS_CACHE=str(tmp_path / "datasets"))
+    p = subprocess.run([sys.executable, "-c", FEWSHOT_SCRIPT, str(task_dir), str(shots),
+                        ",".join(names)], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-5000:]
+    theirs = json.loads(p.stdout.splitlines()[-1])
+    for subject, lines in subjects.items():  # numbered through the file, as spectra numbers them
+        first = len(theirs.setdefault("mmlu_continuation_kjv", {}))
+        for doc, requests in theirs.pop(f"mmlu_kjv_{subject}").items():
+            theirs["mmlu_continuation_kjv"][str(first + int(doc))] = requests
+
+    compared, bad = 0, []
+    for task, _ in tasks:
+        lm = theirs[f"{task}_kjv"]
+        assert sorted(map(int, lm)) == sorted(ours[task]), task
+        for doc, requests in lm.items():
+            compared += 1
+            if ours[task][int(doc)]["arguments"] != requests:
+                bad.append(f"{task} doc {doc}:\n  spectra {ours[task][int(doc)]['arguments']!r}"
+                           f"\n  lm-eval {requests!r}")
+    print(f"{shots}-shot: {compared} documents' contexts compared")
+    assert not bad, f"{len(bad)} of {compared} documents differ:\n" + "\n".join(bad[:5])
