@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "data/loader.h"
 #include "data/utf8.h"
+#include "eval/generate_until.h"
 #include "eval/loglikelihood.h"
 
 namespace spectra {
@@ -72,6 +73,7 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
         "{}: task '{}' reads text, and the model is byte-level (it holds no tokenizer); "
         "evaluate a model trained on tokenized data",
         task.path, task.name);
+  if (task.type == TaskType::generate_until) return evaluate_generation(model, *tokenizer, task, o);
   Stopwatch clock;
   const int rank = o.group ? o.group->rank() : 0, ranks = o.group ? o.group->size() : 1;
   const int32_t prefix = prefix_token(*tokenizer);

@@ -7,6 +7,8 @@
 //   (lambada)         perplexity exp(-mean over documents of the target's ll)
 //   perplexity        token_perplexity, word_perplexity, byte_perplexity: exp(-Σll / Σcount);
 //   (text)            bits_per_byte = -Σll / Σbytes / ln 2 (words: Python's re.split(r"\s+"))
+//   generate_until    exact_match: mean of [the cut, stripped continuation equals an answer]
+//   (triviaqa)        (eval/generate_until.h)
 //   mmlu_continuation acc over all documents and per lm-eval group (acc_stem, acc_other,
 //                     acc_social_sciences, acc_humanities: weighted by size = over their
 //                     documents); per subject acc and acc_norm in TaskResult::subtasks
@@ -31,10 +33,11 @@
 namespace spectra {
 
 struct EvalOptions {
-  int64_t batch = 8;       // sequences per forward pass
-  int64_t max_length = 0;  // tokens a request may use (0: the model's context)
-  bool progress = true;    // a progress line on stderr
-  bool samples = false;    // keep each document's scores (TaskResult::samples)
+  int64_t batch = 8;           // sequences per forward pass
+  int64_t max_length = 0;      // tokens a request may use (0: the model's context)
+  int64_t max_gen_toks = 256;  // generate_until: new tokens at most (lm-eval's default)
+  bool progress = true;        // a progress line on stderr
+  bool samples = false;        // keep each document's scores (TaskResult::samples)
   // Token files: window length (0: the recipe's train.seq_len) and which windows.
   int64_t seq_len = 0;
   bool val_split = true;  // the held-out tail only (else every window)

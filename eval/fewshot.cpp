@@ -16,8 +16,8 @@ FewshotSource fewshot_source(const std::string& task) {
     return {"test", true, false, false, false};
   // No test split in lm-eval's configuration (validation is evaluated): fewshot_split and
   // test_split are both null, equal, so the document itself is drawn around.
-  const bool drops =
-      task == "hellaswag" || task == "piqa" || task == "winogrande" || task == "boolq";
+  const bool drops = task == "hellaswag" || task == "piqa" || task == "winogrande" ||
+                     task == "boolq" || task == "triviaqa";
   return {"train", false, drops, false, false};
 }
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "autograd/var.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "layers/kv_cache.h"
 
@@ -52,6 +53,21 @@ struct Sequence {
 std::vector<std::string> generate(
     const LM& model, const Tokenizer* tokenizer, const std::vector<std::string>& prompts,
     const SampleOptions& opts, const std::function<void(size_t, const GeneratedToken&)>& on_token) {
+  std::vector<std::vector<int32_t>> ids(prompts.size());
+  for (size_t i = 0; i < prompts.size(); i++) {
+    const std::string p = prompts[i].empty() ? "\n" : prompts[i];
+    if (tokenizer)
+      ids[i] = tokenizer->encode(p);
+    else
+      for (unsigned char c : p) ids[i].push_back(c);
+    if (ids[i].empty()) ids[i] = tokenizer ? tokenizer->encode("\n") : std::vector<int32_t>{'\n'};
+  }
+  return generate(model, tokenizer, ids, opts, on_token);
+}
+
+std::vector<std::string> generate(
+    const LM& model, const Tokenizer* tokenizer, const std::vector<std::vector<int32_t>>& prompts,
+    const SampleOptions& opts, const std::function<void(size_t, const GeneratedToken&)>& on_token) {
   ag::NoGradGuard no_grad;
   const ModelConfig& cfg = model.config();
   // Only ids that decode (the model's vocabulary may be padded beyond the tokenizer's).
@@ -65,12 +81,8 @@ std::vector<std::string> generate(
     std::vector<Sequence> seqs(count);
     for (size_t i = 0; i < count; i++) {
       Sequence& s = seqs[i];
-      const std::string& p = prompts[first + i];
-      if (tokenizer)
-        s.ids = tokenizer->encode(p.empty() ? "\n" : p);
-      else
-        for (unsigned char c : (p.empty() ? std::string("\n") : p)) s.ids.push_back(c);
-      if (s.ids.empty()) s.ids = tokenizer ? tokenizer->encode("\n") : std::vector<int32_t>{'\n'};
+      s.ids = prompts[first + i];
+      SPECTRA_CHECK(!s.ids.empty(), "generate: prompt {} has no tokens", first + i);
       // Independent Philox streams per prompt; prompt 0's is the single-prompt stream.
       s.rng = Rng{opts.seed + uint64_t(first + i) * 0x9E3779B97F4A7C15ull, 0};
     }
@@ -136,6 +148,11 @@ std::vector<std::string> generate(
             tokenizer ? tokenizer->decode_bytes({next}) : std::string(1, char(next));
         s.out += piece;
         if (on_token) on_token(first + active[j], {next, piece, log_softmax_at(row, size_t(next))});
+        for (const std::string& stop : opts.stop)  // only the newest bytes can complete one
+          if (!stop.empty() &&
+              s.out.find(stop, s.out.size() - std::min(s.out.size(), piece.size() + stop.size())) !=
+                  std::string::npos)
+            s.done = true;
       }
     }
     for (size_t i = 0; i < count; i++) results[first + i] = std::move(seqs[i].out);

@@ -26,6 +26,8 @@ struct SampleOptions {
   uint64_t seed = 1;         // prompt i draws from stream (seed, i): batching does not matter
   bool cache = true;         // false: rerun the whole window for every token (the reference)
   int64_t batch = 8;         // prompts generated together
+  // A prompt also ends once its continuation's bytes contain one of these (lm-eval's `until`).
+  std::vector<std::string> stop;
 };
 
 struct GeneratedToken {
@@ -39,6 +41,12 @@ struct GeneratedToken {
 // on_token(prompt index, token) with each new token if given. `tokenizer` null: byte-level.
 std::vector<std::string> generate(
     const LM& model, const Tokenizer* tokenizer, const std::vector<std::string>& prompts,
+    const SampleOptions& opts,
+    const std::function<void(size_t, const GeneratedToken&)>& on_token = {});
+
+// The same from prompts already tokenized (each non-empty).
+std::vector<std::string> generate(
+    const LM& model, const Tokenizer* tokenizer, const std::vector<std::vector<int32_t>>& prompts,
     const SampleOptions& opts,
     const std::function<void(size_t, const GeneratedToken&)>& on_token = {});
 

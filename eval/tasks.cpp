@@ -198,6 +198,16 @@ TaskDoc read_doc(const std::string& task, const Record& r) {
     for (auto& request : d.requests) request.first = d.description + request.first;
     return d;
   }
+  if (task == "triviaqa") {  // the answers are every alias; an example shows the first
+    const json& a = r.field("answer");
+    if (!a.is_object() || !a.contains("aliases"))
+      r.fail("field \"answer\" is not an object with \"aliases\"");
+    const std::string context = "Question: " + r.str("question") + "?\nAnswer:";
+    TaskDoc d{r.line, {{context, ""}}, 0, {}};
+    d.answers = r.strings(a["aliases"], "answer.aliases");
+    d.example = context + " " + d.answers[0];
+    return d;
+  }
   if (task == "crows_pairs_english")  // no context, no delimiter: each sentence whole
     return TaskDoc{r.line, {{"", r.str("sent_more")}, {"", r.str("sent_less")}}, 0, {}};
   // perplexity over JSONL documents: wikitext_document_level's "page", or "text".
@@ -299,6 +309,7 @@ TaskType task_type(const std::string& name) {
   if (name == "perplexity") return TaskType::perplexity;
   if (name == "lambada" || name == "lambada_openai") return TaskType::loglikelihood;
   if (name == "crows_pairs_english") return TaskType::pair_difference;
+  if (name == "triviaqa") return TaskType::generate_until;
   if (std::find(task_names().begin(), task_names().end(), name) == task_names().end())
     user_error("unknown task '{}' (known: {})", name, fmt::join(task_names(), ", "));
   return TaskType::multiple_choice;
@@ -308,7 +319,8 @@ Task load_task(const std::string& name, const std::string& path, int64_t limit) 
   // lm-eval reports acc_norm for every multiple-choice task but these (MMLU: per subject only).
   const bool acc_norm = name != "winogrande" && name != "boolq" && name != "truthfulqa_mc1" &&
                         name != "mmlu_continuation";
-  Task t{name, path, task_type(name), acc_norm, {}};
+  Task t{name, path, task_type(name), acc_norm, {}, {}};
+  if (name == "triviaqa") t.until = {"\n", ".", ","};
   const bool jsonl = path.ends_with(".jsonl");
   if (t.type == TaskType::perplexity && !jsonl) {  // a whole text file is one document
     t.docs.push_back(TaskDoc{1, {{read_text_file(path), ""}}, 0, {}});
@@ -364,6 +376,43 @@ std::string py_capitalize(const std::string& s) {
     const char32_t c = utf8::decode(s, i);
     utf8::append(out, char32_t(first ? utf8proc_totitle(utf8proc_int32_t(c))
                                      : utf8proc_tolower(utf8proc_int32_t(c))));
+  }
+  return out;
+}
+
+// str.lower() on UTF-8: the simple lower-case mapping, except U+0130 (İ → i + U+0307, the one
+// unconditional special casing) and Σ, which becomes ς at the end of a word: after a cased
+// letter and not before one (case-ignorable characters skipped either way).
+std::string py_lower(const std::string& s) {
+  std::vector<char32_t> cps;
+  for (size_t i = 0; i < s.size();) cps.push_back(utf8::decode(s, i));
+  auto cased = [](char32_t c) {
+    const auto cat = utf8proc_category(utf8proc_int32_t(c));
+    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+           cat == UTF8PROC_CATEGORY_LT;
+  };
+  auto ignorable = [](char32_t c) {
+    const auto cat = utf8proc_category(utf8proc_int32_t(c));
+    return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_ME ||
+           cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_LM ||
+           cat == UTF8PROC_CATEGORY_SK || c == U'\'' || c == U'.' || c == U':' || c == 0xB7 ||
+           c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027;
+  };
+  std::string out;
+  for (size_t i = 0; i < cps.size(); i++) {
+    const char32_t c = cps[i];
+    if (c == 0x130) {
+      out += "i\u0307";
+    } else if (c == 0x3A3) {
+      size_t before = i, after = i + 1;
+      while (before > 0 && ignorable(cps[before - 1])) before--;
+      while (after < cps.size() && ignorable(cps[after])) after++;
+      const bool final =
+          before > 0 && cased(cps[before - 1]) && !(after < cps.size() && cased(cps[after]));
+      utf8::append(out, final ? char32_t(0x3C2) : char32_t(0x3C3));
+    } else {
+      utf8::append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(c))));
+    }
   }
   return out;
 }

@@ -11,6 +11,9 @@
 //                     (docs/evaluation.md)
 //   crows_pairs_english  {"sent_more", "sent_less"}: each sentence scored whole (empty context),
 //                     likelihood_diff = |ll_more − ll_less|, pct_stereotype = ll_more > ll_less
+//   triviaqa          mandarjoshi/trivia_qa rc.nocontext {"question", "answer": {"aliases"}}:
+//                     "Question: " + question + "?\nAnswer:", greedy until "\n", "." or ",";
+//                     exact_match against any alias (case and ASCII punctuation ignored)
 //   mmlu_continuation  cais/mmlu's records {"question", "subject", "choices", "answer"} (any mix
 //                     of its 57 subjects): "Question: ...\nAnswer:" after the subject's
 //                     description, the choices as continuations; acc per subject, per lm-eval
@@ -30,7 +33,15 @@ namespace spectra {
 
 // pair_difference: two requests per document (CrowS-Pairs' sentence pair), scored by how far
 // apart their log-likelihoods are and which is the larger.
-enum class TaskType : uint8_t { perplexity, loglikelihood, multiple_choice, pair_difference };
+// generate_until: a greedy continuation, cut at the task's stop strings and compared with the
+// document's answers (TriviaQA).
+enum class TaskType : uint8_t {
+  perplexity,
+  loglikelihood,
+  multiple_choice,
+  pair_difference,
+  generate_until
+};
 
 // One document as text requests.
 struct TaskDoc {
@@ -46,12 +57,14 @@ struct TaskDoc {
   std::string description;  // what every context starts with (MMLU's subject line) or ""
   std::string subject;      // MMLU's subject, "" elsewhere
   std::string record;       // the JSON record (compact dump): lm-eval tells documents apart by it
+  std::vector<std::string> answers;  // generate_until: every accepted answer (TriviaQA's aliases)
 };
 
 struct Task {
   std::string name, path;
   TaskType type = TaskType::multiple_choice;
   bool acc_norm = true;  // lm-eval reports acc_norm (not for winogrande, boolq, truthfulqa_mc1)
+  std::vector<std::string> until;  // generate_until: the stop strings
   std::vector<TaskDoc> docs;
 };
 
@@ -74,6 +87,7 @@ bool python_space(char32_t c);
 // capitalize() (first character title case, the rest lower case), and hellaswag's preprocess.
 std::string py_strip(const std::string& s, bool left = true, bool right = true);
 std::string py_capitalize(const std::string& s);
+std::string py_lower(const std::string& s);  // str.lower(): full case mapping, final sigma
 std::string hellaswag_preprocess(const std::string& s);
 
 }  // namespace spectra

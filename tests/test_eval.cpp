@@ -16,6 +16,7 @@
 #include "data/token_file.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
+#include "eval/generate_until.h"
 #include "eval/loglikelihood.h"
 #include "layers/kv_cache.h"
 #include "tests/run_command.h"
@@ -71,7 +72,34 @@ TEST(Eval, PythonStringHelpers) {
   EXPECT_EQ(py_capitalize("hELLO wORLD"), "Hello world");
   EXPECT_EQ(py_capitalize("élan"), "Élan");
   EXPECT_EQ(hellaswag_preprocess(" A [title] B [step] C   D "), "A. B C  D");
-  EXPECT_EQ(hellaswag_preprocess("a [x\ny] b"), "a [x\ny] b");  // '.' stops at a newline
+  EXPECT_EQ(hellaswag_preprocess("a [x\ny] b"), "a [x\ny] b");          // '.' stops at a newline
+  EXPECT_EQ(py_lower("ÉLAN İ ΟΔΟΣ Σ ΣΑ."), "élan i\u0307 οδος σ σα.");  // final sigma, İ
+}
+
+// lm-eval's exact_match (ignore_case, ignore_punctuation) through numpy; each expectation was
+// printed by numpy 2.4 running lm-eval's exact_match_hf_evaluate on the same strings.
+TEST(Eval, ExactMatchNormalizesAsLmEval) {
+  struct Case {
+    std::string prediction;
+    std::vector<std::string> answers;
+    bool match;
+  };
+  const std::vector<Case> cases = {
+      {"The LORD", {"the lord"}, true},
+      {"the Lord.", {"(The LORD)"}, true},
+      {"the lord ", {"the lord"}, false},  // spaces count (the filter strips before)
+      {"Élan", {"élan"}, true},
+      {"ΟΔΟΣ", {"οδος"}, true},  // final sigma
+      {"ΟΔΟΣ", {"οδοσ"}, false},
+      {"İstanbul", {"i\u0307stanbul"}, false},  // lower() grows; numpy cuts to the item size
+      {"İ", {"i\u0307"}, false},
+      {"ab", {"a-b", "x"}, true},
+      {"", {""}, true},
+      {"a\u2019b", {"a'b"}, false},  // only ASCII punctuation goes
+      {"dog's", {"dogs"}, true},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(exact_match(c.prediction, c.answers), c.match) << c.prediction;
 }
 
 // A tiny random model; init_std large enough that greedy choices are far from ties.
@@ -265,6 +293,10 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
        " --num-fewshot 6 --fewshot-data " + tasks + "mmlu_dev_kjv.jsonl"},
       {"arc_easy", tasks + "arc_kjv.jsonl",
        "task 'arc_easy' takes its examples from the dataset's train split", " --num-fewshot 1"},
+      {"triviaqa", write("trivia.jsonl", R"({"question": "q", "answer": {"value": "a"}})"),
+       "trivia.jsonl:1: field \"answer\" is not an object with \"aliases\""},
+      {"triviaqa", tasks + "triviaqa_kjv.jsonl", "--max-gen-toks 100000 leaves no room",
+       " --max-gen-toks 100000"},
       {"arc_easy", tasks + "arc_kjv.jsonl", "one --fewshot-data FILE per --task (1 tasks, 2",
        " --num-fewshot 1 --fewshot-data a.jsonl --fewshot-data b.jsonl"},
   };

@@ -176,6 +176,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--max-length", a->options.max_length,
                   "Tokens a request may use (default: the model's context)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-gen-toks", a->options.max_gen_toks,
+                  "Generative tasks (triviaqa): new tokens at most per document")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--seq-len", a->options.seq_len,
                   "Token files: window length (default: the recipe's train.seq_len)")
       ->check(CLI::PositiveNumber);

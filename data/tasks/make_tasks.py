@@ -429,6 +429,38 @@ def make_mmlu(rng, pool, per_subject=6, dev_per_subject=5):
     return {"mmlu_kjv.jsonl": test, "mmlu_dev_kjv.jsonl": dev}
 
 
+def make_triviaqa(rng, pool, n=60):
+    """TriviaQA's rc.nocontext layout: the first part of a verse (its clause mark dropped: the
+    prompt adds "?") as the question; the answer the next words of the verse, up to the next
+    clause mark, with aliases that differ from it in case and punctuation only (so exact match
+    has to normalize as lm-eval does); no evidence documents, as in rc.nocontext."""
+    out = []
+    for i, v in enumerate(rng.sample(pool, n)):
+        value = re.split(r"[,.;:?!]", v["tail"])[0].strip() or v["tail"]
+        aliases = [value, value.lower(), value.upper() + ".", "(" + value + ")"]
+        out.append(
+            {
+                "question": strip_end_punct(v["head"]),
+                "question_id": f"kjv_{i}",
+                "question_source": "data/corpus/kjv.txt.gz",
+                "entity_pages": {"doc_source": [], "filename": [], "title": [],
+                                 "wiki_context": []},
+                "search_results": {"description": [], "filename": [], "rank": [], "title": [],
+                                   "url": [], "search_context": []},
+                "answer": {
+                    "aliases": aliases,
+                    "normalized_aliases": sorted({a.lower().strip("().") for a in aliases}),
+                    "matched_wiki_entity_name": "",
+                    "normalized_matched_wiki_entity_name": "",
+                    "normalized_value": value.lower(),
+                    "type": "FreeForm",
+                    "value": value,
+                },
+            }
+        )
+    return out
+
+
 def make_wikitext(pool, per_doc=20):
     out = []
     for i in range(0, len(pool) - per_doc + 1, per_doc):
@@ -470,6 +502,7 @@ def main():
         "truthfulqa_kjv.jsonl": lambda rng: make_truthfulqa(rng, split_pool),
         "crows_pairs_kjv.jsonl": lambda rng: make_crows_pairs(rng, tail),
         "mmlu": lambda rng: make_mmlu(rng, split_pool),  # two files: test and dev
+        "triviaqa_kjv.jsonl": lambda rng: make_triviaqa(rng, split_pool),
     }
     for i, (name, make) in enumerate(tasks.items()):
         made = make(random.Random(SEED + i))

@@ -8,7 +8,8 @@ lm-eval runs it: one task per subject (its own YAML) under lm-eval's group layou
 
 Few-shot contexts are compared with those lm-eval's own task objects build (the requests of
 `Task.build_all_requests` after `--num_fewshot N` and its default sampler seed), for N = 0, 1, 5:
-every context and continuation string identical."""
+every context and continuation string identical. TriviaQA's generations (greedy, cut at its stop
+strings) must be lm-eval's character for character, and its exact matches equal."""
 import json
 import math
 import os
@@ -45,6 +46,11 @@ TASKS = [  # spectra task, data file, the lm-eval task YAML it stands for, the s
     ("perplexity", "wikitext_kjv", "wikitext/wikitext.yaml", "test"),
     ("mmlu_continuation", "mmlu_kjv", None, "test"),  # a group of per-subject tasks, below
 ]
+# The generative task runs on its own: lm-eval's HF backend asserts max_gen_toks (default 256) <
+# the model's length (here 256), and pads a batch's prompts so that a shorter one may generate
+# more; spectra does what lm-eval does at batch size 1 with --gen_kwargs max_gen_toks=32.
+TRIVIAQA = ("triviaqa", "triviaqa_kjv", "triviaqa/default.yaml", "validation")
+MAX_GEN_TOKS = 32
 MMLU_DEV = TASK_DIR / "mmlu_dev_kjv.jsonl"
 MMLU_GROUPS = ["stem", "other", "social sciences", "humanities"]
 GENERIC = """output_type: multiple_choice
@@ -119,7 +125,7 @@ def write_mmlu_yamls(folder):
 def write_task_yamls(folder):
     """One lm-eval task per TASKS row, named `<spectra task>_kjv`, reading the local JSONL."""
     write_mmlu_yamls(folder)
-    for task, data, yaml, split in TASKS:
+    for task, data, yaml, split in TASKS + [TRIVIAQA]:
         if task == "mmlu_continuation":
             continue
         splits = {s: (s if s == split else None) for s in ("training", "validation", "test")}
@@ -154,24 +160,30 @@ def spectra_eval_args(model, out, args):
     return results, samples
 
 
+def lm_eval_cli(hf_dir, task_dir, out, tasks, *extra):
+    """`lm_eval run` as a user runs it on the export; returns its output folder. One thread: this
+    tiny model gains nothing from more, and busy cores make torch's spinning threads 30x
+    slower."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(out / "datasets"))
+    model_args = f"pretrained={hf_dir},dtype=float32,logits_cache=False"
+    args = ["--model", "hf", "--model_args", model_args, "--device", "cpu", "--tasks", tasks,
+            "--include_path", task_dir, "--log_samples", "--output_path", out / "lm_eval", *extra]
+    p = subprocess.run([sys.executable, "-m", "lm_eval", "run", *map(str, args)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    return out / "lm_eval"
+
+
 def lmeval_run(hf_dir, task_dir, out):
     """lm_eval on all tasks at once. logits_cache=False: lm-eval 0.4.13 groups the requests whose
     context + continuation[:-1] tokens coincide (Collator group_by="contexts"), runs the one with
     the longest continuation and scores the others' shorter continuations on the *first* positions
     of its continuation logits rather than the last (HFLM._loglikelihood_tokens gathers from
     logits[:, :len(cont)]), so a request whose text also ends another task's request gets a wrong
-    log-likelihood (here: winogrande and multiple_choice share verses). One thread: this tiny model
-    gains nothing from more, and busy cores make torch's spinning threads 30x slower."""
+    log-likelihood (here: winogrande and multiple_choice share verses)."""
     tasks = ",".join(f"{t[0]}_kjv" for t in TASKS)  # mmlu_continuation_kjv: the group
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(out / "datasets"))
-    model_args = f"pretrained={hf_dir},dtype=float32,logits_cache=False"
-    args = ["--model", "hf", "--model_args", model_args, "--device", "cpu", "--batch_size", "8",
-            "--tasks", tasks, "--include_path", task_dir, "--log_samples", "--output_path",
-            out / "lm_eval"]
-    p = subprocess.run([sys.executable, "-m", "lm_eval", "run", *map(str, args)],
-                       capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    lm_eval_cli(hf_dir, task_dir, out, tasks, "--batch_size", "8")
     (results_file,) = (out / "lm_eval").glob("*/results_*.json")
     lm = json.loads(results_file.read_text())["results"]
 
@@ -284,7 +296,7 @@ def write_fewshot_yamls(folder):
     task's file, so its examples come from where that configuration takes them (the training
     split, or the evaluated one where the dataset has none; MMLU: the subject's dev split)."""
     write_mmlu_yamls(folder)
-    for task, data, yaml, _ in TASKS:
+    for task, data, yaml, _ in TASKS + [TRIVIAQA]:
         if task in ("mmlu_continuation", "perplexity"):
             continue
         path = f"{TASK_DIR / data}.jsonl"
@@ -302,8 +314,8 @@ def test_fewshot_contexts_are_lm_evals(models, shots, tmp_path):
     task_dir = tmp_path / "tasks"
     task_dir.mkdir()
     write_fewshot_yamls(task_dir)
-    tasks = [(t, f"{TASK_DIR / d}.jsonl") for t, d, *_ in TASKS if t != "perplexity"]
-    args = ["--num-fewshot", str(shots)]
+    tasks = [(t, f"{TASK_DIR / d}.jsonl") for t, d, *_ in TASKS + [TRIVIAQA] if t != "perplexity"]
+    args = ["--num-fewshot", str(shots), "--max-gen-toks", "1"]
     for task, path in tasks:
         pool = MMLU_DEV if task == "mmlu_continuation" else path
         args += ["--task", task, "--data", path, "--fewshot-data", pool]
@@ -329,8 +341,45 @@ def test_fewshot_contexts_are_lm_evals(models, shots, tmp_path):
         assert sorted(map(int, lm)) == sorted(ours[task]), task
         for doc, requests in lm.items():
             compared += 1
+            if task == "triviaqa":  # (context, generation kwargs): the contexts are compared
+                requests = [[context, ""] for context, _ in requests]
             if ours[task][int(doc)]["arguments"] != requests:
                 bad.append(f"{task} doc {doc}:\n  spectra {ours[task][int(doc)]['arguments']!r}"
                            f"\n  lm-eval {requests!r}")
     print(f"{shots}-shot: {compared} documents' contexts compared")
     assert not bad, f"{len(bad)} of {compared} documents differ:\n" + "\n".join(bad[:5])
+
+
+@pytest.mark.parametrize("kind", ["floatlm", "trilm"])
+def test_triviaqa_generates_what_lm_eval_generates(models, kind, tmp_path):
+    model, hf_dir = models[kind]
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir()
+    write_task_yamls(task_dir)
+    path = f"{TASK_DIR / TRIVIAQA[1]}.jsonl"
+    ours, our_docs = spectra_eval_args(model, tmp_path, [
+        "--task", "triviaqa", "--data", path, "--max-gen-toks", str(MAX_GEN_TOKS)])
+    out = lm_eval_cli(hf_dir, task_dir, tmp_path, "triviaqa_kjv", "--batch_size", "1",
+                      "--gen_kwargs", f"max_gen_toks={MAX_GEN_TOKS}")
+    (results_file,) = out.glob("*/results_*.json")
+    theirs = json.loads(results_file.read_text())["results"]["triviaqa_kjv"]
+    (f,) = out.glob("*/samples_triviaqa_kjv_*.jsonl")
+    their_docs = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
+    assert sorted(their_docs) == sorted(our_docs["triviaqa"])
+    bad = []
+    for doc, lm in their_docs.items():
+        mine = our_docs["triviaqa"][doc]
+        got = (mine["generation"], mine["answer"], mine["exact_match"])
+        want = (lm["resps"][0][0], lm["filtered_resps"][0], lm["exact_match"])
+        if got != want:
+            bad.append(f"doc {doc}: spectra {got!r}, lm-eval {want!r}")
+    generations = [d["generation"] for d in our_docs["triviaqa"].values()]
+    print(f"{kind}: exact_match spectra {ours['triviaqa']['exact_match']}, lm-eval "
+          f"{theirs['exact_match,remove_whitespace']}; {len(set(generations))} distinct "
+          f"generations, e.g. {generations[:3]!r}")
+    assert not bad, f"{len(bad)} of {len(their_docs)} differ:\n" + "\n".join(bad[:10])
+    assert ours["triviaqa"]["exact_match"] == theirs["exact_match,remove_whitespace"]
+    # This small model mostly answers " and the LORD" or stops at once (a stop string first): the
+    # comparison covers both; exact_match's normalization is checked on its own in C++
+    # (tests/test_eval.cpp, Eval.ExactMatchNormalizesAsLmEval).
+    assert any(generations) and not all(generations)
