@@ -10,6 +10,7 @@
 #include "data/utf8.h"
 #include "eval/generate_until.h"
 #include "eval/loglikelihood.h"
+#include "eval/metrics.h"
 
 namespace spectra {
 
@@ -41,6 +42,51 @@ double count_words(const std::string& text) {
   return words;
 }
 
+// MMLU: each subject's acc and acc_norm (in TaskResult::subtasks), and lm-eval's groups over
+// them (weighted by size, the stderr pooled) for the whole file and each of its four groups.
+void add_mmlu_groups(const Task& task, const DocValues& values, TaskResult& out) {
+  std::map<std::string, std::vector<size_t>> docs;  // subject: its documents
+  for (size_t d = 0; d < task.docs.size(); d++)
+    if (!task.docs[d].subject.empty()) docs[task.docs[d].subject].push_back(d);
+  if (docs.empty()) return;
+  const std::vector<double> acc = values.column("acc"), acc_norm = values.column("acc_norm");
+  struct Leaf {
+    std::string group;
+    double acc, stderr, size;
+  };
+  std::vector<Leaf> leaves;  // in lm-eval's order of the subjects (alphabetical)
+  for (const auto& [subject, group] : mmlu_subjects()) {
+    if (!docs.count(subject)) continue;
+    std::vector<double> a, n;
+    for (size_t d : docs[subject]) a.push_back(acc[d]), n.push_back(acc_norm[d]);
+    out.subtasks[subject] = {{"docs", a.size()},
+                             {"acc", mean(a)},
+                             {"acc_stderr", mean_stderr(a)},
+                             {"acc_norm", mean(n)},
+                             {"acc_norm_stderr", mean_stderr(n)}};
+    leaves.push_back({group, mean(a), mean_stderr(a), double(a.size())});
+  }
+  auto aggregate = [&](const std::string& name, const std::string& group) {
+    double weighted = 0, total = 0;
+    std::vector<double> stderrs, sizes;
+    for (const Leaf& l : leaves)
+      if (group.empty() || l.group == group) {
+        weighted += l.acc * l.size, total += l.size;
+        stderrs.push_back(l.stderr), sizes.push_back(l.size);
+      }
+    if (sizes.empty()) return;
+    out.metrics.push_back({name, weighted / total});
+    out.stderrs[name] = pooled_stderr(stderrs, sizes);
+  };
+  out.metrics.clear();  // the file's acc is lm-eval's group acc
+  aggregate("acc", "");
+  for (std::string g : mmlu_groups()) {
+    const std::string group = g;
+    std::replace(g.begin(), g.end(), ' ', '_');
+    aggregate("acc_" + g, group);
+  }
+}
+
 size_t argmax(const std::vector<double>& v) {
   return size_t(std::max_element(v.begin(), v.end()) - v.begin());
 }
@@ -61,6 +107,11 @@ nlohmann::json TaskResult::to_json() const {
   nlohmann::ordered_json m;
   for (auto& [k, v] : metrics) m[k] = v;
   nlohmann::ordered_json j = {{"task", task}, {"data", path}, {"docs", docs}, {"metrics", m}};
+  nlohmann::ordered_json e;
+  for (auto& [k, v] : metrics)  // lm-eval's "N/A" where it has no standard error
+    e[k] = stderrs.count(k) && std::isfinite(stderrs.at(k)) ? nlohmann::ordered_json(stderrs.at(k))
+                                                            : nlohmann::ordered_json("N/A");
+  j["stderr"] = e;
   if (!subtasks.empty()) j["subtasks"] = subtasks;
   j["seconds"] = seconds;
   return j;
@@ -103,19 +154,27 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
   const std::string label = o.progress && rank == 0 ? "eval " + task.name : "";
   std::vector<Loglikelihood> scores = Scorer(model, o.batch, max_length).score(requests, label);
 
-  // MMLU's subjects in a fixed order (the same on every rank): docs, acc, acc_norm each.
-  std::map<std::string, size_t> subjects;
-  for (const TaskDoc& d : task.docs)
-    if (!d.subject.empty()) subjects.emplace(d.subject, 0);
-  size_t next = 0;
-  for (auto& [name, index] : subjects) index = next++;
-  std::vector<double> subject_sums(3 * subjects.size());
-
-  Sums sums;
-  TaskResult out{task.name, task.path, int64_t(task.docs.size()), {}, nlohmann::json::array(),
-                 {},        0};
+  // Every document's values (this rank's rows filled here, the others' by the all-reduce).
+  std::vector<std::string> columns;
+  switch (task.type) {
+    case TaskType::multiple_choice:
+      columns = {"acc", "acc_norm"};
+      break;
+    case TaskType::pair_difference:
+      columns = {"likelihood_diff", "pct_stereotype"};
+      break;
+    case TaskType::loglikelihood:
+      columns = {"acc", "ll"};
+      break;
+    default:
+      columns = {"ll", "tokens", "bytes", "words"};
+  }
+  DocValues values(task.docs.size(), columns);
+  TaskResult out;
+  out.task = task.name, out.path = task.path, out.docs = int64_t(task.docs.size());
   for (size_t j = 0; j < docs.size(); j++) {
-    const TaskDoc& doc = task.docs[docs[j]];
+    const size_t d = docs[j];
+    const TaskDoc& doc = task.docs[d];
     std::vector<double> ll;
     bool greedy = true;
     int64_t tokens = 0;
@@ -124,76 +183,67 @@ TaskResult evaluate(const LM& model, const Tokenizer* tokenizer, const Task& tas
       greedy = greedy && scores[r].greedy;
       tokens += scores[r].tokens;
     }
-    nlohmann::json sample = {{"doc", docs[j]}, {"line", doc.line}};
-    sums.docs++;
+    nlohmann::json sample = {{"doc", d}, {"line", doc.line}};
     if (task.type == TaskType::multiple_choice) {
       std::vector<double> normed(ll.size());
       for (size_t c = 0; c < ll.size(); c++) normed[c] = ll[c] / doc.choice_chars[c];
-      const double acc = argmax(ll) == size_t(doc.gold),
-                   acc_norm = argmax(normed) == size_t(doc.gold);
-      sums.acc += acc, sums.acc_norm += acc_norm;
-      sample.update(
-          {{"gold", doc.gold}, {"loglikelihoods", ll}, {"acc", acc}, {"acc_norm", acc_norm}});
-      if (!doc.subject.empty()) {
-        double* s = &subject_sums[3 * subjects.at(doc.subject)];
-        s[0]++, s[1] += acc, s[2] += acc_norm;
-        sample["subject"] = doc.subject;
-      }
+      values.at(d, "acc") = argmax(ll) == size_t(doc.gold);
+      values.at(d, "acc_norm") = argmax(normed) == size_t(doc.gold);
+      sample.update({{"gold", doc.gold},
+                     {"loglikelihoods", ll},
+                     {"acc", values.at(d, "acc")},
+                     {"acc_norm", values.at(d, "acc_norm")}});
+      if (!doc.subject.empty()) sample["subject"] = doc.subject;
     } else if (task.type == TaskType::pair_difference) {
-      const double diff = std::abs(ll[0] - ll[1]), stereotype = ll[0] > ll[1];
-      sums.ll += diff, sums.acc += stereotype;
-      sample.update(
-          {{"loglikelihoods", ll}, {"likelihood_diff", diff}, {"pct_stereotype", stereotype}});
+      values.at(d, "likelihood_diff") = std::abs(ll[0] - ll[1]);
+      values.at(d, "pct_stereotype") = ll[0] > ll[1];
+      sample.update({{"loglikelihoods", ll},
+                     {"likelihood_diff", values.at(d, "likelihood_diff")},
+                     {"pct_stereotype", values.at(d, "pct_stereotype")}});
     } else if (task.type == TaskType::loglikelihood) {
-      sums.acc += greedy, sums.ll += ll[0];
+      values.at(d, "acc") = greedy, values.at(d, "ll") = ll[0];
       sample.update({{"loglikelihood", ll[0]}, {"greedy", greedy}});
     } else {
       double total = 0;
       for (double x : ll) total += x;
       const std::string& text = doc.requests[0].first;
-      sums.ll += total, sums.tokens += double(tokens), sums.bytes += double(text.size());
-      sums.words += count_words(text);
+      values.at(d, "ll") = total, values.at(d, "tokens") = double(tokens);
+      values.at(d, "bytes") = double(text.size()), values.at(d, "words") = count_words(text);
       sample.update({{"loglikelihood", total}, {"tokens", tokens}});
     }
     if (o.samples && task.type != TaskType::perplexity)
       sample["arguments"] = doc.requests;  // the (context, continuation) pairs scored
     if (o.samples) out.samples.push_back(std::move(sample));
   }
-  sums.all_reduce(o.group);
-  if (o.group && o.group->size() > 1 && !subject_sums.empty()) {
-    Tensor t = Tensor::from(subject_sums, {int64_t(subject_sums.size())});
-    o.group->all_reduce(t);
-    subject_sums = t.to_doubles();
-  }
+  values.all_reduce(o.group);
 
+  // A mean and its standard error, as lm-eval aggregates one.
+  auto add_mean = [&](const std::string& name, const std::vector<double>& x) {
+    out.metrics.push_back({name, mean(x)});
+    out.stderrs[name] = mean_stderr(x);
+  };
   if (task.type == TaskType::multiple_choice) {
-    out.metrics = {{"acc", sums.acc / sums.docs}};
-    if (task.acc_norm) out.metrics.push_back({"acc_norm", sums.acc_norm / sums.docs});
-    // lm-eval's groups weigh their subjects by size: the mean over the group's documents.
-    std::map<std::string, std::pair<double, double>> groups;  // group: (docs, acc)
-    for (const auto& [subject, group] : mmlu_subjects()) {
-      if (!subjects.count(subject)) continue;
-      const double* s = &subject_sums[3 * subjects.at(subject)];
-      out.subtasks[subject] = {
-          {"docs", int64_t(s[0])}, {"acc", s[1] / s[0]}, {"acc_norm", s[2] / s[0]}};
-      groups[group].first += s[0], groups[group].second += s[1];
-    }
-    for (const std::string& g : mmlu_groups())
-      if (groups.count(g)) {
-        std::string name = "acc_" + g;
-        std::replace(name.begin(), name.end(), ' ', '_');
-        out.metrics.push_back({name, groups[g].second / groups[g].first});
-      }
+    add_mean("acc", values.column("acc"));
+    if (task.acc_norm) add_mean("acc_norm", values.column("acc_norm"));
+    add_mmlu_groups(task, values, out);
   } else if (task.type == TaskType::pair_difference) {
-    out.metrics = {{"likelihood_diff", sums.ll / sums.docs},
-                   {"pct_stereotype", sums.acc / sums.docs}};
+    add_mean("likelihood_diff", values.column("likelihood_diff"));
+    add_mean("pct_stereotype", values.column("pct_stereotype"));
   } else if (task.type == TaskType::loglikelihood) {
-    out.metrics = {{"acc", sums.acc / sums.docs}, {"perplexity", std::exp(-sums.ll / sums.docs)}};
-  } else {
-    out.metrics = {{"token_perplexity", std::exp(-sums.ll / sums.tokens)},
-                   {"word_perplexity", std::exp(-sums.ll / sums.words)},
-                   {"byte_perplexity", std::exp(-sums.ll / sums.bytes)},
-                   {"bits_per_byte", -sums.ll / sums.bytes / std::log(2.0)}};
+    add_mean("acc", values.column("acc"));
+    const std::vector<double> ll = values.column("ll");
+    out.metrics.push_back({"perplexity", std::exp(-mean(ll))});
+    out.stderrs["perplexity"] = bootstrap_perplexity_stderr(ll);
+  } else {  // lm-eval's weighted perplexities: sums over the documents, no standard error
+    double sum_ll = 0, tokens = 0, bytes = 0, words = 0;
+    for (size_t d = 0; d < task.docs.size(); d++) {
+      sum_ll += values.at(d, "ll"), tokens += values.at(d, "tokens");
+      bytes += values.at(d, "bytes"), words += values.at(d, "words");
+    }
+    out.metrics = {{"token_perplexity", std::exp(-sum_ll / tokens)},
+                   {"word_perplexity", std::exp(-sum_ll / words)},
+                   {"byte_perplexity", std::exp(-sum_ll / bytes)},
+                   {"bits_per_byte", -sum_ll / bytes / std::log(2.0)}};
   }
   out.seconds = clock.seconds();
   return out;
@@ -254,7 +304,8 @@ TaskResult evaluate_token_file(const LM& model, const std::string& path,
   progress.finish();
   sums.all_reduce(o.group);
   const double loss = -sums.ll / sums.tokens;
-  TaskResult out{"perplexity", path, int64_t(sums.docs), {}, nlohmann::json::array(), {}, 0};
+  TaskResult out;
+  out.task = "perplexity", out.path = path, out.docs = int64_t(sums.docs);
   out.metrics = {{"loss", loss}, {"token_perplexity", std::exp(loss)}};
   if (text_bytes > 0)
     out.metrics.push_back({"bits_per_byte", loss / std::log(2.0) / (text_bytes / file_tokens)});

@@ -16,10 +16,14 @@
 //   (token file)      the trainer validates on (train.seq_len + 1 tokens every seq_len; the held-
 //                     out tail of data.val_fraction, or all); bits_per_byte from the file's bytes
 //
+// With each mean its standard error as lm-eval computes it (eval/metrics.h); a metric lm-eval
+// gives none (the perplexities of text) has none.
+//
 //   Task task = load_task("arc_easy", "arc.jsonl");
 //   TaskResult r = evaluate(model, &tokenizer, task, {});
 //   r.metric("acc");
 #pragma once
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -51,8 +55,9 @@ struct TaskResult {
   std::string task, path;
   int64_t docs = 0;
   std::vector<std::pair<std::string, double>> metrics;  // in display order
-  nlohmann::json samples = nlohmann::json::array();     // per document, when asked for
-  nlohmann::json subtasks = nlohmann::json::object();   // MMLU: {subject: {docs, acc, acc_norm}}
+  std::map<std::string, double> stderrs;             // lm-eval's standard errors, where it has one
+  nlohmann::json samples = nlohmann::json::array();  // per document, when asked for
+  nlohmann::json subtasks = nlohmann::json::object();  // MMLU: {subject: {docs, acc, acc_norm}}
   double seconds = 0;
 
   double metric(const std::string& name) const;  // NaN if absent

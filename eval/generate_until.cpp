@@ -6,6 +6,7 @@
 #include "core/progress.h"
 #include "data/utf8.h"
 #include "eval/generate.h"
+#include "eval/metrics.h"
 
 namespace spectra {
 
@@ -82,9 +83,9 @@ TaskResult evaluate_generation(const LM& model, const Tokenizer& tokenizer, cons
   // lm-eval cuts at each stop string in turn, the end-of-text text last.
   std::vector<std::string> cuts = task.until;
   cuts.push_back(tokenizer.decode({prefix_token(tokenizer)}));
-  double matches = 0, count = 0;
-  TaskResult out{task.name, task.path, int64_t(task.docs.size()), {}, nlohmann::json::array(),
-                 {},        0};
+  DocValues values(task.docs.size(), {"exact_match"});
+  TaskResult out;
+  out.task = task.name, out.path = task.path, out.docs = int64_t(task.docs.size());
   for (size_t j = 0; j < docs.size(); j++) {
     const TaskDoc& doc = task.docs[docs[j]];
     std::string text = tokenizer.decode(generated[j], /*skip_special=*/true);
@@ -93,7 +94,7 @@ TaskResult evaluate_generation(const LM& model, const Tokenizer& tokenizer, cons
         text.resize(at);
     const std::string answer = py_strip(text);
     const bool match = exact_match(answer, doc.answers);
-    matches += match, count++;
+    values.at(docs[j], "exact_match") = match;
     if (o.samples)
       out.samples.push_back({{"doc", docs[j]},
                              {"line", doc.line},
@@ -102,12 +103,10 @@ TaskResult evaluate_generation(const LM& model, const Tokenizer& tokenizer, cons
                              {"answer", answer},
                              {"exact_match", double(match)}});
   }
-  if (o.group && ranks > 1) {
-    Tensor t = Tensor::from(std::vector<double>{matches, count}, {2});
-    o.group->all_reduce(t);
-    matches = t.data<double>()[0], count = t.data<double>()[1];
-  }
-  out.metrics = {{"exact_match", matches / count}};
+  values.all_reduce(o.group);
+  const std::vector<double> matches = values.column("exact_match");
+  out.metrics = {{"exact_match", mean(matches)}};
+  out.stderrs["exact_match"] = mean_stderr(matches);
   out.seconds = clock.seconds();
   return out;
 }

@@ -64,6 +64,11 @@ uint64_t PythonRandom::randbelow(uint64_t n) {
   return r;
 }
 
+double PythonRandom::random() {
+  const uint32_t a = next_u32() >> 5, b = next_u32() >> 6;  // genrand_res53
+  return (double(a) * 67108864.0 + double(b)) * (1.0 / 9007199254740992.0);
+}
+
 std::vector<size_t> PythonRandom::sample(size_t n, size_t k) {
   SPECTRA_CHECK(k <= n, "sample of {} from {}", k, n);
   // Python keeps a list of the population when that is smaller than a set of k indices.

@@ -20,6 +20,7 @@ class PythonRandom {
   uint32_t next_u32();             // genrand_uint32
   uint32_t getrandbits(int bits);  // 0 < bits <= 32
   uint64_t randbelow(uint64_t n);  // _randbelow_with_getrandbits, n > 0
+  double random();                 // random(): 53 bits in [0, 1)
   // random.sample(range(n), k): k distinct indices in the order Python returns them (its two
   // algorithms, chosen by the same size rule). k <= n.
   std::vector<size_t> sample(size_t n, size_t k);

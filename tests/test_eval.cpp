@@ -308,6 +308,25 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
     EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.expect << "\n" << r.output;
   }
+  // The suite's folder without some of its files: one line naming them.
+  fs::create_directories(kDir / "suite");
+  for (const char* task : {"arc_easy", "hellaswag"})
+    fs::copy_file(tasks + (std::string(task) == "arc_easy" ? "arc" : task) + "_kjv.jsonl",
+                  kDir / "suite" / (std::string(task) + ".jsonl"),
+                  fs::copy_options::overwrite_existing);
+  for (const std::string& extra : {std::string(""), std::string(" --num-fewshot 1")}) {
+    CommandResult r = run_command(kBin + " eval " + model() + " --suite spectra --data-dir " +
+                                  (kDir / "suite").string() + extra + " --no-progress");
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    for (const char* needed : {"the spectra suite needs ", "arc_challenge.jsonl, ", "boolq.jsonl, ",
+                               "truthfulqa_mc1.jsonl there"})
+      EXPECT_NE(r.output.find(needed), std::string::npos) << needed << "\n" << r.output;
+    EXPECT_EQ(r.output.find("hellaswag.jsonl"), std::string::npos) << r.output;  // it is there
+    // With examples: each task's split of them too (hellaswag's from its training split).
+    EXPECT_EQ(r.output.find("hellaswag.train.jsonl") != std::string::npos, !extra.empty())
+        << r.output;
+  }
   // A tokenizer other than the model's, for a task file or a token file prepared with it.
   const std::string other = (kDir / "other.json").string();
   ASSERT_EQ(

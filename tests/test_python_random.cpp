@@ -1,8 +1,10 @@
-// eval/python_random.h against CPython 3.11: the values below were printed by
+// eval/python_random.h (and eval/metrics.h's standard errors) against CPython 3.11: the values
+// below were printed by
 //   r = random.Random(seed); r.getrandbits(32) ... / r.sample(range(n), k) ...
 // (one generator through all the samples, as lm-eval's sampler goes through a task's documents).
 #include <gtest/gtest.h>
 
+#include "eval/metrics.h"
 #include "eval/python_random.h"
 
 namespace spectra {
@@ -40,6 +42,21 @@ TEST(PythonRandom, SampleTakesPythonsTwoPaths) {
   };
   PythonRandom rnd(1234);
   for (const Case& c : cases) EXPECT_EQ(rnd.sample(c.n, c.k), c.want) << c.n << " " << c.k;
+}
+
+TEST(PythonRandom, RandomIsGenrandRes53) {
+  PythonRandom rnd(5);
+  EXPECT_EQ(rnd.random(), 0.6229016948897019);
+  EXPECT_EQ(rnd.random(), 0.7417869892607294);
+}
+
+// eval/metrics.h against lm-eval 0.4.13's own functions (DISABLE_MULTIPROC=1):
+//   bootstrap_stderr(perplexity, xs, 3000), mean_stderr(...), pooled_sample_stderr(...)
+TEST(LmEvalMetrics, StandardErrorsAreLmEvals) {
+  const std::vector<double> xs = {-1.5, -0.25, -3.0, -2.125, -0.5, -4.75, -1.0};
+  EXPECT_NEAR(bootstrap_perplexity_stderr(xs, 3000), 4.828247431346682, 1e-12);
+  EXPECT_NEAR(mean_stderr({1, 0, 0, 1, 1, 0, 1, 1}), 0.18298126367784995, 1e-15);
+  EXPECT_NEAR(pooled_stderr({0.1, 0.2, 0.15}, {10, 20, 5}), 0.12155980303655363, 1e-15);
 }
 
 }  // namespace

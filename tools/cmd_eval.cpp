@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,6 +25,7 @@ namespace spectra::tools {
 namespace {
 struct EvalArgs {
   std::string model, device = "auto", precision = "auto", tokenizer, output, samples, split = "val";
+  std::string suite, data_dir, markdown;
   std::vector<std::string> tasks, data, fewshot_data;
   int64_t limit = 0, num_fewshot = 0;
   uint64_t fewshot_seed = kFewshotSeed;
@@ -57,7 +60,66 @@ void add_fewshot_examples(const EvalArgs& a, size_t i, Task& task) {
   add_fewshot(task, load_task(task.name, file), a.num_fewshot, a.fewshot_seed);
 }
 
+// The Spectra paper's table: lm-eval's 13 tasks, in its order, each file named after its task in
+// the suite's folder (the split lm-eval evaluates; with --num-fewshot also TASK.SPLIT.jsonl, the
+// split the examples come from), and the validation perplexity of wikitext.jsonl when present.
+const std::vector<std::string> kSpectraSuite = {
+    "arc_easy",   "arc_challenge",       "hellaswag",     "boolq",  "piqa",
+    "winogrande", "lambada_openai",      "sciq",          "logiqa", "mmlu_continuation",
+    "triviaqa",   "crows_pairs_english", "truthfulqa_mc1"};
+
+void use_suite(EvalArgs& a) {
+  if (a.suite != "spectra") user_error("--suite {}: the one suite is 'spectra'", a.suite);
+  if (a.data_dir.empty()) user_error("--suite spectra needs --data-dir DIR (docs/evaluation.md)");
+  if (!a.tasks.empty() || !a.data.empty() || !a.fewshot_data.empty())
+    user_error(
+        "--suite spectra names its own tasks and files: give no --task, --data or "
+        "--fewshot-data");
+  const std::filesystem::path dir(a.data_dir);
+  std::vector<std::string> missing;
+  for (const std::string& task : kSpectraSuite) {
+    const FewshotSource source = fewshot_source(task);
+    const std::string file = (dir / (task + ".jsonl")).string();
+    const std::string examples = a.num_fewshot > 0 && !source.zero_shot && !source.own_file
+                                     ? (dir / (task + "." + source.split + ".jsonl")).string()
+                                     : file;
+    for (const std::string& f : {file, examples}) {
+      const std::string name = std::filesystem::path(f).filename().string();
+      if (!std::filesystem::is_regular_file(f) &&
+          std::find(missing.begin(), missing.end(), name) == missing.end())
+        missing.push_back(name);
+    }
+    a.tasks.push_back(task), a.data.push_back(file), a.fewshot_data.push_back(examples);
+  }
+  if (!missing.empty())
+    user_error("{}: the spectra suite needs {} there (docs/evaluation.md lays the folder out)",
+               a.data_dir, fmt::join(missing, ", "));
+  if (std::filesystem::is_regular_file(dir / "wikitext.jsonl"))
+    a.tasks.push_back("perplexity"), a.data.push_back((dir / "wikitext.jsonl").string()),
+        a.fewshot_data.push_back(a.data.back());
+  // By default the results go beside the model file.
+  const std::string stem = std::filesystem::path(a.model).replace_extension().string();
+  if (a.output.empty()) a.output = stem + ".spectra.json";
+  if (a.markdown.empty()) a.markdown = stem + ".spectra.md";
+}
+
+// lm-eval's results table (make_table): one row per metric, its standard error where it has one.
+std::string markdown_table(const std::vector<TaskResult>& results, int64_t shots) {
+  std::string md =
+      "| Task | n-shot | Metric | Value |   | Stderr |\n|---|---:|---|---:|---|---:|\n";
+  for (const TaskResult& r : results)
+    for (const auto& [name, value] : r.metrics) {
+      const auto e = r.stderrs.find(name);
+      const bool has = e != r.stderrs.end() && std::isfinite(e->second);
+      md += fmt::format("| {} | {} | {} | {:.4f} | {} | {} |\n", r.task, shots, name, value,
+                        has ? "±" : "", has ? fmt::format("{:.4f}", e->second) : "N/A");
+    }
+  return md;
+}
+
 void run(EvalArgs& a) {
+  if (!a.suite.empty()) use_suite(a);
+  if (a.tasks.empty()) user_error("give --task NAME --data FILE (repeatable), or --suite spectra");
   if (a.tasks.size() != a.data.size())
     user_error("give one --data FILE per --task ({} tasks, {} data files)", a.tasks.size(),
                a.data.size());
@@ -130,15 +192,26 @@ void run(EvalArgs& a) {
   }
 
   if (!report) return;
-  fmt::print("{:<19} {:>6}  {:<19} {:>12}  {}\n", "task", "docs", "metric", "value", "data");
+  fmt::print("{:<19} {:>6}  {:<19} {:>12}   {:>10}  {}\n", "task", "docs", "metric", "value",
+             "stderr", "data");
   for (const TaskResult& r : results)
-    for (const auto& [name, value] : r.metrics)
-      fmt::print("{:<19} {:>6}  {:<19} {:>12.6f}  {}\n", r.task, r.docs, name, value, r.path);
+    for (const auto& [name, value] : r.metrics) {
+      const auto e = r.stderrs.find(name);
+      const std::string stderr_text = e != r.stderrs.end() && std::isfinite(e->second)
+                                          ? fmt::format("± {:.6f}", e->second)
+                                          : "";
+      fmt::print("{:<19} {:>6}  {:<19} {:>12.6f} {:>12}  {}\n", r.task, r.docs, name, value,
+                 stderr_text, r.path);
+    }
   if (!a.output.empty()) {
-    nlohmann::json j = {{"model", a.model}, {"results", nlohmann::json::array()}};
+    nlohmann::json j = {
+        {"model", a.model}, {"num_fewshot", a.num_fewshot}, {"results", nlohmann::json::array()}};
+    if (!a.suite.empty()) j["suite"] = a.suite;
     for (const TaskResult& r : results) j["results"].push_back(r.to_json());
     open_output(a.output, "--output") << j.dump(2) << "\n";
   }
+  if (!a.markdown.empty())
+    open_output(a.markdown, "--markdown") << markdown_table(results, a.num_fewshot);
 }
 }  // namespace
 
@@ -148,13 +221,18 @@ void add_eval(CLI::App& app) {
       "eval", "Evaluate a model file on tasks, with lm-evaluation-harness's semantics");
   cmd->add_option("model", a->model, "Model file written by `spectra train` (train.out)")
       ->required();
-  cmd->add_option("--task", a->tasks,
-                  fmt::format("{} (repeatable, each with a --data)", fmt::join(task_names(), ", ")))
-      ->required();
+  cmd->add_option(
+      "--task", a->tasks,
+      fmt::format("{} (repeatable, each with a --data)", fmt::join(task_names(), ", ")));
   cmd->add_option("--data", a->data,
                   "The task's file: JSONL records (docs/evaluation.md); for perplexity also text "
-                  "(.txt/.gz) or a token file (.h5) from `spectra prepare`")
-      ->required();
+                  "(.txt/.gz) or a token file (.h5) from `spectra prepare`");
+  cmd->add_option("--suite", a->suite,
+                  "spectra: the paper's 13 tasks, files found by task name in --data-dir; results "
+                  "beside the model (MODEL.spectra.json, .md) unless -o/--markdown say where");
+  cmd->add_option("--data-dir", a->data_dir,
+                  "The suite's folder: TASK.jsonl per task (docs/evaluation.md)");
+  cmd->add_option("--markdown", a->markdown, "Write lm-eval's results table (markdown) here");
   add_placement_options(cmd, a->device, a->precision);
   add_weight_options(cmd, a->weights);
   cmd->add_option("--batch", a->options.batch, "Sequences per forward pass")

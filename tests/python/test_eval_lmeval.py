@@ -149,9 +149,10 @@ def spectra_eval_args(model, out, args):
                                "--samples", out / "spectra.jsonl", "--no-progress")
     assert code == 0, err
     results = json.loads((out / "spectra.json").read_text())["results"]
-    results = {r["task"]: dict(r["metrics"], **{f"{s}/{k}": v
-                                                for s, m in r.get("subtasks", {}).items()
-                                                for k, v in m.items() if k != "docs"})
+    results = {r["task"]: dict(r["metrics"],
+                               **{f"{k}_stderr": v for k, v in r["stderr"].items() if v != "N/A"},
+                               **{f"{s}/{k}": v for s, m in r.get("subtasks", {}).items()
+                                  for k, v in m.items() if k != "docs"})
                for r in results}
     samples = {}
     for line in (out / "spectra.jsonl").read_text().splitlines():
@@ -175,6 +176,12 @@ def lm_eval_cli(hf_dir, task_dir, out, tasks, *extra):
     return out / "lm_eval"
 
 
+def lm_metrics(result, filter_name="none"):
+    """One task's values and standard errors (where lm-eval has one), without the filter name."""
+    return {k.split(",")[0]: v for k, v in result.items()
+            if k.endswith("," + filter_name) and v != "N/A"}
+
+
 def lmeval_run(hf_dir, task_dir, out):
     """lm_eval on all tasks at once. logits_cache=False: lm-eval 0.4.13 groups the requests whose
     context + continuation[:-1] tokens coincide (Collator group_by="contexts"), runs the one with
@@ -188,8 +195,7 @@ def lmeval_run(hf_dir, task_dir, out):
     lm = json.loads(results_file.read_text())["results"]
 
     def metrics(name):
-        return {k.split(",")[0]: v for k, v in lm[name].items()
-                if k.endswith(",none") and "_stderr" not in k}
+        return lm_metrics(lm[name])
 
     results = {t: metrics(f"{t}_kjv") for t, *_ in TASKS}
     samples = {}
@@ -200,9 +206,10 @@ def lmeval_run(hf_dir, task_dir, out):
         samples[t] = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
     # MMLU: the group's acc, each lm-eval group's as acc_<group>, each subject's as subject/acc;
     # the documents numbered through the whole file as spectra numbers them (subject by subject).
-    mmlu = {"acc": results["mmlu_continuation"]["acc"]}
+    mmlu = {k: results["mmlu_continuation"][k] for k in ("acc", "acc_stderr")}
     for g in (g.replace(" ", "_") for g in MMLU_GROUPS):  # a group in a group: parent::child
-        mmlu[f"acc_{g}"] = metrics(f"mmlu_continuation_kjv::kjv_{g}")["acc"]
+        group = metrics(f"mmlu_continuation_kjv::kjv_{g}")
+        mmlu[f"acc_{g}"], mmlu[f"acc_{g}_stderr"] = group["acc"], group["acc_stderr"]
     samples["mmlu_continuation"] = {}
     for subject, lines in mmlu_subjects().items():
         mmlu.update({f"{subject}/{k}": v for k, v in metrics(f"mmlu_kjv_{subject}").items()})
@@ -230,14 +237,39 @@ def doc_values(task, spectra_doc, lm_doc):
     return list(zip(spectra_doc["loglikelihoods"], (float(r[0]) for r in resps))), None
 
 
+@pytest.fixture(scope="module")
+def lm_eval_results(models, tmp_path_factory):
+    """{kind: (results, samples)} of lm-eval on each export: the TASKS rows in one run at batch
+    size 8, triviaqa in another at batch size 1 (see TRIVIAQA)."""
+    out = {}
+    for kind, (_, hf_dir) in models.items():
+        d = tmp_path_factory.mktemp(f"lm_eval_{kind}")
+        task_dir = d / "tasks"
+        task_dir.mkdir()
+        write_task_yamls(task_dir)
+        results, samples = lmeval_run(hf_dir, task_dir, d)
+        trivia = lm_eval_cli(hf_dir, task_dir, d / "triviaqa", "triviaqa_kjv", "--batch_size",
+                             "1", "--gen_kwargs", f"max_gen_toks={MAX_GEN_TOKS}")
+        (f,) = trivia.glob("*/results_*.json")
+        results["triviaqa"] = lm_metrics(json.loads(f.read_text())["results"]["triviaqa_kjv"],
+                                         "remove_whitespace")
+        (f,) = trivia.glob("*/samples_triviaqa_kjv_*.jsonl")
+        samples["triviaqa"] = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
+        out[kind] = results, samples
+    return out
+
+
+def equal_metric(metric, got, want):
+    """Accuracies exactly (counts over the same documents), the rest within 1e-4."""
+    exact = metric.split("/")[-1].startswith("acc") and not metric.endswith("_stderr")
+    return got == want if exact else close(got, want)
+
+
 @pytest.mark.parametrize("kind", ["floatlm", "trilm"])
-def test_spectra_eval_reports_what_lm_eval_reports(models, kind, tmp_path):
-    model, hf_dir = models[kind]
-    task_dir = tmp_path / "tasks"
-    task_dir.mkdir()
-    write_task_yamls(task_dir)
+def test_spectra_eval_reports_what_lm_eval_reports(models, lm_eval_results, kind, tmp_path):
+    model, _ = models[kind]
     ours, our_docs = spectra_eval(model, tmp_path)
-    theirs, their_docs = lmeval_run(hf_dir, task_dir, tmp_path)
+    theirs, their_docs = lm_eval_results[kind]
     print(f"\n{kind}: {'task':16} {'metric':16} {'spectra':>16} {'lm-eval':>16}")
     for task, *_ in TASKS:
         for metric in sorted(ours[task]):
@@ -248,8 +280,7 @@ def test_spectra_eval_reports_what_lm_eval_reports(models, kind, tmp_path):
         assert theirs[task] and set(theirs[task]) <= set(ours[task]), (task, theirs[task])
         for metric, want in theirs[task].items():
             got = ours[task][metric]
-            exact = metric.split("/")[-1].startswith("acc")
-            if not (got == want if exact else close(got, want)):
+            if not equal_metric(metric, got, want):
                 bad.append(f"{task} {metric}: spectra {got!r}, lm-eval {want!r}")
         assert sorted(our_docs[task]) == sorted(their_docs[task]), task
         for doc, lm_doc in their_docs[task].items():
@@ -351,20 +382,13 @@ def test_fewshot_contexts_are_lm_evals(models, shots, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["floatlm", "trilm"])
-def test_triviaqa_generates_what_lm_eval_generates(models, kind, tmp_path):
-    model, hf_dir = models[kind]
-    task_dir = tmp_path / "tasks"
-    task_dir.mkdir()
-    write_task_yamls(task_dir)
+def test_triviaqa_generates_what_lm_eval_generates(models, lm_eval_results, kind, tmp_path):
+    model, _ = models[kind]
     path = f"{TASK_DIR / TRIVIAQA[1]}.jsonl"
     ours, our_docs = spectra_eval_args(model, tmp_path, [
         "--task", "triviaqa", "--data", path, "--max-gen-toks", str(MAX_GEN_TOKS)])
-    out = lm_eval_cli(hf_dir, task_dir, tmp_path, "triviaqa_kjv", "--batch_size", "1",
-                      "--gen_kwargs", f"max_gen_toks={MAX_GEN_TOKS}")
-    (results_file,) = out.glob("*/results_*.json")
-    theirs = json.loads(results_file.read_text())["results"]["triviaqa_kjv"]
-    (f,) = out.glob("*/samples_triviaqa_kjv_*.jsonl")
-    their_docs = {s["doc_id"]: s for s in map(json.loads, f.read_text().splitlines())}
+    results, samples = lm_eval_results[kind]
+    theirs, their_docs = results["triviaqa"], samples["triviaqa"]
     assert sorted(their_docs) == sorted(our_docs["triviaqa"])
     bad = []
     for doc, lm in their_docs.items():
@@ -375,11 +399,58 @@ def test_triviaqa_generates_what_lm_eval_generates(models, kind, tmp_path):
             bad.append(f"doc {doc}: spectra {got!r}, lm-eval {want!r}")
     generations = [d["generation"] for d in our_docs["triviaqa"].values()]
     print(f"{kind}: exact_match spectra {ours['triviaqa']['exact_match']}, lm-eval "
-          f"{theirs['exact_match,remove_whitespace']}; {len(set(generations))} distinct "
-          f"generations, e.g. {generations[:3]!r}")
+          f"{theirs['exact_match']}; {len(set(generations))} distinct generations, e.g. "
+          f"{generations[:3]!r}")
     assert not bad, f"{len(bad)} of {len(their_docs)} differ:\n" + "\n".join(bad[:10])
-    assert ours["triviaqa"]["exact_match"] == theirs["exact_match,remove_whitespace"]
+    for metric in ("exact_match", "exact_match_stderr"):
+        assert equal_metric(metric, ours["triviaqa"][metric], theirs[metric]), metric
     # This small model mostly answers " and the LORD" or stops at once (a stop string first): the
     # comparison covers both; exact_match's normalization is checked on its own in C++
     # (tests/test_eval.cpp, Eval.ExactMatchNormalizesAsLmEval).
     assert any(generations) and not all(generations)
+
+
+# The suite's folder as docs/evaluation.md lays it out: TASK.jsonl per task of the paper's table.
+SUITE_FILES = {"arc_easy": "arc", "arc_challenge": "arc", "hellaswag": "hellaswag",
+               "boolq": "boolq", "piqa": "piqa", "winogrande": "winogrande",
+               "lambada_openai": "lambada", "sciq": "sciq", "logiqa": "logiqa",
+               "mmlu_continuation": "mmlu", "triviaqa": "triviaqa",
+               "crows_pairs_english": "crows_pairs", "truthfulqa_mc1": "truthfulqa"}
+
+
+@pytest.mark.parametrize("kind", ["floatlm", "trilm"])
+def test_the_spectra_suite_is_lm_evals_table(models, lm_eval_results, kind, tmp_path):
+    """`spectra eval --suite spectra` on a folder of the 13 tasks' files: every value and
+    standard error of its table (JSON and markdown) is lm-eval's, task by task."""
+    model, _ = models[kind]
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for task, data in SUITE_FILES.items():
+        (suite / f"{task}.jsonl").symlink_to(TASK_DIR / f"{data}_kjv.jsonl")
+    out_json, out_md = tmp_path / "suite.json", tmp_path / "suite.md"
+    code, stdout, err = run_spectra("eval", model, "--suite", "spectra", "--data-dir", suite,
+                                    "--max-gen-toks", MAX_GEN_TOKS, "--no-progress", "-o",
+                                    out_json, "--markdown", out_md)
+    assert code == 0, err
+    results = json.loads(out_json.read_text())["results"]
+    assert [r["task"] for r in results] == list(SUITE_FILES)
+    theirs, _ = lm_eval_results[kind]
+    name = {"lambada_openai": "lambada"}  # the TASKS row lm-eval ran it under
+    table = out_md.read_text()
+    rows, bad = 0, []
+    for r in results:
+        lm = theirs[name.get(r["task"], r["task"])]
+        for metric, value in r["metrics"].items():
+            stderr = r["stderr"][metric]
+            for key, got in ((metric, value), (f"{metric}_stderr", stderr)):
+                if key in lm and not equal_metric(key, got, lm[key]):
+                    bad.append(f"{r['task']} {key}: spectra {got!r}, lm-eval {lm[key]!r}")
+            assert metric in lm, (r["task"], metric)
+            assert (stderr == "N/A") == (f"{metric}_stderr" not in lm), (r["task"], metric)
+            text = f"{stderr:.4f}" if stderr != "N/A" else "N/A"
+            assert f"| {r['task']} | 0 | {metric} | {value:.4f} |" in table, (r["task"], metric)
+            assert text in table
+            rows += 1
+    print(f"{kind}: {rows} rows of the suite's table equal lm-eval's")
+    assert not bad, "\n".join(bad)
+    assert rows == table.count("\n") - 2 and rows >= 25
