@@ -7,6 +7,7 @@
 #include "autograd/var.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "eval/loglikelihood.h"
 #include "layers/kv_cache.h"
 
 namespace spectra {
@@ -73,6 +74,9 @@ std::vector<std::string> generate(
   // Only ids that decode (the model's vocabulary may be padded beyond the tokenizer's).
   const int64_t vocab = std::min(tokenizer ? tokenizer->vocab_size() : 256, cfg.vocab_size);
   const size_t keep = size_t(std::max<int64_t>(1, cfg.context / 2));
+  // Under tensor parallelism the cache is not split: each token reruns the window, and the
+  // vocabulary-parallel logits of its last row are gathered (every rank draws the same token).
+  const bool cached = opts.cache && !(model.tp_group() && model.tp_group()->size() > 1);
   std::vector<std::string> results(prompts.size());
 
   for (size_t first = 0; first < prompts.size();
@@ -87,7 +91,7 @@ std::vector<std::string> generate(
       s.rng = Rng{opts.seed + uint64_t(first + i) * 0x9E3779B97F4A7C15ull, 0};
     }
     std::unique_ptr<KVCache> cache;
-    if (opts.cache)
+    if (cached)
       cache = std::make_unique<KVCache>(cfg, int64_t(count), cfg.context, model.compute_dtype(),
                                         model.device());
 
@@ -107,7 +111,7 @@ std::vector<std::string> generate(
       if (active.empty()) break;
 
       // The logits row that predicts each active sequence's next token.
-      std::vector<Tensor> last(active.size());
+      std::vector<std::vector<double>> last(active.size());
       if (cache) {
         std::vector<int32_t> batch;
         std::vector<CacheSegment> segments;
@@ -122,7 +126,7 @@ std::vector<std::string> generate(
         int64_t row = 0;
         for (size_t j = 0; j < active.size(); j++) {
           row += segments[j].tokens;
-          last[j] = logits.slice(row - 1, row);
+          last[j] = vocab_rows(model, logits, row - 1, 1);
         }
       } else {
         for (size_t j = 0; j < active.size(); j++) {
@@ -130,13 +134,13 @@ std::vector<std::string> generate(
           std::vector<int32_t> window(s.ids.begin() + long(s.start), s.ids.end());
           const int64_t t = int64_t(window.size());
           Tensor x = Tensor::from(window, {t}).to(model.device());
-          last[j] = model.logits(x, 1, t).value().slice(t - 1, t);
+          last[j] = vocab_rows(model, model.logits(x, 1, t).value(), t - 1, 1);
         }
       }
 
       for (size_t j = 0; j < active.size(); j++) {
         Sequence& s = seqs[active[j]];
-        std::vector<double> row = last[j].to_doubles();
+        const std::vector<double>& row = last[j];
         const int next = sample(row, vocab, opts, s.rng);
         if (tokenizer && tokenizer->is_special(next)) {
           s.done = true;

@@ -8,6 +8,10 @@
 // least one), which are read again from position 0. The cached and uncached paths follow this
 // same rule, so greedy decoding gives the same tokens either way.
 //
+// Under tensor parallelism (a model split over a TP group) every rank of the group calls this
+// alike: each token reruns the window uncached and the last row's vocabulary-parallel logits
+// are gathered, so every rank picks the same token.
+//
 // Text maps to tokens through the model's tokenizer, or byte by byte for byte-level models.
 #pragma once
 #include <functional>

@@ -48,6 +48,23 @@ std::vector<LoglikelihoodRequest> rolling_windows(const std::vector<int32_t>& to
   return out;
 }
 
+std::vector<double> vocab_rows(const LM& model, const Tensor& logits, int64_t row0, int64_t n) {
+  Tensor local = logits.slice(row0, row0 + n).to(Device::cpu()).to(DType::f32);
+  const dist::Group* tp = model.tp_group();
+  const int parts = tp ? tp->size() : 1;
+  if (parts == 1) return local.to_doubles();
+  const int64_t rows = model.config().vocab_rows, cols = rows / parts;
+  Tensor all = Tensor::empty({parts * n * cols});
+  tp->all_gather(local.view({n * cols}), all);
+  const float* g = all.data<float>();
+  std::vector<double> out(size_t(n * rows));
+  for (int r = 0; r < parts; r++)
+    for (int64_t t = 0; t < n; t++)
+      for (int64_t c = 0; c < cols; c++)
+        out[size_t(t * rows + r * cols + c)] = g[(r * n + t) * cols + c];
+  return out;
+}
+
 Scorer::Scorer(const LM& model, int64_t batch, int64_t max_length)
     : model_(model),
       batch_(std::max<int64_t>(1, batch)),
@@ -79,25 +96,7 @@ std::vector<Loglikelihood> Scorer::score(const std::vector<LoglikelihoodRequest>
 
   std::vector<Loglikelihood> out(requests.size());
   ProgressLine progress(label, double(requests.size()), "requests", !label.empty());
-  const int64_t vocab_rows = model_.config().vocab_rows;
-  // Under tensor parallelism each rank holds a block of every row's logits (the vocabulary-
-  // parallel head): the scored rows are gathered whole, and every rank of the group scores them.
-  const dist::Group* tp = model_.tp_group();
-  const int parts = tp ? tp->size() : 1;
-  auto scored_rows = [&](const Tensor& logits, int64_t row0, int64_t n) {
-    Tensor local = logits.slice(row0, row0 + n).to(Device::cpu()).to(DType::f32);
-    if (parts == 1) return local.to_doubles();
-    const int64_t cols = vocab_rows / parts;
-    Tensor all = Tensor::empty({parts * n * cols});
-    tp->all_gather(local.view({n * cols}), all);
-    const float* g = all.data<float>();
-    std::vector<double> rows(size_t(n * vocab_rows));
-    for (int r = 0; r < parts; r++)
-      for (int64_t t = 0; t < n; t++)
-        for (int64_t c = 0; c < cols; c++)
-          rows[size_t(t * vocab_rows + r * cols + c)] = g[(r * n + t) * cols + c];
-    return rows;
-  };
+  const int64_t vocab = model_.config().vocab_rows;
   for (size_t first = 0; first < order.size(); first += size_t(batch_)) {
     const size_t count = std::min(order.size() - first, size_t(batch_));
     const size_t seq = inputs[order[first]].ids.size();
@@ -113,15 +112,15 @@ std::vector<Loglikelihood> Scorer::score(const std::vector<LoglikelihoodRequest>
       const std::vector<int32_t>& cont = requests[i].continuation;
       // Only the scored rows come to the host, in f64 for the log-softmax.
       const int64_t row0 = int64_t(b * seq + in.ids.size() - in.scored);
-      std::vector<double> rows = scored_rows(logits, row0, int64_t(in.scored));
+      std::vector<double> rows = vocab_rows(model_, logits, row0, int64_t(in.scored));
       Loglikelihood& r = out[i];
       r.greedy = true;
       r.tokens = int64_t(in.scored);
       for (size_t t = 0; t < in.scored; t++) {
-        const double* z = rows.data() + t * size_t(vocab_rows);
-        const double* top = std::max_element(z, z + vocab_rows);  // first maximum, as argmax
+        const double* z = rows.data() + t * size_t(vocab);
+        const double* top = std::max_element(z, z + vocab);  // first maximum, as argmax
         double sum = 0;
-        for (int64_t v = 0; v < vocab_rows; v++) sum += std::exp(z[v] - *top);
+        for (int64_t v = 0; v < vocab; v++) sum += std::exp(z[v] - *top);
         const int32_t target = cont[cont.size() - in.scored + t];
         r.logprob += z[target] - *top - std::log(sum);
         r.greedy = r.greedy && (top - z) == target;

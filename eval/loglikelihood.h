@@ -47,6 +47,11 @@ LoglikelihoodRequest encode_pair(const Tokenizer& tok, std::string context,
 std::vector<LoglikelihoodRequest> rolling_windows(const std::vector<int32_t>& tokens,
                                                   int32_t prefix_token, int64_t max_length);
 
+// The logits of rows [row0, row0 + n) over the whole vocabulary, as doubles. Under tensor
+// parallelism each rank holds a block of every row (the vocabulary-parallel head): the rows are
+// gathered over the TP group, every rank of which must call this alike.
+std::vector<double> vocab_rows(const LM& model, const Tensor& logits, int64_t row0, int64_t n);
+
 class Scorer {
  public:
   // max_length 0: the model's context.

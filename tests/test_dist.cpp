@@ -277,15 +277,23 @@ TEST(TensorParallel, EvalTasksScoreAsOneProcess) {
       EXPECT_NEAR(got.at(key), want, 1e-5 * std::abs(want)) << layout << ": " << key;
   }
   // `spectra eval` under mpirun splits the model file over its ranks (tensor parallel, the
-  // model's per-shard scales): the same metrics as one process, reported once.
+  // model's per-shard scales): the same metrics as one process, reported once; triviaqa's
+  // greedy generations (uncached under TP, the last row gathered) the same strings.
+  std::map<std::string, std::vector<std::string>> generations;
   auto eval = [&](const std::string& launcher, const std::string& out) {
     const std::string tasks = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/";
-    CommandResult r =
-        run_command(launcher + SPECTRA_BIN + " eval " + model + " --task lambada --data " + tasks +
-                    "lambada_kjv.jsonl" + " --task crows_pairs_english --data " + tasks +
-                    "crows_pairs_kjv.jsonl --weights latent --no-progress -o " + out);
+    CommandResult r = run_command(
+        launcher + SPECTRA_BIN + " eval " + model + " --task lambada --data " + tasks +
+        "lambada_kjv.jsonl" + " --task crows_pairs_english --data " + tasks +
+        "crows_pairs_kjv.jsonl --task mmlu_continuation --data " + tasks +
+        "mmlu_kjv.jsonl --task triviaqa --data " + tasks + "triviaqa_kjv.jsonl --limit 12" +
+        " --max-gen-toks 16 --weights latent --no-progress -o " + out + " --samples " + out + "l");
     EXPECT_EQ(r.code, 0) << r.output;
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 5) << r.output;  // one table
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 8) << r.output;  // one table
+    std::ifstream samples(out + "l");
+    for (std::string line; std::getline(samples, line);)
+      if (auto j = nlohmann::json::parse(line); j.contains("generation"))
+        generations[out].push_back(j["generation"]);
     std::ifstream in(out);
     return nlohmann::json::parse(in)["results"];
   };
@@ -308,6 +316,10 @@ TEST(TensorParallel, EvalTasksScoreAsOneProcess) {
   const auto one = eval("", (kDir / "eval_one.json").string());
   const auto two = eval(mpirun(2), (kDir / "eval_two.json").string());
   ASSERT_EQ(one.size(), two.size());
+  const auto& generated = generations[(kDir / "eval_one.json").string()];
+  EXPECT_EQ(generated.size(), 12u);
+  EXPECT_EQ(generations[(kDir / "eval_two.json").string()], generated);
+  EXPECT_GT(std::set<std::string>(generated.begin(), generated.end()).size(), 1u);
   for (size_t t = 0; t < one.size(); t++)
     for (auto& [metric, want] : one[t]["metrics"].items())
       EXPECT_NEAR(two[t]["metrics"][metric].get<double>(), want.get<double>(),
