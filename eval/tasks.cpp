@@ -301,7 +301,8 @@ const std::vector<std::string>& task_names() {
                                                  "logiqa",
                                                  "truthfulqa_mc1",
                                                  "crows_pairs_english",
-                                                 "mmlu_continuation"};
+                                                 "mmlu_continuation",
+                                                 "triviaqa"};
   return names;
 }
 

@@ -308,6 +308,18 @@ TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
     EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.expect << "\n" << r.output;
   }
+  // A recipe whose eval.tasks would generate past the model's context: refused before training.
+  CommandResult gen = run_command(
+      kBin + " train " + SPECTRA_SOURCE_DIR +
+      "/recipes/tiny/floatlm-bpe.yaml --set data.tokenizer=" + (kDir / "tok.json").string() +
+      " --set data.datasets=" + (kDir / "kjv.h5").string() +
+      " --set model.vocab_size=512 --set model.vocab_rows=512 --set train.device=cpu" +
+      " \"--set=eval.tasks=[{task: triviaqa, data: " + tasks + "triviaqa_kjv.jsonl}]\"");
+  EXPECT_EQ(gen.code, 2) << gen.output;
+  EXPECT_EQ(std::count(gen.output.begin(), gen.output.end(), '\n'), 1) << gen.output;
+  EXPECT_NE(gen.output.find("triviaqa generates up to 256 tokens after its prompt"),
+            std::string::npos)
+      << gen.output;
   // The suite's folder without some of its files: one line naming them.
   fs::create_directories(kDir / "suite");
   for (const char* task : {"arc_easy", "hellaswag"})

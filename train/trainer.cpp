@@ -99,7 +99,16 @@ TrainingTasks load_training_tasks(const Recipe& r) {
         "cannot be evaluated on them)",
         r.where("eval.tasks"));
   t.tokenizer = std::make_unique<Tokenizer>(check_tokenizer(r));
-  for (const EvalTask& e : r.eval.tasks) t.tasks.push_back(load_task(e.task, e.data, e.limit));
+  for (const EvalTask& e : r.eval.tasks) {
+    t.tasks.push_back(load_task(e.task, e.data, e.limit));
+    const int64_t budget = EvalOptions{}.max_gen_toks;
+    if (t.tasks.back().type == TaskType::generate_until && r.model.context <= budget)
+      user_error(
+          "{}: {} generates up to {} tokens after its prompt (lm-eval's max_gen_toks), "
+          "more than model.context {} leaves; evaluate it with `spectra eval "
+          "--max-gen-toks N` instead",
+          r.where("eval.tasks"), e.task, budget, r.model.context);
+  }
   return t;
 }
 
