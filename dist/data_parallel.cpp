@@ -70,8 +70,6 @@ DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layo
       master_(std::move(master)),
       grads_(std::move(grads)) {
   SPECTRA_CHECK(opt.zero >= 0 && opt.zero <= 3, "ZeRO stage {} (0 to 3)", opt.zero);
-  SPECTRA_CHECK(zero_ < 3 || !master_.is_cuda(),
-                "ZeRO-3 runs on the CPU only (its GPU path is not written yet)");
   const int64_t n = layout_.elements;
   const int d = replicas(), rank = dp_ ? dp_->rank() : 0;
   const BucketPlan plan = plan_buckets(layout_.segments, n, d, zero_, opt.bucket_elements, rank);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/ternary.h"
+#include "kernels/ternary_packed_cuda.h"
 
 namespace spectra::dist {
 
@@ -63,9 +64,11 @@ ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vecto
     }
     param_.push_back(std::move(s));
   }
-  floats_ = Tensor::empty({float_count});
-  codes_ = Tensor::zeros({codes}, DType::u8);
-  gamma_ = Tensor::zeros({groups_});
+  // The replicated buffers live where the model computes (the initial weights' device).
+  const Device dev = float_weights.device();
+  floats_ = Tensor::empty({float_count}, DType::f32, dev);
+  codes_ = Tensor::zeros({codes}, DType::u8, dev);
+  gamma_ = Tensor::zeros({groups_}, DType::f32, dev);
   for (ParamState& s : param_) {
     if (s.p.ternary) {
       kernels::PackedTernary& k = s.packed;
@@ -145,13 +148,29 @@ std::pair<int64_t, int64_t> ShardedWeights::rows_of(const Piece& c) const {
 
 Tensor ShardedWeights::abs_sums(const Tensor& latent) const {
   check_shard(latent);
-  Tensor sums = Tensor::zeros({groups_}, DType::f64);
+  Tensor sums = Tensor::zeros({groups_}, DType::f64);  // on the host: the all-gather is MPI's
   for (const Piece& c : pieces_) {
     const ParamState& s = param_[c.param];
     if (!s.p.ternary) continue;
     auto [r0, r1] = rows_of(c);
-    kernels::ternary_abs_sums(latent.data<float>() + c.local, r0, r1, s.packed,
-                              sums.data<double>() + s.gamma_base);
+    double* out = sums.data<double>() + s.gamma_base;
+    if (!latent.is_cuda()) {
+      kernels::ternary_abs_sums(latent.data<float>() + c.local, r0, r1, s.packed, out);
+      continue;
+    }
+#ifdef SPECTRA_WITH_CUDA
+    // Each row's sums on the GPU, added here in row order as kernels::ternary_abs_sums adds
+    // them (every rank of a GPU run adds the same way).
+    const int64_t blocks = s.packed.axis == 1 ? s.packed.groups : 1;
+    Tensor rows = Tensor::empty({(r1 - r0) * blocks}, DType::f64, latent.device());
+    kernels::ternary_row_abs_sums_cuda(latent.slice(c.local, c.end - c.begin + c.local), r0, r1,
+                                       s.packed, rows);
+    const std::vector<double> part = rows.to_doubles();
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t b = 0; b < blocks; b++)
+        out[s.packed.axis == 1 ? b : s.packed.block_of_row(r)] +=
+            part[size_t((r - r0) * blocks + b)];
+#endif
   }
   return sums;
 }
@@ -161,36 +180,45 @@ void ShardedWeights::set_gammas(const Tensor& all_sums) {
   SPECTRA_CHECK(all_sums.dtype() == DType::f64 && all_sums.numel() == ranks * groups_,
                 "ShardedWeights::set_gammas: {} for {} scale blocks", all_sums.str(), groups_);
   const double* sums = all_sums.data<double>();
+  Tensor gamma = Tensor::empty({groups_});  // computed on the host, then where the codes are
   for (const ParamState& s : param_) {
     if (!s.p.ternary) continue;
     const int64_t count = s.packed.rows * s.packed.cols / s.packed.groups;
     for (int64_t g = 0; g < s.packed.groups; g++) {
       double total = 0;  // in rank order: every rank adds the same numbers the same way
       for (int64_t r = 0; r < ranks; r++) total += sums[r * groups_ + s.gamma_base + g];
-      s.packed.gamma.data<float>()[g] = kernels::ternary_gamma(total, count, eps_);
+      gamma.data<float>()[s.gamma_base + g] = kernels::ternary_gamma(total, count, eps_);
     }
   }
+  gamma_.copy_from(gamma);
 }
 
 void ShardedWeights::encode(const Tensor& latent) {
   check_shard(latent);
   for (const Piece& c : pieces_) {
     ParamState& s = param_[c.param];
-    const float* w = latent.data<float>() + c.local;
-    if (s.p.ternary) {
-      auto [r0, r1] = rows_of(c);
-      kernels::pack_ternary_rows(w, r0, r1, s.packed);
-    } else {
-      std::copy(w, w + (c.end - c.begin),
-                floats_.data<float>() + s.float_base + c.begin - s.p.begin);
+    const Tensor w = latent.slice(c.local, c.local + c.end - c.begin);
+    if (!s.p.ternary) {
+      const int64_t at = s.float_base + c.begin - s.p.begin;
+      floats_.slice(at, at + (c.end - c.begin)).copy_from(w);
+      continue;
     }
+    auto [r0, r1] = rows_of(c);
+    if (!latent.is_cuda()) {
+      kernels::pack_ternary_rows(w.data<float>(), r0, r1, s.packed);
+      continue;
+    }
+#ifdef SPECTRA_WITH_CUDA
+    kernels::pack_ternary_rows_cuda(w, r0, r1, s.packed);
+#endif
   }
 }
 
 void ShardedWeights::check_shard(const Tensor& latent) const {
-  SPECTRA_CHECK(!latent.is_cuda() && latent.dtype() == DType::f32 && latent.numel() == shard_,
-                "ShardedWeights: the latent shard must be f32 [{}] on the CPU, got {}", shard_,
-                latent.str());
+  SPECTRA_CHECK(latent.device() == codes_.device() && latent.dtype() == DType::f32 &&
+                    latent.numel() == shard_,
+                "ShardedWeights: the latent shard must be f32 [{}] on {}, got {}", shard_,
+                codes_.device().str(), latent.str());
 }
 
 }  // namespace spectra::dist

@@ -54,7 +54,8 @@ class ShardedWeights {
                  float eps, const Tensor& float_weights);
 
   // After each update, from `latent` (this rank's shard: its parts one after another, as the
-  // engine lays them out, f32 on the CPU):
+  // engine lays them out, f32 on the device of the initial weights, where the replicated
+  // buffers live too; on a GPU the kernels of kernels/ternary_packed_cuda.h pack there):
   //   1. abs_sums: this rank's Σ|w| per scale block of every projection (f64 [scale_blocks()]);
   //   2. set_gammas: every rank's sums, in rank order (f64 [ranks · scale_blocks()]), give every
   //      γ, added in rank order so that every rank computes the same bits;

@@ -1,6 +1,8 @@
-// spectra eval MODEL --task T --data FILE: zero-shot evaluation with lm-evaluation-harness's
-// semantics (eval/evaluate.h): a table on stdout, and the metrics as JSON (--output) and each
-// document's scores as JSONL (--samples). Repeat --task/--data pairs to run several tasks.
+// spectra eval MODEL --task T --data FILE: evaluation with lm-evaluation-harness's semantics
+// (eval/evaluate.h), zero-shot or with its few-shot examples (--num-fewshot, eval/fewshot.h): a
+// table with standard errors on stdout, the metrics as JSON (--output) and markdown
+// (--markdown), each document's scores as JSONL (--samples). Repeat --task/--data pairs to run
+// several tasks, or --suite spectra --data-dir DIR for the paper's 13.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

@@ -4,6 +4,7 @@
 
 #include "autograd/var.h"
 #include "kernels/ternary_packed.h"
+#include "kernels/ternary_packed_cuda.h"
 
 namespace spectra {
 
@@ -127,8 +128,14 @@ void Optimizer::refresh(int64_t begin, int64_t end) {
     size_t k = 0;
     int64_t off = 0;
     for (auto& [name, p] : model_.named_parameters()) {
-      if (p->ternary && off >= begin && off < end)
-        kernels::unpack_ternary_quantized(w->packed(k), p->compute, p->gamma);
+      if (p->ternary && off >= begin && off < end) {
+#ifdef SPECTRA_WITH_CUDA
+        if (p->compute.is_cuda())
+          kernels::unpack_ternary_quantized_cuda(w->packed(k), p->compute, p->gamma);
+        else
+#endif
+          kernels::unpack_ternary_quantized(w->packed(k), p->compute, p->gamma);
+      }
       off += shape_numel(p->shape);
       k++;
     }

@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <tuple>
 #include <vector>
 
 #include "core/cuda_runtime.h"
 #include "core/rng.h"
+#include "dist/sharded_weights.h"
 #include "kernels/matmul.h"
 #include "kernels/ternary_packed.h"
 #include "kernels/ternary_packed_cuda.h"
@@ -194,6 +196,69 @@ TEST_F(PackedTernaryCuda, ZeroThreeStepsMatchTheCpu) {
       kernels::unpack_ternary_quantized_cuda(full, out, gamma);
       EXPECT_EQ(out.to_doubles(), want_out.to(dt).to_doubles()) << dtype_name(dt);
       EXPECT_EQ(gamma.to_doubles(), want_gamma.to_doubles());
+    }
+  }
+}
+
+// ZeRO-3's replicated weights on the GPU (dist::ShardedWeights with device buffers): two ranks
+// simulated in one process, each one's device ShardedWeights against its CPU twin on the same
+// shard: the γ sums within 1e-12 (a tree in another order), then, from the same sums, every
+// code byte and float of the rank's own parts bit for bit.
+TEST_F(PackedTernaryCuda, ShardedWeightsEncodeAsOnTheCpu) {
+  std::vector<dist::ArenaParam> params;
+  int64_t at = 0;
+  for (auto [rows, cols, ternary, groups, axis] : {std::tuple{1, 80, false, 1, 0},
+                                                   {96, 300, true, 1, 0},
+                                                   {40, 512, true, 2, 1},
+                                                   {37, 80, false, 1, 0},
+                                                   {200, 80, true, 4, 0}}) {
+    dist::ArenaParam p;
+    p.begin = at, p.end = at += int64_t(rows) * cols;
+    p.cols = rows > 1 ? cols : 0, p.ternary = ternary, p.groups = groups, p.axis = axis;
+    params.push_back(p);
+  }
+  const Tensor arena = randn({at}, 0.02);
+  const int d = 2;
+  const std::vector<dist::ShardedWeights::Bucket> buckets = {
+      {0, params[2].end, dist::split_rows(0, params[2].end, d, params)},
+      {params[2].end, at, dist::split_rows(params[2].end, at, d, params)}};
+  for (int r = 0; r < d; r++) {
+    SCOPED_TRACE(::testing::Message() << "rank " << r);
+    std::vector<float> mine;  // the rank's parts of the buckets, one after another
+    for (const auto& b : buckets) {
+      int64_t from = b.begin;
+      for (int q = 0; q < r; q++) from += b.counts[size_t(q)];
+      mine.insert(mine.end(), arena.data<float>() + from,
+                  arena.data<float>() + from + b.counts[size_t(r)]);
+    }
+    const Tensor shard = Tensor::from(mine, {int64_t(mine.size())});
+    dist::ShardedWeights cpu(params, buckets, r, 1e-5f, Tensor::zeros({at}));
+    dist::ShardedWeights gpu(params, buckets, r, 1e-5f,
+                             Tensor::zeros({at}, DType::f32, Device::cuda()));
+    const Tensor shard_gpu = shard.to(Device::cuda());
+    const std::vector<double> want = cpu.abs_sums(shard).to_doubles(),
+                              got = gpu.abs_sums(shard_gpu).to_doubles();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t g = 0; g < want.size(); g++) EXPECT_NEAR(got[g], want[g], 1e-12 * want[g]) << g;
+    // Both from the CPU's sums (this rank's twice: the other rank's would do as well).
+    Tensor all = Tensor::empty({cpu.scale_blocks() * d}, DType::f64);
+    for (int q = 0; q < d; q++)
+      all.slice(q * cpu.scale_blocks(), (q + 1) * cpu.scale_blocks())
+          .copy_from(cpu.abs_sums(shard));
+    cpu.set_gammas(all), gpu.set_gammas(all);
+    cpu.encode(shard), gpu.encode(shard_gpu);
+    for (size_t i = 0; i < buckets.size(); i++) {
+      int64_t code_at = 0, float_at = 0;
+      for (int q = 0; q < r; q++)
+        code_at += cpu.code_counts(i)[size_t(q)], float_at += cpu.float_counts(i)[size_t(q)];
+      const int64_t c = cpu.code_counts(i)[size_t(r)], f = cpu.float_counts(i)[size_t(r)];
+      const Tensor want_codes = cpu.bucket_codes(i).slice(code_at, code_at + c),
+                   got_codes = gpu.bucket_codes(i).slice(code_at, code_at + c).to(Device::cpu());
+      EXPECT_EQ(std::memcmp(got_codes.data<uint8_t>(), want_codes.data<uint8_t>(), size_t(c)), 0)
+          << "bucket " << i;
+      EXPECT_EQ(gpu.bucket_floats(i).slice(float_at, float_at + f).to_doubles(),
+                cpu.bucket_floats(i).slice(float_at, float_at + f).to_doubles())
+          << "bucket " << i;
     }
   }
 }
