@@ -241,6 +241,56 @@ TEST_F(EvalCli, TokenFilePerplexityIsTheTrainersValidationLoss) {
               1e-9 * std::exp(val_loss));
 }
 
+// A recipe's eval.tasks with few-shot examples score what `spectra eval --num-fewshot` scores on
+// the model file the run writes (the same examples: lm-eval's draw, seed 1234).
+TEST_F(EvalCli, RecipeFewShotTasksScoreAsSpectraEval) {
+  const std::string tasks = std::string(SPECTRA_SOURCE_DIR) + "/data/tasks/";
+  const std::string hellaswag = tasks + "hellaswag_kjv.jsonl",
+                    lambada = tasks + "lambada_kjv.jsonl";
+  const std::string out = (kDir / "fewshot.h5").string(), log = (kDir / "fewshot.jsonl").string();
+  CommandResult t = run_command(
+      kBin + " train " + SPECTRA_SOURCE_DIR + "/recipes/tiny/floatlm-bpe.yaml" +
+      " --set model.vocab_size=512 --set model.vocab_rows=512 --set model.hidden=64" +
+      " --set model.ffn=128 --set model.layers=2 --set train.seq_len=64 --set train.steps=4" +
+      " --set train.micro_batch=4 --set train.global_batch=4 --set train.device=cpu" +
+      " --set eval.sample_tokens=0 --set eval.batches=1 --set data.tokenizer=" +
+      (kDir / "tok.json").string() + " --set data.datasets=" + (kDir / "kjv.h5").string() +
+      " --set log.metrics=" + log + " --set train.out=" + out +
+      " \"--set=eval.tasks=[{task: hellaswag, data: " + hellaswag + ", limit: 16, num_fewshot: 3," +
+      " fewshot_data: " + hellaswag + "}, {task: lambada, data: " + lambada +
+      ", limit: 16, num_fewshot: 2}]\"");
+  ASSERT_EQ(t.code, 0) << t.output;
+  std::map<std::string, double> trained;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);)
+    if (auto j = nlohmann::json::parse(line); j["event"] == "eval_task")
+      for (const char* m : {"acc", "acc_norm", "perplexity"})
+        if (j.contains(m)) trained[j["task"].get<std::string>() + " " + m] = j[m].get<double>();
+  ASSERT_EQ(trained.size(), 4u);
+  const std::string json = (kDir / "fewshot.json").string();
+  CommandResult e = run_command(kBin + " eval " + out + " --task hellaswag --data " + hellaswag +
+                                " --fewshot-data " + hellaswag + " --task lambada --data " +
+                                lambada + " --fewshot-data " + lambada +
+                                " --num-fewshot 3 --limit 16 --no-progress -o " + json);
+  ASSERT_EQ(e.code, 0) << e.output;
+  // lambada took 2 shots in the recipe, 3 here: its numbers must differ, hellaswag's agree.
+  CommandResult e2 = run_command(kBin + " eval " + out + " --task lambada --data " + lambada +
+                                 " --num-fewshot 2 --limit 16 --no-progress -o " + json + "2");
+  ASSERT_EQ(e2.code, 0) << e2.output;
+  std::map<std::string, double> evaluated;
+  for (const std::string& f : {json, json + "2"}) {
+    const nlohmann::json results = nlohmann::json::parse(std::ifstream(f))["results"];
+    for (auto& r : results)
+      for (auto& [m, v] : r["metrics"].items())
+        evaluated[r["task"].get<std::string>() + " " + m + (f == json ? "" : " 2")] = v;
+  }
+  EXPECT_EQ(trained.at("hellaswag acc"), evaluated.at("hellaswag acc"));
+  EXPECT_EQ(trained.at("hellaswag acc_norm"), evaluated.at("hellaswag acc_norm"));
+  EXPECT_NEAR(trained.at("lambada perplexity"), evaluated.at("lambada perplexity 2"),
+              1e-6 * evaluated.at("lambada perplexity 2"));
+  EXPECT_NE(evaluated.at("lambada perplexity"), evaluated.at("lambada perplexity 2"));
+}
+
 TEST_F(EvalCli, BadTaskFilesFailWithOneErrorLine) {
   auto write = [](const std::string& name, const std::string& text) {
     std::ofstream(kDir / name) << text;

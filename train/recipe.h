@@ -34,6 +34,8 @@ struct EvalTask {
   std::string task;
   std::string data;
   int64_t limit = 0;
+  int64_t num_fewshot = 0;   // lm-eval's few-shot examples (eval/fewshot.h)
+  std::string fewshot_data;  // where they come from ("": the task's own file, where lm-eval's is)
 };
 
 struct Recipe {

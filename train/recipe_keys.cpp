@@ -97,7 +97,9 @@ std::vector<Field> stage_fields(EvalTask& t) {
   static const std::string names = fmt::format("{}", fmt::join(task_names(), "|"));
   return {{"task", &t.task, kAny, names.c_str(), kRequired},
           {"data", &t.data, kAny, nullptr, kRequired | kPath},
-          {"limit", &t.limit, kNonNeg}};
+          {"limit", &t.limit, kNonNeg},
+          {"num_fewshot", &t.num_fewshot, kNonNeg},
+          {"fewshot_data", &t.fewshot_data, kAny, nullptr, kPath}};
 }
 
 namespace {
