@@ -70,6 +70,7 @@ TaskResult evaluate_generation(const LM& model, const Tokenizer& tokenizer, cons
   std::vector<std::vector<int32_t>> generated(docs.size());
   ProgressLine progress(o.progress && rank == 0 ? "eval " + task.name : "", double(docs.size()),
                         "docs", o.progress && rank == 0);
+  // A batch of prompts at a time (as generate batches them), for the progress line.
   for (size_t first = 0; first < docs.size(); first += size_t(std::max<int64_t>(1, o.batch))) {
     const size_t n = std::min(docs.size() - first, size_t(std::max<int64_t>(1, o.batch)));
     std::vector<std::vector<int32_t>> batch(prompts.begin() + long(first),
