@@ -16,17 +16,16 @@ namespace spectra {
 
 namespace {
 
-// What every metric is computed from: sums that add across documents and ranks.
+// A token file's perplexity: sums that add across windows and ranks.
 struct Sums {
-  double docs = 0, acc = 0, acc_norm = 0, ll = 0, tokens = 0, bytes = 0, words = 0;
+  double docs = 0, ll = 0, tokens = 0;
 
   void all_reduce(const dist::Group* g) {
     if (!g || g->size() == 1) return;
-    Tensor t =
-        Tensor::from(std::vector<double>{docs, acc, acc_norm, ll, tokens, bytes, words}, {7});
+    Tensor t = Tensor::from(std::vector<double>{docs, ll, tokens}, {3});
     g->all_reduce(t);
     const double* v = t.data<double>();
-    docs = v[0], acc = v[1], acc_norm = v[2], ll = v[3], tokens = v[4], bytes = v[5], words = v[6];
+    docs = v[0], ll = v[1], tokens = v[2];
   }
 };
 

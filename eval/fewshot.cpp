@@ -80,4 +80,16 @@ void add_fewshot(Task& task, const Task& pool, int64_t shots, uint64_t seed) {
   }
 }
 
+void add_fewshot(Task& task, const std::string& examples, int64_t shots, uint64_t seed,
+                 const std::string& how_to_give) {
+  const FewshotSource source = fewshot_source(task.name);
+  if (shots <= 0 || source.zero_shot) return;
+  if (examples.empty() && !source.own_file)
+    user_error(
+        "{} shots: task '{}' takes its examples from the dataset's {} split "
+        "(lm-eval's configuration): {}",
+        shots, task.name, source.split, how_to_give);
+  add_fewshot(task, load_task(task.name, examples.empty() ? task.path : examples), shots, seed);
+}
+
 }  // namespace spectra

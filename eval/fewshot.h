@@ -38,4 +38,10 @@ constexpr uint64_t kFewshotSeed = 1234;  // lm-eval's default fewshot_random_see
 // into every context of `task`. UserError when the pool holds too few examples.
 void add_fewshot(Task& task, const Task& pool, int64_t shots, uint64_t seed = kFewshotSeed);
 
+// The same from a file: `examples` ("" where the examples come from the task's own file; else a
+// UserError that ends with `how_to_give`, saying where the caller takes that file from).
+// Nothing for zero shots or a zero-shot task.
+void add_fewshot(Task& task, const std::string& examples, int64_t shots, uint64_t seed,
+                 const std::string& how_to_give);
+
 }  // namespace spectra

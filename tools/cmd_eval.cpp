@@ -45,21 +45,12 @@ std::ofstream open_output(const std::string& path, const char* flag) {
 // --num-fewshot: the examples come from the file lm-eval's configuration of the task names
 // (eval/fewshot.h): --fewshot-data, or the task's own file where that is the evaluated split.
 void add_fewshot_examples(const EvalArgs& a, size_t i, Task& task) {
-  const FewshotSource source = fewshot_source(task.name);
-  if (a.num_fewshot == 0) return;
-  if (source.zero_shot) {
+  if (a.num_fewshot > 0 && fewshot_source(task.name).zero_shot)
     log::info("{}: scored without few-shot examples, as lm-eval does ({})", task.name,
               task.name == "perplexity" ? "rolling windows take no context"
                                         : "its configuration fixes num_fewshot 0");
-    return;
-  }
-  if (a.fewshot_data.empty() && !source.own_file)
-    user_error(
-        "--num-fewshot {}: task '{}' takes its examples from the dataset's {} split "
-        "(lm-eval's configuration): give --fewshot-data FILE for each --task",
-        a.num_fewshot, task.name, source.split);
-  const std::string& file = a.fewshot_data.empty() ? a.data[i] : a.fewshot_data[i];
-  add_fewshot(task, load_task(task.name, file), a.num_fewshot, a.fewshot_seed);
+  add_fewshot(task, a.fewshot_data.empty() ? "" : a.fewshot_data[i], a.num_fewshot, a.fewshot_seed,
+              "give --fewshot-data FILE for each --task");
 }
 
 // The Spectra paper's table: lm-eval's 13 tasks, in its order, each file named after its task in

@@ -102,17 +102,8 @@ TrainingTasks load_training_tasks(const Recipe& r) {
   t.tokenizer = std::make_unique<Tokenizer>(check_tokenizer(r));
   for (const EvalTask& e : r.eval.tasks) {
     t.tasks.push_back(load_task(e.task, e.data, e.limit));
-    if (e.num_fewshot > 0) {  // lm-eval's examples, from where its configuration takes them
-      const FewshotSource source = fewshot_source(e.task);
-      if (e.fewshot_data.empty() && !source.own_file && !source.zero_shot)
-        user_error(
-            "{}: {} takes its few-shot examples from the dataset's {} split: give "
-            "fewshot_data",
-            r.where("eval.tasks"), e.task, source.split);
-      add_fewshot(t.tasks.back(),
-                  load_task(e.task, e.fewshot_data.empty() ? e.data : e.fewshot_data),
-                  e.num_fewshot);
-    }
+    add_fewshot(t.tasks.back(), e.fewshot_data, e.num_fewshot, kFewshotSeed,
+                "give its fewshot_data in " + r.where("eval.tasks"));
     const int64_t budget = EvalOptions{}.max_gen_toks;
     if (t.tasks.back().type == TaskType::generate_until && r.model.context <= budget)
       user_error(
