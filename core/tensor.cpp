@@ -106,6 +106,17 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::reinterpret(DType dtype) const {
+  const size_t size = dtype_size(dtype);
+  SPECTRA_CHECK(offset_ % size == 0 && nbytes() % size == 0, "reinterpret: {} at byte {} as {}",
+                str(), offset_, dtype_name(dtype));
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  t.numel_ = int64_t(nbytes() / size);
+  t.shape_ = {t.numel_};
+  return t;
+}
+
 Tensor Tensor::to(Device device) const {
   Tensor t = empty(shape_, dtype_, device);
   t.copy_from(*this);

@@ -73,6 +73,9 @@ class Tensor {
   Tensor view(Shape shape) const;
   // Rows [begin, end) of the leading dimension, same storage.
   Tensor slice(int64_t begin, int64_t end) const;
+  // The same bytes read as another dtype, 1-D [nbytes / its size] (the typed parts of a byte
+  // buffer); the byte offset and length must be multiples of that size.
+  Tensor reinterpret(DType dtype) const;
 
   // New storage.
   Tensor to(Device device) const;

@@ -51,13 +51,9 @@ struct DataParallel::Bucket {
   int64_t local = 0;            // where it lies in the shard
   int slot = -1;                // ZeRO-2/3: its ring slot
   Tensor grads;                 // its full gradients: arena slice or ring slot
-  Pending reduce, gather, gather_codes;  // gather_codes: zero 3's
+  Pending reduce, gather;
   bool launched = false, reduce_pending = false, gather_pending = false;
   int64_t size() const { return end - begin; }
-  void test_gather() {
-    gather.test();
-    gather_codes.test();
-  }
 };
 
 DataParallel::DataParallel(const Group* dp, const Group* tp, GradientLayout layout, Tensor master,
@@ -191,7 +187,6 @@ void DataParallel::complete_gather(Bucket& b,
                                    const std::function<void(int64_t, int64_t)>& refresh) {
   if (!b.gather_pending) return;
   b.gather.wait();
-  b.gather_codes.wait();
   b.gather_pending = false;
   if (zero_ == 3) {  // new codes: unpacked where the bucket is next used (make_resident)
     for (int& owner : resident_)
@@ -220,7 +215,7 @@ void DataParallel::before_forward(int segment,
       else
         complete_gather(b, refresh);
     }
-    if (b.gather_pending) b.test_gather();  // lets MPI progress the later buckets' gathers
+    if (b.gather_pending) b.gather.test();  // lets MPI progress the later buckets' gathers
   }
 }
 
@@ -252,7 +247,7 @@ void DataParallel::gradients_ready(int segment) {
 void DataParallel::progress() {
   for (Bucket& b : buckets_) {
     if (b.reduce_pending) b.reduce.test();
-    if (b.gather_pending) b.test_gather();
+    if (b.gather_pending) b.gather.test();
   }
 }
 
@@ -298,15 +293,9 @@ void DataParallel::gather_weights(const std::function<void(int64_t, int64_t)>& r
   }
   for (size_t i = 0; i < buckets_.size(); i++) {
     Bucket& b = buckets_[i];
-    if (weights_) {  // a bucket without projections (the embedding's) sends no codes
-      Tensor floats = weights_->bucket_floats(i), codes = weights_->bucket_codes(i);
-      if (floats.numel() > 0) b.gather = dp_->all_gather_async(floats, weights_->float_counts(i));
-      if (codes.numel() > 0)
-        b.gather_codes = dp_->all_gather_async(codes, weights_->code_counts(i));
-    } else {
-      Tensor bucket = master_.slice(b.begin, b.end);
-      b.gather = dp_->all_gather_async(bucket, b.counts);
-    }
+    // Zero 3: the bucket's replicated bytes (codes and floats); else its f32 masters.
+    Tensor full = weights_ ? weights_->bucket_bytes(i) : master_.slice(b.begin, b.end);
+    b.gather = dp_->all_gather_async(full, weights_ ? weights_->byte_counts(i) : b.counts);
     b.gather_pending = true;
     if (!opt_.overlap) complete_gather(b, refresh);
   }

@@ -12,9 +12,10 @@
 //           and the reduced parts accumulate in this rank's shard.
 //   zero 3: as 2, and no rank keeps the whole latent model either: each keeps its shard of the
 //           weights (parts cut at row boundaries), updates it, and the ranks all-gather what
-//           the passes read, a TriLM projection as 2-bit codes (dist/sharded_weights.h) that
-//           are unpacked into compute copies two buckets at a time (weight_slots). Host (CPU)
-//           training only, for now.
+//           the passes read, one run of bytes per bucket (dist/sharded_weights.h): a TriLM
+//           projection as 2-bit codes, unpacked into compute copies two buckets at a time
+//           (weight_slots), a float parameter in the dtype the passes read it in. Verified on
+//           the CPU; the GPU path (NCCL) has not run yet.
 //
 // A bucket is a run of whole segments of at least `bucket_elements`, built from the end of the
 // arena, so the first bucket the backward pass completes (the LM head's) is launched at once.

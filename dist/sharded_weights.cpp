@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/elementwise.h"
 #include "kernels/ternary.h"
 #include "kernels/ternary_packed_cuda.h"
 
@@ -45,38 +46,42 @@ std::vector<int64_t> split_rows(int64_t begin, int64_t end, int parts,
 ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vector<Bucket> buckets,
                                int rank, float eps, const Tensor& float_weights)
     : buckets_(std::move(buckets)), rank_(rank), eps_(eps) {
-  int64_t float_count = 0, codes = 0;
+  int64_t bytes = 0;
   for (const ArenaParam& p : params) {
     ParamState s;
     s.p = p;
-    s.float_base = float_count;
-    s.code_base = codes;
+    s.byte_base = bytes = (bytes + 15) / 16 * 16;  // aligned for any dtype's view
     s.gamma_base = groups_;
     if (p.ternary) {
       s.packed.cols = p.row_length();
       s.packed.rows = (p.end - p.begin) / s.packed.cols;
       s.packed.groups = p.groups;
       s.packed.axis = p.axis;
-      codes += s.packed.rows * s.packed.row_bytes();
+      code_bytes_ += s.packed.rows * s.packed.row_bytes();
+      bytes += s.packed.rows * s.packed.row_bytes();
       groups_ += p.groups;
     } else {
-      float_count += p.end - p.begin;
+      SPECTRA_CHECK(is_floating(p.dtype), "ShardedWeights: float parameter in {}",
+                    dtype_name(p.dtype));
+      float_bytes_ += (p.end - p.begin) * int64_t(dtype_size(p.dtype));
+      bytes += (p.end - p.begin) * int64_t(dtype_size(p.dtype));
     }
     param_.push_back(std::move(s));
   }
-  // The replicated buffers live where the model computes (the initial weights' device).
+  // The replicated buffer lives where the model computes (the initial weights' device).
   const Device dev = float_weights.device();
-  floats_ = Tensor::empty({float_count}, DType::f32, dev);
-  codes_ = Tensor::zeros({codes}, DType::u8, dev);
+  wire_ = Tensor::zeros({bytes}, DType::u8, dev);
   gamma_ = Tensor::zeros({groups_}, DType::f32, dev);
-  for (ParamState& s : param_) {
+  for (size_t k = 0; k < param_.size(); k++) {
+    ParamState& s = param_[k];
     if (s.p.ternary) {
-      kernels::PackedTernary& k = s.packed;
-      k.codes = codes_.slice(s.code_base, s.code_base + k.rows * k.row_bytes())
-                    .view({k.rows, k.row_bytes()});
-      k.gamma = gamma_.slice(s.gamma_base, s.gamma_base + k.groups);
+      kernels::PackedTernary& t = s.packed;
+      t.codes = wire_.slice(s.byte_base, s.byte_base + t.rows * t.row_bytes())
+                    .view({t.rows, t.row_bytes()});
+      t.gamma = gamma_.slice(s.gamma_base, s.gamma_base + t.groups);
     } else {
-      floats(size_t(&s - param_.data())).copy_from(float_weights.slice(s.p.begin, s.p.end));
+      Tensor out = floats(k);
+      kernels::cast(float_weights.slice(s.p.begin, s.p.end), out);
     }
   }
   // This rank's pieces: each parameter's overlap with each of its parts, and where it lies in
@@ -94,14 +99,11 @@ ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vecto
   }
   for (const Bucket& b : buckets_) {
     BucketState s;
-    s.float_begin = floats_before(b.begin);
-    s.float_end = floats_before(b.end);
-    s.code_begin = codes_before(b.begin);
-    s.code_end = codes_before(b.end);
+    s.byte_begin = bytes_before(b.begin);
+    s.byte_end = bytes_before(b.end);
     int64_t at = b.begin;
     for (int64_t c : b.counts) {
-      s.float_counts.push_back(floats_before(at + c) - floats_before(at));
-      s.code_counts.push_back(codes_before(at + c) - codes_before(at));
+      s.byte_counts.push_back(bytes_before(at + c) - bytes_before(at));
       at += c;
     }
     bucket_.push_back(std::move(s));
@@ -112,33 +114,24 @@ size_t ShardedWeights::param_at(int64_t x) const {
   return holding(param_, x, [](const ParamState& s) { return s.p.begin; });
 }
 
-int64_t ShardedWeights::floats_before(int64_t x) const {
-  if (x >= param_.back().p.end) return floats_.numel();
+int64_t ShardedWeights::bytes_before(int64_t x) const {
+  if (x >= param_.back().p.end) return wire_.numel();
   const ParamState& s = param_[param_at(x)];
-  return s.float_base + (s.p.ternary ? 0 : x - s.p.begin);
-}
-
-int64_t ShardedWeights::codes_before(int64_t x) const {
-  if (x >= param_.back().p.end) return codes_.numel();
-  const ParamState& s = param_[param_at(x)];
-  if (!s.p.ternary) return s.code_base;
   const int64_t offset = x - s.p.begin;
+  if (!s.p.ternary) return s.byte_base + offset * int64_t(dtype_size(s.p.dtype));
   SPECTRA_CHECK(offset % s.packed.cols == 0, "ShardedWeights: position {} cuts a row", x);
-  return s.code_base + offset / s.packed.cols * s.packed.row_bytes();
+  return s.byte_base + offset / s.packed.cols * s.packed.row_bytes();
 }
 
-Tensor ShardedWeights::bucket_codes(size_t i) const {
-  return codes_.slice(bucket_[i].code_begin, bucket_[i].code_end);
-}
-
-Tensor ShardedWeights::bucket_floats(size_t i) const {
-  return floats_.slice(bucket_[i].float_begin, bucket_[i].float_end);
+Tensor ShardedWeights::bucket_bytes(size_t i) const {
+  return wire_.slice(bucket_[i].byte_begin, bucket_[i].byte_end);
 }
 
 Tensor ShardedWeights::floats(size_t k) const {
   const ParamState& s = param_[k];
   SPECTRA_CHECK(!s.p.ternary, "ShardedWeights::floats: parameter {} travels as codes", k);
-  return floats_.slice(s.float_base, s.float_base + s.p.end - s.p.begin);
+  const int64_t n = (s.p.end - s.p.begin) * int64_t(dtype_size(s.p.dtype));
+  return wire_.slice(s.byte_base, s.byte_base + n).reinterpret(s.p.dtype);
 }
 
 std::pair<int64_t, int64_t> ShardedWeights::rows_of(const Piece& c) const {
@@ -198,9 +191,9 @@ void ShardedWeights::encode(const Tensor& latent) {
   for (const Piece& c : pieces_) {
     ParamState& s = param_[c.param];
     const Tensor w = latent.slice(c.local, c.local + c.end - c.begin);
-    if (!s.p.ternary) {
-      const int64_t at = s.float_base + c.begin - s.p.begin;
-      floats_.slice(at, at + (c.end - c.begin)).copy_from(w);
+    if (!s.p.ternary) {  // cast by its owner: the wire carries what the passes read
+      Tensor out = floats(c.param).slice(c.begin - s.p.begin, c.end - s.p.begin);
+      kernels::cast(w, out);
       continue;
     }
     auto [r0, r1] = rows_of(c);
@@ -215,10 +208,10 @@ void ShardedWeights::encode(const Tensor& latent) {
 }
 
 void ShardedWeights::check_shard(const Tensor& latent) const {
-  SPECTRA_CHECK(latent.device() == codes_.device() && latent.dtype() == DType::f32 &&
-                    latent.numel() == shard_,
-                "ShardedWeights: the latent shard must be f32 [{}] on {}, got {}", shard_,
-                codes_.device().str(), latent.str());
+  SPECTRA_CHECK(
+      latent.device() == wire_.device() && latent.dtype() == DType::f32 && latent.numel() == shard_,
+      "ShardedWeights: the latent shard must be f32 [{}] on {}, got {}", shard_,
+      wire_.device().str(), latent.str());
 }
 
 }  // namespace spectra::dist

@@ -7,17 +7,19 @@
 //     rank the same γ; each rank packs its rows with it; an all-gather of the codes gives every
 //     rank the whole PackedTernary: 2 bits a weight on the wire instead of ZeRO-2's 32;
 //   - every other parameter (embedding, norms, LM head; all of a FloatLM) travels and stays in
-//     f32, as ZeRO-1/2 gather it.
-// Shards are cut at row boundaries (split_rows), so a rank packs whole rows. Within a bucket the
-// ranks' codes, one after another, are each projection's PackedTernary::codes, and their floats
-// each float parameter's weights: the all-gathers write straight into what the model reads.
+//     the dtype the passes read it in (ArenaParam::dtype): the compute dtype in a 16-bit run
+//     (the owner casts, as ordinary ZeRO-3 gathers), f32 otherwise and for the norm gains.
+// One replicated byte buffer holds it all, each parameter's bytes in arena order (from a 16-byte
+// boundary), so a rank's part of a bucket is one run of bytes and each bucket one all-gather
+// that writes straight into what the model reads. Shards are cut at row boundaries
+// (split_rows), so a rank packs whole rows.
 //
 //   ShardedWeights w(params, buckets, rank, eps, initial);  // every rank: same params, buckets
-//   dp.all_gather(w.abs_sums(latent), all);                // after each update
+//   dp.all_gather(w.abs_sums(latent), all);                 // after each update
 //   w.set_gammas(all);
 //   w.encode(latent);
-//   dp.all_gather_async(w.bucket_codes(i), w.code_counts(i));    // for each bucket i, and
-//   dp.all_gather_async(w.bucket_floats(i), w.float_counts(i));  // the model reads packed(k) ...
+//   dp.all_gather_async(w.bucket_bytes(i), w.byte_counts(i));  // each bucket i; then the model
+//                                                              // reads packed(k), floats(k)
 #pragma once
 #include <utility>
 #include <vector>
@@ -35,6 +37,8 @@ struct ArenaParam {
   bool ternary = false;
   int64_t groups = 1;
   int axis = 0;
+  // Zero 3: the dtype a float parameter travels and is read in (its compute copy's, or f32).
+  DType dtype = DType::f32;
   int64_t row_length() const { return cols > 0 ? cols : end - begin; }
 };
 
@@ -55,36 +59,37 @@ class ShardedWeights {
 
   // After each update, from `latent` (this rank's shard: its parts one after another, as the
   // engine lays them out, f32 on the device of the initial weights, where the replicated
-  // buffers live too; on a GPU the kernels of kernels/ternary_packed_cuda.h pack there):
+  // buffer lives too; on a GPU the kernels of kernels/ternary_packed_cuda.h pack there):
   //   1. abs_sums: this rank's Σ|w| per scale block of every projection (f64 [scale_blocks()]);
   //   2. set_gammas: every rank's sums, in rank order (f64 [ranks · scale_blocks()]), give every
   //      γ, added in rank order so that every rank computes the same bits;
-  //   3. encode: this rank's rows as codes and its floats, in place in the replicated buffers,
-  //      ready to be all-gathered.
+  //   3. encode: this rank's rows as codes and its floats in their dtype, in place in the
+  //      replicated buffer, ready to be all-gathered.
   Tensor abs_sums(const Tensor& latent) const;
   void set_gammas(const Tensor& all_sums);
   void encode(const Tensor& latent);
   int64_t scale_blocks() const { return groups_; }
 
-  // Bucket i's codes and floats, and each rank's part of them (bytes; f32 elements).
-  Tensor bucket_codes(size_t i) const;
-  Tensor bucket_floats(size_t i) const;
-  const std::vector<int64_t>& code_counts(size_t i) const { return bucket_[i].code_counts; }
-  const std::vector<int64_t>& float_counts(size_t i) const { return bucket_[i].float_counts; }
+  // Bucket i's replicated bytes (u8), and each rank's part of them.
+  Tensor bucket_bytes(size_t i) const;
+  const std::vector<int64_t>& byte_counts(size_t i) const { return bucket_[i].byte_counts; }
 
   // Parameter k's weights once its bucket has arrived: a projection's codes and γ, or a float
-  // parameter's f32 values ([end - begin], a view into the replicated buffer).
+  // parameter's values ([end - begin] in its dtype, a view into the replicated buffer).
   const kernels::PackedTernary& packed(size_t k) const { return param_[k].packed; }
   Tensor floats(size_t k) const;
 
-  size_t code_bytes() const { return codes_.nbytes(); }
-  size_t float_bytes() const { return floats_.nbytes(); }
+  // The replicated bytes: the projections' codes, the float parameters' values (and in all,
+  // with the padding between parameters).
+  int64_t code_bytes() const { return code_bytes_; }
+  int64_t float_bytes() const { return float_bytes_; }
+  int64_t bytes() const { return wire_.numel(); }
 
  private:
   struct ParamState {
     ArenaParam p;
-    int64_t float_base = 0, code_base = 0, gamma_base = 0;
-    kernels::PackedTernary packed;  // views into codes_ and gamma_
+    int64_t byte_base = 0, gamma_base = 0;
+    kernels::PackedTernary packed;  // views into wire_ and gamma_
   };
   struct Piece {  // a parameter's overlap with one of this rank's parts
     size_t param;
@@ -92,12 +97,11 @@ class ShardedWeights {
     int64_t local;       // where it lies in the shard
   };
   struct BucketState {
-    int64_t float_begin = 0, float_end = 0, code_begin = 0, code_end = 0;
-    std::vector<int64_t> float_counts, code_counts;
+    int64_t byte_begin = 0, byte_end = 0;
+    std::vector<int64_t> byte_counts;
   };
-  // Float elements and code bytes before arena position x (a row boundary).
-  int64_t floats_before(int64_t x) const;
-  int64_t codes_before(int64_t x) const;
+  // Replicated bytes before arena position x (a row boundary).
+  int64_t bytes_before(int64_t x) const;
   size_t param_at(int64_t x) const;  // the parameter holding position x (x < arena end)
   std::pair<int64_t, int64_t> rows_of(const Piece& c) const;  // a projection piece's rows
   void check_shard(const Tensor& latent) const;
@@ -109,8 +113,8 @@ class ShardedWeights {
   int64_t shard_ = 0;  // this rank's elements
   int rank_ = 0;
   float eps_ = 0;
-  int64_t groups_ = 0;
-  Tensor floats_, codes_, gamma_;  // replicated: f32, u8, f32 [groups_]
+  int64_t groups_ = 0, code_bytes_ = 0, float_bytes_ = 0;
+  Tensor wire_, gamma_;  // replicated: u8, f32 [groups_]
 };
 
 }  // namespace spectra::dist

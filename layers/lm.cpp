@@ -99,7 +99,7 @@ void LM::refresh_compute(int64_t begin, int64_t end, bool ternary_only) {
   for (auto& [name, p] : named_parameters()) {
     const bool in_range = off >= begin && off < end && (p->ternary || !ternary_only);
     off += shape_numel(p->shape);
-    // No master: a ZeRO-3 projection, whose compute copy its gathered codes refresh.
+    // No master: ZeRO-3 gathered the compute copy (a projection's from its codes).
     if (!p->compute.defined() || !p->master.defined() || !in_range) continue;
     if (!p->ternary)
       kernels::cast(p->master, p->compute);
@@ -165,11 +165,13 @@ void LM::shard_masters(const std::function<MasterStorage(int64_t, int64_t)>& sto
       p->master = s.master.view(p->shape);
       continue;
     }
-    SPECTRA_CHECK(p->ternary && s.compute.numel() == n && s.compute.dtype() == compute_dtype_,
+    SPECTRA_CHECK((p->ternary || p->compute.defined()) && s.compute.numel() == n &&
+                      s.compute.dtype() == compute_dtype_,
                   "shard_masters: {} gets no master and compute copy {}", name, s.compute.str());
     p->master = Tensor();
     p->compute = s.compute.view(p->shape);
-    if (!p->gamma.defined()) p->gamma = Tensor::empty({p->scales.groups}, DType::f32, opt_.device);
+    if (p->ternary && !p->gamma.defined())
+      p->gamma = Tensor::empty({p->scales.groups}, DType::f32, opt_.device);
   }
   master_arena_ = Tensor();
 }

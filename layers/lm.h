@@ -76,10 +76,11 @@ class LM : public Module {
   static ArenaLayout arena_layout(const ModelConfig& cfg, int tp);
   void set_segment_hooks(SegmentHooks* hooks) { hooks_ = hooks; }
   // ZeRO-3 (train/optimizer.cpp): the latent weights live only as the data-parallel engine's
-  // shards. storage(begin, end) gives each parameter (by arena range) its new storage: a float
-  // parameter a master (the engine's replicated copy, holding its weights already), a TriLM
-  // projection none but a compute copy ([end - begin] in the compute dtype, which the engine's
-  // gathered codes fill before the passes read it). The master arena is freed.
+  // shards. storage(begin, end) gives each parameter (by arena range) its new storage: an f32
+  // float parameter a master (the engine's replicated copy, holding its weights already); a
+  // float parameter with a 16-bit compute copy, and a TriLM projection, none but a compute copy
+  // ([end - begin] in the compute dtype: the engine's replicated copy, or for a projection what
+  // its gathered codes fill before the passes read it). The master arena is freed.
   struct MasterStorage {
     Tensor master, compute;
   };

@@ -154,6 +154,14 @@ TEST(Plan, ZeroThreeHalvesTheTriLMState) {
   EXPECT_DOUBLE_EQ(z3.optimizer, z2.optimizer);
   const double state2 = z2.total() - z2.activations, state3 = z3.total() - z3.activations;
   EXPECT_LE(state3, 0.5 * state2) << state3 / state2;
+  // A FloatLM's replicated weights under ZeRO-3 are its bf16 compute copy alone (the norm gains
+  // in f32), beside its latent shard: no replicated f32 model.
+  const Recipe fr = load_recipe(kRecipes + "floatlm/3.9b.yaml", {"parallel.tp=1"});
+  const MemoryPlan f3 = plan_memory(
+      load_recipe(kRecipes + "floatlm/3.9b.yaml", {"parallel.tp=1", "parallel.zero=3"}), 8);
+  const double norms = double((2 * fr.model.layers + 1) * fr.model.hidden);
+  EXPECT_DOUBLE_EQ(f3.compute, 2 * (double(f3.rank_params) - norms));
+  EXPECT_DOUBLE_EQ(f3.master, f3.optimizer / 2 + 4 * norms);  // 4 bytes of the 8 AdamW keeps
   std::printf(
       "TriLM 3.9B, tp 1 x dp 8: weights, gradients and AdamW state %.2f GiB under ZeRO-3, "
       "%.2f GiB under ZeRO-2 (%.3f)\n",

@@ -3,8 +3,8 @@
 // what every rank ends up holding is compared with one process's quantizer: the codes of every
 // projection equal kernels::pack_ternary's bit for bit where γ agrees, γ is within an f32 ulp of
 // the single process's (a sum over shards, added in another order), the floats are the latent
-// weights as they are, and the compute copies unpacked from the codes are what ternary_quantize
-// (one scale) or ternary_quantize_groups (several) write.
+// weights as they are or cast once to their 16-bit dtype, and the compute copies unpacked from
+// the codes are what ternary_quantize (one scale) or ternary_quantize_groups (several) write.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,18 +22,27 @@ using dist::ArenaParam;
 
 constexpr float kEps = 1e-5f;
 
-// A block's worth of parameters: float vectors and matrices, projections with one scale, with
-// row blocks and with column blocks, widths that are and are not multiples of 256.
+// A block's worth of parameters: float vectors and matrices in f32, bf16 and f16 (one of 21
+// bf16 values, whose bytes the next parameter's 16-byte alignment pads), projections with one
+// scale, with row blocks and with column blocks, widths that are and are not multiples of 256.
 std::vector<ArenaParam> block_params() {
   struct Shape {
     int64_t rows, cols;
     bool ternary;
     int64_t groups;
     int axis;
+    DType dtype = DType::f32;
   };
-  const Shape shapes[] = {{1, 80, false, 1, 0},  {96, 80, true, 1, 0},  {40, 512, true, 2, 1},
-                          {1, 80, false, 1, 0},  {200, 80, true, 4, 0}, {80, 200, true, 2, 1},
-                          {37, 80, false, 1, 0}, {64, 256, true, 1, 0}, {3, 300, true, 3, 0}};
+  const Shape shapes[] = {{1, 80, false, 1, 0},
+                          {96, 80, true, 1, 0},
+                          {40, 512, true, 2, 1},
+                          {1, 80, false, 1, 0, DType::f16},
+                          {200, 80, true, 4, 0},
+                          {80, 200, true, 2, 1},
+                          {37, 80, false, 1, 0, DType::bf16},
+                          {3, 7, false, 1, 0, DType::bf16},
+                          {64, 256, true, 1, 0},
+                          {3, 300, true, 3, 0}};
   std::vector<ArenaParam> out;
   int64_t off = 0;
   for (const Shape& s : shapes) {
@@ -44,6 +53,7 @@ std::vector<ArenaParam> block_params() {
     p.ternary = s.ternary;
     p.groups = s.groups;
     p.axis = s.axis;
+    p.dtype = s.dtype;
     out.push_back(p);
   }
   return out;
@@ -121,29 +131,28 @@ TEST(ShardedWeights, EveryRankRebuildsTheSingleProcessQuantization) {
         rank[size_t(r)]->set_gammas(all);
         rank[size_t(r)]->encode(shard[size_t(r)]);
       }
-      // The all-gathers: rank r's part of each bucket's codes and floats to every other rank.
+      // The all-gathers: rank r's part of each bucket's bytes to every other rank.
       for (size_t i = 0; i < buckets.size(); i++) {
-        int64_t code_at = 0, float_at = 0;
+        int64_t at = 0;
         for (int r = 0; r < d; r++) {
-          const int64_t c = rank[0]->code_counts(i)[size_t(r)],
-                        f = rank[0]->float_counts(i)[size_t(r)];
+          const int64_t c = rank[0]->byte_counts(i)[size_t(r)];
           for (int q = 0; q < d; q++) {
             if (q == r) continue;
-            Tensor codes = rank[size_t(q)]->bucket_codes(i).slice(code_at, code_at + c);
-            codes.copy_from(rank[size_t(r)]->bucket_codes(i).slice(code_at, code_at + c));
-            Tensor floats = rank[size_t(q)]->bucket_floats(i).slice(float_at, float_at + f);
-            floats.copy_from(rank[size_t(r)]->bucket_floats(i).slice(float_at, float_at + f));
+            Tensor bytes = rank[size_t(q)]->bucket_bytes(i).slice(at, at + c);
+            bytes.copy_from(rank[size_t(r)]->bucket_bytes(i).slice(at, at + c));
           }
-          code_at += c;
-          float_at += f;
+          at += c;
         }
       }
       for (int r = 0; r < d; r++)
         for (size_t k = 0; k < params.size(); k++) {
           const ArenaParam& p = params[k];
           if (!p.ternary) {
-            const Tensor got = rank[size_t(r)]->floats(k);
-            EXPECT_EQ(std::memcmp(got.raw(), arena.data<float>() + p.begin, got.nbytes()), 0)
+            const Tensor got = rank[size_t(r)]->floats(k),
+                         want_floats = arena.slice(p.begin, p.end).to(p.dtype);
+            ASSERT_EQ(got.dtype(), p.dtype);
+            ASSERT_EQ(got.nbytes(), want_floats.nbytes());
+            EXPECT_EQ(std::memcmp(got.raw(), want_floats.raw(), got.nbytes()), 0)
                 << "rank " << r << " param " << k;
             continue;
           }

@@ -183,8 +183,9 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
                b / 1e6, b / params, double(mine.calls[k]) * per_step);
   }
   fmt::print("peak memory per rank (the largest): {:.1f} MB\n", peak.data<double>()[0] / 1e6);
-  // ZeRO-3's replicated weights: the projections as codes, the rest in f32, all of it what the
-  // ranks together all-gather each step (ZeRO-1/2 gather 4 bytes for every parameter).
+  // ZeRO-3's replicated weights: the projections as codes, the rest as the passes read it (f32
+  // on the CPU), all of it what the ranks together all-gather each step (ZeRO-1/2 gather 4 bytes
+  // for every parameter).
   nlohmann::json wire;
   if (const dist::ShardedWeights* w = opt.data_parallel().sharded_weights()) {
     int64_t ternary = 0;
@@ -193,7 +194,7 @@ void bench_data_parallel(const std::string& path, const std::vector<std::string>
     const double codes = double(w->code_bytes()), floats = double(w->float_bytes());
     fmt::print(
         "ZeRO-3 weights all-gathered per step (all ranks): {:.3f} MB of codes for {} projection "
-        "weights ({:.3f} bits each: {:.4f} of their f32 bytes) + {:.3f} MB of f32 for the other "
+        "weights ({:.3f} bits each: {:.4f} of their f32 bytes) + {:.3f} MB of floats for the other "
         "{}; in all {:.4f} of ZeRO-2's f32 all-gather\n",
         codes / 1e6, format_count(double(ternary)), 8 * codes / double(ternary),
         codes / (4 * double(ternary)), floats / 1e6, format_count(params - double(ternary)),

@@ -24,14 +24,17 @@ dist::GradientLayout layout_of(const LM& model) {
     a.ternary = p->ternary;
     a.groups = p->scales.groups;
     a.axis = p->scales.axis;
+    // Zero 3 sends a float parameter as the passes read it: its 16-bit compute copy, or f32.
+    if (!p->ternary && p->compute.defined()) a.dtype = p->compute.dtype();
     l.params.push_back(a);
   }
   return l;
 }
 
-// ZeRO-3: the model's float masters become the engine's replicated copies, and its projections'
-// compute copies views into two slots the size of the largest bucket's projections (bucket i's
-// in slot i % 2: dist::DataParallel::weight_slots).
+// ZeRO-3: the engine's replicated floats become the model's float parameters (an f32 one's
+// master, or a 16-bit compute copy with no master beside it), and its projections' compute
+// copies views into two slots the size of the largest bucket's projections (bucket i's in slot
+// i % 2: dist::DataParallel::weight_slots).
 void bind_sharded_weights(LM& model, const dist::DataParallel& e,
                           const dist::GradientLayout& layout) {
   const dist::ShardedWeights& w = *e.sharded_weights();
@@ -50,7 +53,11 @@ void bind_sharded_weights(LM& model, const dist::DataParallel& e,
   size_t k = 0;
   model.shard_masters([&](int64_t begin, int64_t end) -> LM::MasterStorage {
     while (layout.params[k].begin < begin) k++;
-    if (!layout.params[k].ternary) return {w.floats(k).view({end - begin}), Tensor()};
+    if (!layout.params[k].ternary) {
+      const Tensor floats = w.floats(k);
+      if (floats.dtype() == DType::f32) return {floats, Tensor()};
+      return {Tensor(), floats};
+    }
     const size_t i = bucket_of(begin);
     Tensor compute = slot[slots[i].slot].slice(at[i], at[i] + end - begin);
     at[i] += end - begin;

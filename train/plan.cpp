@@ -48,13 +48,15 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
   else if (m.ternary())
     p.compute = 4 * projections;
   if (zero == 3) {
-    // The latent shard, and every float parameter replicated in f32 (gathered so).
-    const double floats = m.ternary() ? P - projections : P;
-    p.master = 4 * double(buckets.shard_elements) + (m.ternary() ? 4 * floats : 4 * P);
+    // The latent shard, and every float parameter replicated as the passes read it (gathered
+    // so): in a 16-bit run its compute copy alone, the norm gains in f32; else all in f32.
+    const double floats = m.ternary() ? P - projections : P,
+                 norms = double((2 * m.layers + 1) * m.hidden);
+    p.master = 4 * double(buckets.shard_elements) + 4 * (c != 4 ? norms : floats);
+    p.compute = c != 4 ? c * (floats - norms) : 0;
     if (m.ternary()) {
       // The projections' compute copies exist for two buckets at a time; every projection's
-      // 2-bit codes (rows padded to 256 columns) are replicated; float parameters keep their
-      // 16-bit copies.
+      // 2-bit codes (rows padded to 256 columns) are replicated.
       const int64_t d = m.hidden, tp = r.parallel.tp, q = d / tp, f = m.ffn / tp;
       auto code_bytes = [](int64_t rows, int64_t cols) {
         kernels::PackedTernary shape;  // the packing's own rule for padded rows
@@ -68,7 +70,7 @@ MemoryPlan plan_memory(const Recipe& r, int dp) {
       for (const dist::BucketPlan::Span& b : buckets.buckets)
         most = std::max<int64_t>(
             most, std::min<int64_t>(b.last_segment, m.layers) - std::max(b.first_segment, 1) + 1);
-      p.compute = c * 2 * double(most) * per_block + (c != 4 ? c * floats : 0);
+      p.compute += c * 2 * double(most) * per_block;
     }
   }
   p.grads = 4 * double(buckets.gradient_elements);
@@ -291,17 +293,24 @@ std::string describe_plan(const TrainingPlan& p, const Recipe& r, const std::str
     first = false;
   };
   const bool codes = m.codes > 0;  // ZeRO-3 of a TriLM
+  const bool sixteen = r.train.precision != "f32";
+  // Under ZeRO-3 the float parameters are replicated as gathered: in the compute dtype in a
+  // 16-bit run (the norm gains in f32), else in f32.
+  const std::string gathered = sixteen ? "the norm gains"
+                               : codes ? "the embedding, norms and LM head"
+                                       : "every weight";
   mem("weights", m.master,
-      stage < 3 ? "f32 master"
-      : codes   ? fmt::format("f32: the latent shard over dp {}, and the embedding, norms and LM "
-                                "head replicated",
-                              p.dp)
-                : fmt::format("f32: the latent shard over dp {}, and every weight gathered", p.dp));
-  if (m.compute > 0)
-    mem("compute copy", m.compute,
-        fmt::format("{}{}",
-                    r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision,
-                    codes ? ", the projections of two buckets at a time" : ""));
+      stage < 3
+          ? "f32 master"
+          : fmt::format("f32: the latent shard over dp {}, and {} as gathered", p.dp, gathered));
+  std::string compute = r.train.precision == "f32" ? "f32 ternary projections" : r.train.precision;
+  if (stage == 3 && sixteen)
+    compute += codes ? ": the embedding and LM head as gathered, the projections of two buckets "
+                       "at a time"
+                     : ": every weight but the norm gains, as gathered";
+  else if (codes)
+    compute += ", the projections of two buckets at a time";
+  if (m.compute > 0) mem("compute copy", m.compute, compute);
   if (codes) mem("codes", m.codes, "every projection's 2-bit codes, replicated");
   const std::string buckets = fmt::format("{} bucket{} of up to {}", m.buckets,
                                           m.buckets == 1 ? "" : "s", gib(4.0 * m.largest_bucket));

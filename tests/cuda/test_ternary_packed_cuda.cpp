@@ -203,18 +203,21 @@ TEST_F(PackedTernaryCuda, ZeroThreeStepsMatchTheCpu) {
 // ZeRO-3's replicated weights on the GPU (dist::ShardedWeights with device buffers): two ranks
 // simulated in one process, each one's device ShardedWeights against its CPU twin on the same
 // shard: the γ sums within 1e-12 (a tree in another order), then, from the same sums, every
-// code byte and float of the rank's own parts bit for bit.
+// byte of the rank's own parts (codes, f32 floats and floats cast to bf16) bit for bit.
 TEST_F(PackedTernaryCuda, ShardedWeightsEncodeAsOnTheCpu) {
   std::vector<dist::ArenaParam> params;
   int64_t at = 0;
-  for (auto [rows, cols, ternary, groups, axis] : {std::tuple{1, 80, false, 1, 0},
-                                                   {96, 300, true, 1, 0},
-                                                   {40, 512, true, 2, 1},
-                                                   {37, 80, false, 1, 0},
-                                                   {200, 80, true, 4, 0}}) {
+  for (auto [rows, cols, ternary, groups, axis, dtype] :
+       {std::tuple{1, 80, false, 1, 0, DType::f32},
+        {96, 300, true, 1, 0, DType::f32},
+        {40, 512, true, 2, 1, DType::f32},
+        {37, 80, false, 1, 0, DType::bf16},
+        {3, 7, false, 1, 0, DType::bf16},
+        {200, 80, true, 4, 0, DType::f32}}) {
     dist::ArenaParam p;
     p.begin = at, p.end = at += int64_t(rows) * cols;
     p.cols = rows > 1 ? cols : 0, p.ternary = ternary, p.groups = groups, p.axis = axis;
+    p.dtype = dtype;
     params.push_back(p);
   }
   const Tensor arena = randn({at}, 0.02);
@@ -248,17 +251,12 @@ TEST_F(PackedTernaryCuda, ShardedWeightsEncodeAsOnTheCpu) {
     cpu.set_gammas(all), gpu.set_gammas(all);
     cpu.encode(shard), gpu.encode(shard_gpu);
     for (size_t i = 0; i < buckets.size(); i++) {
-      int64_t code_at = 0, float_at = 0;
-      for (int q = 0; q < r; q++)
-        code_at += cpu.code_counts(i)[size_t(q)], float_at += cpu.float_counts(i)[size_t(q)];
-      const int64_t c = cpu.code_counts(i)[size_t(r)], f = cpu.float_counts(i)[size_t(r)];
-      const Tensor want_codes = cpu.bucket_codes(i).slice(code_at, code_at + c),
-                   got_codes = gpu.bucket_codes(i).slice(code_at, code_at + c).to(Device::cpu());
-      EXPECT_EQ(std::memcmp(got_codes.data<uint8_t>(), want_codes.data<uint8_t>(), size_t(c)), 0)
-          << "bucket " << i;
-      EXPECT_EQ(gpu.bucket_floats(i).slice(float_at, float_at + f).to_doubles(),
-                cpu.bucket_floats(i).slice(float_at, float_at + f).to_doubles())
-          << "bucket " << i;
+      int64_t from = 0;
+      for (int q = 0; q < r; q++) from += cpu.byte_counts(i)[size_t(q)];
+      const int64_t n = cpu.byte_counts(i)[size_t(r)];
+      const Tensor want_bytes = cpu.bucket_bytes(i).slice(from, from + n),
+                   got_bytes = gpu.bucket_bytes(i).slice(from, from + n).to(Device::cpu());
+      EXPECT_EQ(std::memcmp(got_bytes.raw(), want_bytes.raw(), size_t(n)), 0) << "bucket " << i;
     }
   }
 }
