@@ -3,12 +3,15 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <utility>
 
 #include "dist/nccl.h"
+#include "dist/roll_call.h"
 #include "dist/watchdog.h"
 #include "dist/world.h"
 
@@ -125,6 +128,26 @@ std::vector<int> mpi_counts(const std::vector<int64_t>& counts, std::vector<int>
   return out;
 }
 
+// Every host collective waits here, polling: between polls it answers roll calls
+// (dist/roll_call.h), and past parallel.timeout_s it calls the roll and ends the process with
+// one line naming the ranks that did not answer. (Inside MPI's blocking calls a rank could do
+// neither.)
+void wait_host(MPI_Request& request, const char* what) {
+  WaitMark mark(what);  // the watchdog thread's backstop
+  const double timeout = watchdog_timeout();
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    int done = 0;
+    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    answer_roll_calls();
+    if (timeout > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout)
+      end_hung_job(what, call_the_roll(kRollCallSeconds));
+    std::this_thread::yield();
+  }
+}
+
 }  // namespace
 
 struct Group::Impl {
@@ -166,10 +189,11 @@ Group Group::split(int color, int key) const {
 void Group::all_reduce(Tensor& t, ReduceOp op) const {
   if (size_ == 1) return;
   count(Collective::all_reduce, t.nbytes());
-  WaitMark mark("all_reduce");
   if (t.is_cuda()) return nccl::all_reduce(impl_->device_comm(), t, op);
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce"),
-                          mpi_type(t.dtype()), mpi_op(op), impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), "all_reduce"),
+                           mpi_type(t.dtype()), mpi_op(op), impl_->comm, &r));
+  wait_host(r, "all_reduce");
 }
 
 void Group::all_gather(const Tensor& local, Tensor& out) const {
@@ -177,14 +201,15 @@ void Group::all_gather(const Tensor& local, Tensor& out) const {
                 "all_gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(local.view(out.shape()));
   count(Collective::all_gather, local.nbytes());
-  WaitMark mark("all_gather");
   if (local.is_cuda()) return nccl::all_gather(impl_->device_comm(), local, out);
   // In place when `local` is this rank's slot of `out` (ZeRO's gather of updated weights).
   const bool in_place =
       local.raw() == static_cast<char*>(out.raw()) + size_t(rank_) * local.nbytes();
   const int n = mpi_count(local.numel(), "all_gather");
-  MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : local.raw(), n, mpi_type(local.dtype()),
-                          out.raw(), n, mpi_type(local.dtype()), impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : local.raw(), n, mpi_type(local.dtype()),
+                           out.raw(), n, mpi_type(local.dtype()), impl_->comm, &r));
+  wait_host(r, "all_gather");
 }
 
 void Group::gather(const Tensor& local, Tensor& out, int root) const {
@@ -195,10 +220,11 @@ void Group::gather(const Tensor& local, Tensor& out, int root) const {
                   "gather: {} from {} over {} ranks", out.str(), local.str(), size_);
   if (size_ == 1) return out.copy_from(host.view(out.shape()));
   count(Collective::gather, host.nbytes());
-  WaitMark mark("gather");
   const int n = mpi_count(host.numel(), "gather");
-  MPI_CHECK(MPI_Gather(host.raw(), n, mpi_type(host.dtype()), rank_ == root ? out.raw() : nullptr,
-                       n, mpi_type(host.dtype()), root, impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Igather(host.raw(), n, mpi_type(host.dtype()), rank_ == root ? out.raw() : nullptr,
+                        n, mpi_type(host.dtype()), root, impl_->comm, &r));
+  wait_host(r, "gather");
 }
 
 void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
@@ -206,37 +232,42 @@ void Group::reduce_scatter(const Tensor& full, Tensor& local) const {
                 "reduce_scatter: {} into {} over {} ranks", full.str(), local.str(), size_);
   if (size_ == 1) return local.copy_from(full.view(local.shape()));
   count(Collective::reduce_scatter, full.nbytes());
-  WaitMark mark("reduce_scatter");
   if (full.is_cuda()) return nccl::reduce_scatter(impl_->device_comm(), full, local);
-  MPI_CHECK(MPI_Reduce_scatter_block(full.raw(), local.raw(),
-                                     mpi_count(local.numel(), "reduce_scatter"),
-                                     mpi_type(full.dtype()), MPI_SUM, impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Ireduce_scatter_block(full.raw(), local.raw(),
+                                      mpi_count(local.numel(), "reduce_scatter"),
+                                      mpi_type(full.dtype()), MPI_SUM, impl_->comm, &r));
+  wait_host(r, "reduce_scatter");
 }
 
 void Group::broadcast(Tensor& t, int root) const {
   if (size_ == 1) return;
   if (rank_ == root) count(Collective::broadcast, t.nbytes());
-  WaitMark mark("broadcast");
   if (t.is_cuda()) return nccl::broadcast(impl_->device_comm(), t, root);
-  MPI_CHECK(MPI_Bcast(t.raw(), mpi_count(int64_t(t.nbytes()), "broadcast (bytes)"), MPI_BYTE, root,
-                      impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Ibcast(t.raw(), mpi_count(int64_t(t.nbytes()), "broadcast (bytes)"), MPI_BYTE, root,
+                       impl_->comm, &r));
+  wait_host(r, "broadcast");
 }
 
 void Group::barrier() const {
   if (size_ == 1) return;
-  WaitMark mark("barrier");
-  MPI_CHECK(MPI_Barrier(impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Ibarrier(impl_->comm, &r));
+  wait_host(r, "barrier");
 }
 
 std::string Group::broadcast(const std::string& s, int root) const {
   if (size_ == 1) return s;
   if (rank_ == root) count(Collective::broadcast, sizeof(int64_t) + s.size());
-  WaitMark mark("broadcast");
   int64_t n = int64_t(s.size());
-  MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Ibcast(&n, 1, MPI_INT64_T, root, impl_->comm, &r));
+  wait_host(r, "broadcast");
   std::string out = rank_ == root ? s : std::string(size_t(n), '\0');
-  if (n > 0)
-    MPI_CHECK(MPI_Bcast(out.data(), mpi_count(n, "broadcast"), MPI_CHAR, root, impl_->comm));
+  if (n == 0) return out;
+  MPI_CHECK(MPI_Ibcast(out.data(), mpi_count(n, "broadcast"), MPI_CHAR, root, impl_->comm, &r));
+  wait_host(r, "broadcast");
   return out;
 }
 
@@ -288,8 +319,7 @@ void Pending::wait() {
     nccl::wait(s->event);
     nccl::release(s->event);
   } else {
-    WaitMark mark("a gradient bucket's collective");
-    MPI_CHECK(MPI_Wait(&s->request, MPI_STATUS_IGNORE));
+    wait_host(s->request, "a gradient bucket's collective");
   }
 }
 
@@ -350,9 +380,10 @@ Pending Group::all_gather_async(Tensor& full, const std::vector<int64_t>& counts
 bool Group::any(bool flag) const {
   if (size_ == 1) return flag;
   count(Collective::all_reduce, sizeof(int));
-  WaitMark mark("all_reduce");
   int v = flag ? 1 : 0, out = 0;
-  MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, impl_->comm));
+  MPI_Request r;
+  MPI_CHECK(MPI_Iallreduce(&v, &out, 1, MPI_INT, MPI_MAX, impl_->comm, &r));
+  wait_host(r, "all_reduce");
   return out != 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/roll_call.h"
 
 namespace spectra::dist {
 
@@ -22,6 +23,7 @@ void init(int* argc, char*** argv) {
     // Errors come back as codes that spectra checks, instead of MPI aborting on its own.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   }
+  open_roll_call();  // a hung collective names the ranks that do not answer
   int r = world_rank();
   set_error_rank(r);
   log::set_rank(r);
@@ -30,7 +32,9 @@ void init(int* argc, char*** argv) {
 void finalize() {
   int fin = 0;
   MPI_Finalized(&fin);
-  if (g_we_initialized && !fin) MPI_Finalize();
+  if (fin) return;
+  close_roll_call();
+  if (g_we_initialized) MPI_Finalize();
 }
 
 bool initialized() {

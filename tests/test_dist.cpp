@@ -419,9 +419,10 @@ TEST(DataParallel, ZeroThreeGathersTwoBitCodes) {
 
 // A rank that stops answering (SIGSTOP), dies (SIGKILL) or throws inside a collective (injected,
 // under ZeRO-3) in the middle of training ends the whole job, never a hang: the hang through
-// parallel.timeout_s (dist/watchdog.h) with one error line from the waiting rank, the death
-// through mpirun, the throw through MPI_Abort with the thrower's line naming its rank and step.
-// No rank is left running, and the last checkpoint resumes to the end.
+// parallel.timeout_s (dist/watchdog.h) with one error line from a waiting rank naming the stopped
+// one (dist/roll_call.h), the death through mpirun, the throw through MPI_Abort with the
+// thrower's line naming its rank and step. No rank is left running, and the last checkpoint
+// resumes to the end.
 TEST(DataParallel, AFailingRankEndsTheJob) {
   for (const std::string signal : {"STOP", "KILL", "THROW"})
     for (int ranks : {2, 4}) {
@@ -467,9 +468,11 @@ TEST(DataParallel, AFailingRankEndsTheJob) {
       const size_t after = r.output.find(" after ");
       ASSERT_NE(after, std::string::npos) << r.output;
       EXPECT_LE(std::stoi(r.output.substr(after + 7)), 5 + 20) << r.output << log;
-      if (signal == "STOP") {  // the waiting ranks' own line
-        EXPECT_NE(log.find("no answer from the other ranks for 5 s"), std::string::npos) << log;
+      if (signal == "STOP") {  // a waiting rank's own line, naming the stopped one
+        EXPECT_NE(log.find("waited 5 s in "), std::string::npos) << log;
         EXPECT_NE(log.find("(parallel.timeout_s)"), std::string::npos) << log;
+        EXPECT_NE(log.find(fmt::format("rank {} does not answer", ranks - 1)), std::string::npos)
+            << log;
       }
       if (signal == "THROW")  // the thrower's line
         EXPECT_NE(log.find(fmt::format(
