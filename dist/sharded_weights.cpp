@@ -52,20 +52,20 @@ ShardedWeights::ShardedWeights(const std::vector<ArenaParam>& params, std::vecto
     s.p = p;
     s.byte_base = bytes = (bytes + 15) / 16 * 16;  // aligned for any dtype's view
     s.gamma_base = groups_;
+    int64_t size = 0;
     if (p.ternary) {
       s.packed.cols = p.row_length();
       s.packed.rows = (p.end - p.begin) / s.packed.cols;
       s.packed.groups = p.groups;
       s.packed.axis = p.axis;
-      code_bytes_ += s.packed.rows * s.packed.row_bytes();
-      bytes += s.packed.rows * s.packed.row_bytes();
+      code_bytes_ += size = s.packed.rows * s.packed.row_bytes();
       groups_ += p.groups;
     } else {
       SPECTRA_CHECK(is_floating(p.dtype), "ShardedWeights: float parameter in {}",
                     dtype_name(p.dtype));
-      float_bytes_ += (p.end - p.begin) * int64_t(dtype_size(p.dtype));
-      bytes += (p.end - p.begin) * int64_t(dtype_size(p.dtype));
+      float_bytes_ += size = (p.end - p.begin) * int64_t(dtype_size(p.dtype));
     }
+    bytes += size;
     param_.push_back(std::move(s));
   }
   // The replicated buffer lives where the model computes (the initial weights' device).

@@ -27,8 +27,9 @@ PackedTernary to_device(const PackedTernary& p, Device d);
 // allocator.
 void packed_matmul_cuda(const PackedTernary& w, const Tensor& x, Tensor& y, Activations mode);
 
-// ZeRO-3's steps (dist/sharded_weights.h) on device memory, for its GPU path (not wired yet:
-// ZeRO-3 runs on the CPU; scripts/gpu-check's step `packed` checks these against the CPU's):
+// ZeRO-3's steps (dist/sharded_weights.h) on device memory, for its GPU path (wired, off by
+// default until scripts/gpu-check's step `zero3` passes; its step `packed` checks these against
+// the CPU's):
 //  - ternary_row_abs_sums_cuda: Σ|w| in f64 over each row's scale block(s), rows [r0, r1) of
 //    p's matrix (w: those rows, f32), into sums [(r1 - r0) · blocks] f64, blocks = p.groups
 //    along columns, else 1; the host adds them in row order as kernels::ternary_abs_sums does;

@@ -152,11 +152,11 @@ TEST_F(PackedTernaryCuda, RefusesHostTensors) {
 // decode (n = 1) and prefill (n = 512). Each call reads another copy of the weights, enough copies
 // to exceed the L2 cache, so GEMV numbers are HBM numbers. GB/s counts weights, activations and
 // outputs once. Run by scripts/gpu-check (step packedbench) with --gtest_also_run_disabled_tests.
-// ZeRO-3's device steps (its GPU path is not wired yet) against the CPU's on fresh random
-// weights, for the rows a rank would hold (the last two thirds): the per-row sums added in row
-// order within 1e-12 of kernels::ternary_abs_sums (f64 sums in another order), the codes of
-// those rows bit for bit (the rows before them left as they were), and the compute copies
-// unpacked exactly in f32 and as the CPU's rounded once in bf16.
+// ZeRO-3's device steps (the kernels dist::ShardedWeights and the optimizer call on a GPU) against
+// the CPU's on fresh random weights, for the rows a rank would hold (the last two thirds): the
+// per-row sums added in row order within 1e-12 of kernels::ternary_abs_sums (f64 sums in another
+// order), the codes of those rows bit for bit (the rows before them left as they were), and the
+// compute copies unpacked exactly in f32 and as the CPU's rounded once in bf16.
 TEST_F(PackedTernaryCuda, ZeroThreeStepsMatchTheCpu) {
   for (const Case& k : kCases) {
     SCOPED_TRACE(::testing::Message()
